@@ -1,0 +1,170 @@
+"""Keeps the `user_kpi_summary` materialized view fresh, cheaply and boundedly.
+
+Statement-level triggers NOTIFY `kpi_dirty` on every write statement. This
+task LISTENs on a dedicated connection (not a pooled one: a pooled connection
+is reset on release and would drop the LISTEN) and debounces: it refreshes
+`debounce` seconds after the last notification, but never later than
+`max_delay` after the first unrefreshed one, so constant writes cannot starve
+the view. Staleness is therefore bounded by `max_delay` + one refresh, and the
+`kpi_view_staleness_seconds` gauge shows it live.
+
+Only one service process refreshes: the one holding a session advisory lock
+on its listener connection (the others retry for the lock, so a crashed
+leader is replaced within `leader_retry` seconds). After each refresh it
+NOTIFYs `kpi_refreshed`, which the caches use to evict KPI entries *after* the
+new numbers are visible, so a request in between cannot re-cache stale KPIs.
+
+Notifications sent while the connection is down are lost, so every
+(re)connection starts by marking the view dirty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import asyncpg
+
+from target_service.services.dashboard import kpi_window_start
+from target_service.telemetry import ServiceMetrics
+
+log = logging.getLogger(__name__)
+LEADER_LOCK = 0x6B70_6931  # "kpi1"
+REFRESH_SQL = "REFRESH MATERIALIZED VIEW CONCURRENTLY user_kpi_summary"
+
+
+class KpiRefresher:
+    """A background task; `start()` in the lifespan, `stop()` on shutdown."""
+
+    def __init__(self, dsn: str, metrics: ServiceMetrics, *, debounce: float = 0.2,
+                 max_delay: float = 1.0, leader_retry: float = 2.0,
+                 rollover_check: float = 60.0) -> None:
+        self.dsn = dsn
+        self.metrics = metrics
+        self.debounce = debounce
+        self.max_delay = max_delay
+        self.leader_retry = leader_retry
+        self.rollover_check = rollover_check
+        self.is_leader = False
+        self.refresh_count = 0
+        self._first_dirty: float | None = None
+        self._last_notify = 0.0
+        self._wake = asyncio.Event()
+        self._refreshed = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    @property
+    def alive(self) -> bool:
+        """The background task is running (a readiness check)."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="kpi-refresher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close()
+
+    def mark_dirty(self, *_: object) -> None:
+        """Record a change (listener callback); the loop refreshes after the debounce."""
+        now = time.monotonic()
+        if self._first_dirty is None:
+            self._first_dirty = now
+        self._last_notify = now
+        self._wake.set()
+
+    async def wait_for_refresh(self, after: int, timeout: float) -> bool:
+        """Wait until more than `after` refreshes happened (tests and the write path)."""
+        async with self._refreshed:
+            try:
+                await asyncio.wait_for(
+                    self._refreshed.wait_for(lambda: self.refresh_count > after), timeout)
+                return True
+            except TimeoutError:
+                return False
+
+    async def _close(self) -> None:
+        self.is_leader = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), 2)
+            self._conn = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._lead_and_refresh()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("kpi refresher lost its connection (%s); reconnecting", exc)
+                await self._close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _lead_and_refresh(self) -> None:
+        self._conn = await asyncpg.connect(self.dsn, server_settings={
+            "application_name": "target_service:kpi_refresher", "timezone": "UTC"})
+        while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+            await asyncio.sleep(self.leader_retry)
+        self.is_leader = True
+        await self._conn.add_listener("kpi_dirty", self.mark_dirty)
+        self.mark_dirty()  # anything that changed while nobody listened
+        next_rollover = time.monotonic() + self.rollover_check
+        while True:
+            timeout = max(0.05, next_rollover - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(timeout, 0.5))
+            self._update_staleness()
+            if time.monotonic() >= next_rollover:
+                next_rollover = time.monotonic() + self.rollover_check
+                if await self._window_rolled():
+                    self.mark_dirty()
+            if self._first_dirty is None:
+                self._wake.clear()
+                continue
+            due = min(self._last_notify + self.debounce, self._first_dirty + self.max_delay)
+            if time.monotonic() < due:
+                await asyncio.sleep(due - time.monotonic())
+                continue
+            await self._refresh()
+
+    async def _window_rolled(self) -> bool:
+        assert self._conn is not None
+        current = await self._conn.fetchval("SELECT min(window_start) FROM user_kpi_summary")
+        return current is not None and current < kpi_window_start()
+
+    async def _refresh(self) -> None:
+        assert self._conn is not None
+        first = self._first_dirty
+        self._first_dirty = None
+        self._wake.clear()
+        start = time.monotonic()
+        try:
+            await self._conn.execute(REFRESH_SQL)
+            await self._conn.execute("SELECT pg_notify('kpi_refreshed', '')")
+        except asyncpg.PostgresError:
+            self.metrics.kpi_refreshes.labels("error").inc()
+            if self._first_dirty is None:
+                self._first_dirty = first  # still dirty; retried by the loop
+            raise
+        end = time.monotonic()
+        self.metrics.kpi_refreshes.labels("ok").inc()
+        self.metrics.kpi_refresh_duration.observe(end - start)
+        if first is not None:
+            self.metrics.kpi_change_to_visible.observe(end - first)
+        self._update_staleness()
+        async with self._refreshed:
+            self.refresh_count += 1
+            self._refreshed.notify_all()
+
+    def _update_staleness(self) -> None:
+        first = self._first_dirty
+        self.metrics.kpi_staleness.set(0 if first is None else time.monotonic() - first)

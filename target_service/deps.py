@@ -1,0 +1,95 @@
+"""Dependency aliases: resources built in the lifespan, injected per request.
+
+Routers declare what they need with these `Annotated` aliases and never reach
+for globals; tests can override any of them through `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from target_service.db.pool import Database
+from target_service.db.queries import users as q
+from target_service.db.seed_data import hash_api_key
+from target_service.errors import Unauthorized
+from target_service.services.activity import ActivityService
+from target_service.services.agents import AgentsService
+from target_service.services.dashboard import DashboardService
+from target_service.settings import Settings
+
+
+@dataclass
+class Resources:
+    """Everything the lifespan builds, stored on `app.state.resources`."""
+
+    settings: Settings
+    db: Database
+    dashboard: DashboardService
+    agents: AgentsService
+    activity: ActivityService
+    ready_checks: dict[str, object]
+
+
+def get_resources(request: Request) -> Resources:
+    return request.app.state.resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_db(resources: ResourcesDep) -> Database:
+    return resources.db
+
+
+def get_settings(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+def get_dashboard(resources: ResourcesDep) -> DashboardService:
+    return resources.dashboard
+
+
+def get_agents(resources: ResourcesDep) -> AgentsService:
+    return resources.agents
+
+
+def get_activity(resources: ResourcesDep) -> ActivityService:
+    return resources.activity
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DashboardDep = Annotated[DashboardService, Depends(get_dashboard)]
+AgentsDep = Annotated[AgentsService, Depends(get_agents)]
+ActivityDep = Annotated[ActivityService, Depends(get_activity)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The authenticated caller; every query is scoped to `id`."""
+
+    id: int
+    name: str
+
+
+async def get_current_user(
+    db: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    """Resolve `Authorization: Bearer <key>` to a user; 401 otherwise."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("missing bearer API key")
+    row = await db.fetchrow("auth_user_by_key", q.USER_BY_KEY_HASH,
+                            hash_api_key(credentials.credentials))
+    if row is None:
+        raise Unauthorized("invalid API key")
+    return CurrentUser(id=row["id"], name=row["name"])
+
+
+UserDep = Annotated[CurrentUser, Depends(get_current_user)]

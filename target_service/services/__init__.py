@@ -1,0 +1,1 @@
+"""Domain logic between thin routers and the SQL in db/queries."""

@@ -1,0 +1,157 @@
+"""Prometheus metrics (and the request-timing middleware) for the service.
+
+Nothing here is built at import time: `ServiceMetrics(registry)` is created in
+`create_app`, so tests can build many apps side by side, each with its own
+registry. When the service runs with several uvicorn workers, the harness sets
+`PROMETHEUS_MULTIPROC_DIR` and `/metrics` aggregates every worker's values
+(prometheus-client's multiprocess mode); gauges declare how they aggregate.
+
+The harness reads these series at the start and end of a measured window, so
+histogram buckets are chosen to resolve the latencies a dashboard API has
+(sub-millisecond cache hits to multi-second naive queries).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
+    0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The prometheus multiprocess directory when the service runs several workers."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class ServiceMetrics:
+    """HTTP, database and KPI-view metrics of one service process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "Request duration by route template (server side, excluding socket time).",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.http_in_flight = Gauge(
+            "http_requests_in_flight",
+            "Requests being handled right now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_query_duration = Histogram(
+            "db_query_duration_seconds",
+            "Duration of each named SQL query, including waiting for its result.",
+            ["query"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.db_query_errors = Counter(
+            "db_query_errors_total", "Named queries that raised.", ["query", "kind"],
+            registry=registry,
+        )
+        self.db_pool_size = Gauge(
+            "db_pool_size", "Open connections in the pool.", registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_pool_max = Gauge(
+            "db_pool_max_size", "Configured maximum pool size.", registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_pool_in_use = Gauge(
+            "db_pool_in_use", "Connections checked out of the pool.", registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_pool_waiting = Gauge(
+            "db_pool_waiting", "Tasks waiting to acquire a connection.", registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.db_pool_acquire = Histogram(
+            "db_pool_acquire_seconds",
+            "Time spent waiting for a pool connection.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.db_pool_acquire_timeouts = Counter(
+            "db_pool_acquire_timeouts_total", "Acquires that gave up.", registry=registry,
+        )
+        self.kpi_refreshes = Counter(
+            "kpi_view_refreshes_total", "KPI view refreshes by outcome.", ["outcome"],
+            registry=registry,
+        )
+        self.kpi_refresh_duration = Histogram(
+            "kpi_view_refresh_seconds", "Duration of REFRESH MATERIALIZED VIEW CONCURRENTLY.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.kpi_staleness = Gauge(
+            "kpi_view_staleness_seconds",
+            "Age of the oldest change not yet visible in the KPI view (0 when fresh).",
+            registry=registry, multiprocess_mode="max",
+        )
+        self.kpi_change_to_visible = Histogram(
+            "kpi_view_change_to_visible_seconds",
+            "From the first unrefreshed change notification to the end of the refresh.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body, aggregated over workers in multiprocess mode."""
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request and labels it with the matched route template.
+
+    A pure ASGI middleware (not BaseHTTPMiddleware) so it adds no task per
+    request. The route template (`/api/v1/agents/{agent_id}`) is read from the
+    scope after routing; unmatched paths share one label to bound cardinality.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.http_in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.http_in_flight.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.http_duration.labels(
+                scope["method"], template, str(status)
+            ).observe(time.perf_counter() - start)

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real PostgreSQL (embedded by default), seeded `tiny` datasets,
+and the service driven in-process through `httpx.ASGITransport`.
+
+Set `HARNESS_TEST_DATABASE_URL` to run the suite against an external server
+instead of the embedded one (the role needs CREATEDB).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from harness import database
+from target_service.app import create_app
+from target_service.settings import Settings
+
+TEST_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Admin URL of the PostgreSQL server the tests use; stopped at the end."""
+    external = os.environ.get("HARNESS_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = database.EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@dataclass
+class Datasets:
+    """The tiny dataset's two templates (base schema only, and optimized)."""
+
+    admin_dsn: str
+    base: database.Dataset
+    optimized: database.Dataset
+
+    @property
+    def manifest(self) -> dict:
+        return self.optimized.manifest
+
+    async def clone(self, profile: str) -> str:
+        template = self.optimized if profile == "optimized" else self.base
+        return await database.clone(self.admin_dsn, template.template, purpose="test")
+
+    async def drop(self, dsn: str) -> None:
+        await database.drop(self.admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+async def datasets(pg_admin_dsn: str) -> Datasets:
+    base = await database.ensure_dataset(pg_admin_dsn, "tiny", TEST_SEED, optimized=False)
+    opt = await database.ensure_dataset(pg_admin_dsn, "tiny", TEST_SEED, optimized=True)
+    return Datasets(pg_admin_dsn, base, opt)
+
+
+@pytest.fixture(scope="session")
+async def shared_dbs(datasets: Datasets) -> AsyncIterator[dict[str, str]]:
+    """One read-mostly clone per profile, shared by tests that do not write."""
+    dsns = {p: await datasets.clone(p) for p in ("optimized", "naive")}
+    yield dsns
+    for dsn in dsns.values():
+        await datasets.drop(dsn)
+
+
+@pytest.fixture
+async def fresh_db(datasets: Datasets) -> AsyncIterator[Callable[[str], object]]:
+    """Factory of private clones for tests that write; dropped afterwards."""
+    made: list[str] = []
+
+    async def make(profile: str = "optimized") -> str:
+        dsn = await datasets.clone(profile)
+        made.append(dsn)
+        return dsn
+
+    yield make
+    for dsn in made:
+        await datasets.drop(dsn)
+
+
+@asynccontextmanager
+async def running_app(dsn: str, profile: str = "optimized",
+                      **overrides: object) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The service with its lifespan running, and a client talking to it in-process."""
+    settings = Settings(database_url=dsn, profile=profile, **overrides)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://target") as client:
+            yield app, client
+
+
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def busiest_user(manifest: dict) -> dict:
+    return max(manifest["users"], key=lambda u: u["weight"])
+
+
+def two_users(manifest: dict) -> tuple[dict, dict]:
+    ranked = sorted(manifest["users"], key=lambda u: u["weight"], reverse=True)
+    return ranked[0], ranked[1]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
