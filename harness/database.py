@@ -15,11 +15,13 @@ migrations, so both hold the very same rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -35,6 +37,7 @@ from target_service.db.seed_data import GENERATOR_VERSION, PRESETS
 
 log = logging.getLogger(__name__)
 TEMPLATE_LOCK = 0x7470_6C31  # "tpl1"
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -61,7 +64,9 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; returns an admin URL."""
-        import pgserver  # imported late: it touches the filesystem on import
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver  # imported late: it touches the filesystem on import
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._prune_dead_handles()
@@ -147,9 +152,13 @@ async def ensure_dataset(admin_dsn: str, preset: str, seed_value: int, *, optimi
             await _build(admin_dsn, conn, target, base, optimized=True, seeder=None)
         await _drop_stale(conn, preset, seed_value, keep={base, target})
         manifest = await _read_manifest(admin_dsn, target)
+    except _DB_ERRORS as exc:
+        raise DatabaseError(f"preparing dataset {target} failed: {exc}") from exc
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK)
-        await conn.close()
+        if not conn.is_closed():
+            with contextlib.suppress(*_DB_ERRORS):
+                await conn.execute("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK)
+            await conn.close()
     return Dataset(target, manifest)
 
 
@@ -166,7 +175,7 @@ async def _build(admin_dsn: str, admin: asyncpg.Connection, name: str, template:
             await seeder(conn)
             await seed.verify(conn)
         await conn.execute("VACUUM ANALYZE")
-    except (asyncpg.PostgresError, RuntimeError) as exc:
+    except (*_DB_ERRORS, RuntimeError) as exc:
         raise DatabaseError(f"building dataset {name} failed: {exc}") from exc
     finally:
         await conn.close()

@@ -8,6 +8,8 @@ instead of the embedded one (the role needs CREATEDB).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,17 +27,24 @@ TEST_SEED = 7
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Admin URL of the PostgreSQL server the tests use; stopped at the end."""
+def pg_admin_dsn() -> str:
+    """Admin URL of the PostgreSQL server the tests use; stopped and removed at the end.
+
+    Not under pytest's tmp_path: pytest makes its base directory private (0700)
+    on every start, and the embedded server runs as another OS user when the
+    tests run as root, so a concurrent pytest could lock it out.
+    """
     external = os.environ.get("HARNESS_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = database.EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    root = Path(tempfile.mkdtemp(prefix="harness-test-pg-"))
+    server = database.EmbeddedPostgres(root / "data")
     try:
         yield server.start()
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

@@ -76,9 +76,10 @@ async def applied_versions(conn: asyncpg.Connection) -> dict[int, str]:
     return {r["version"]: r["checksum"] for r in rows}
 
 
-async def migrate(conn: asyncpg.Connection, *, optimized: bool) -> list[Migration]:
+async def migrate(conn: asyncpg.Connection, *, optimized: bool,
+                  directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply every pending migration for the profile; returns what was applied."""
-    wanted = select(discover(), optimized=optimized)
+    wanted = select(discover(directory), optimized=optimized)
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(

@@ -97,14 +97,14 @@ SELECT CASE WHEN la.score >= 80 THEN 'hot'
             ELSE 'poor' END AS bucket,
        count(*) AS leads
 FROM lead_analytics la JOIN leads l ON l.id = la.lead_id
-WHERE la.user_id = $1 AND l.created_at >= $2 AND l.created_at < $3
+WHERE la.user_id = $1 AND l.user_id = $1 AND l.created_at >= $2 AND l.created_at < $3
 GROUP BY 1
 """
 
 # naive: one count per bucket ($4, $5: score bounds, inclusive)
 NAIVE_LEAD_QUALITY_BUCKET = """
 SELECT count(*) FROM lead_analytics la JOIN leads l ON l.id = la.lead_id
-WHERE la.user_id = $1 AND l.created_at >= $2 AND l.created_at < $3
+WHERE la.user_id = $1 AND l.user_id = $1 AND l.created_at >= $2 AND l.created_at < $3
   AND la.score BETWEEN $4 AND $5
 """
 

@@ -1,0 +1,176 @@
+"""The `harness` command: parsing, wiring and exit codes only.
+
+Every command's errors come through `main()`, which turns a `HarnessError`
+into one line on stderr and its exit code (2: usage or configuration, 3: the
+run could not be carried out); nothing else reaches the user as a traceback.
+SIGTERM is treated like Ctrl-C, so `finally` blocks stop every child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness import database
+from harness.errors import ConfigError, HarnessError, Interrupted
+from harness.stack import Stack, StackConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Load-test and observe the dashboard API; gate CI on regressions.")
+stack_app = typer.Typer(no_args_is_help=True, help="Run the stack for manual or scripted use.")
+db_app = typer.Typer(no_args_is_help=True, help="Datasets and database maintenance.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+out = Console()
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="tiny | small | medium | large")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Dataset seed (deterministic data).")]
+ProfileOpt = Annotated[str, typer.Option("--profile", help="optimized | naive")]
+DbUrlOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="HARNESS_DATABASE_URL",
+    help="External PostgreSQL URL (default: embedded PostgreSQL under .harness/pg).")]
+StateOpt = Annotated[Path, typer.Option("--state-dir", help="Where embedded data lives.")]
+
+
+def _phase(message: str) -> None:
+    err.print(f"[dim]•[/dim] {message}")
+
+
+class _SeedProgress:
+    """Prints seeding progress at most every second (rows copied per table)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, table: str, rows: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            err.print(f"  [dim]seeding {table}: {rows:,} rows[/dim]")
+
+
+@stack_app.command("up")
+def stack_up(
+    dataset: DatasetOpt = "small",
+    seed: SeedOpt = 42,
+    profile: ProfileOpt = "optimized",
+    database_url: DbUrlOpt = None,
+    port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
+    target_workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    state_dir: StateOpt = Path(".harness"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON line when ready.")] = False,
+) -> None:
+    """Start database, dataset and target service; stay up until Ctrl-C or SIGTERM."""
+    config = StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
+                         state_dir=state_dir, run_dir=state_dir / "stack", port=port,
+                         target_workers=target_workers)
+    with Stack(config, on_phase=_phase, on_seed_progress=_SeedProgress()) as stack:
+        info = stack.info
+        assert info is not None
+        if json_out:
+            print(info.as_json(), flush=True)
+        else:
+            user = max(stack.manifest["users"], key=lambda u: u["weight"])
+            out.print(f"[bold green]ready[/bold green]  profile={profile} dataset={dataset}")
+            out.print(f"  target:   {info.target_url}")
+            out.print(f"  metrics:  {info.metrics_url}")
+            out.print(f"  manifest: {info.manifest}")
+            out.print(f"  database: {database.redact(info.database_url)}")
+            out.print("  try:", style="dim")
+            print(f"    curl -s -H 'Authorization: Bearer {user['api_key']}' "
+                  f"{info.target_url}/api/v1/dashboard/overview", flush=True)
+            out.print("  Ctrl-C stops everything.", style="dim")
+        try:
+            while stack.target is not None and stack.target.alive:
+                time.sleep(0.5)
+        except Interrupted:
+            err.print("stopping…")
+            return
+        raise stack.target.fail("exited unexpectedly") if stack.target else HarnessError("stopped")
+
+
+@db_app.command("seed")
+def db_seed(
+    dataset: DatasetOpt = "small",
+    seed: SeedOpt = 42,
+    database_url: DbUrlOpt = None,
+    state_dir: StateOpt = Path(".harness"),
+) -> None:
+    """Build (or reuse) the dataset templates for both profiles and report the time."""
+    config = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
+                         state_dir=state_dir)
+    config.validate()
+    embedded = None
+    if database_url:
+        admin = database_url
+    else:
+        embedded = database.EmbeddedPostgres(state_dir / "pg")
+        admin = embedded.start()
+    try:
+        started = time.perf_counter()
+        for optimized in (False, True):
+            ds = asyncio.run(database.ensure_dataset(admin, dataset, seed, optimized=optimized,
+                                                     progress=_SeedProgress()))
+            out.print(f"{ds.template}: ready")
+        counts = ds.manifest.get("counts", {})
+        out.print(f"dataset {dataset} (seed {seed}) ready in {time.perf_counter() - started:.1f}s: "
+                  + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@db_app.command("maintain")
+def db_maintain(
+    database_url: Annotated[str, typer.Option("--database-url", envvar="HARNESS_DATABASE_URL",
+                                              help="The service database to maintain.")],
+    force: Annotated[bool, typer.Option(help="Roll even if the cutoff is recent.")] = False,
+) -> None:
+    """Roll the recent-calls partial index forward (run daily, e.g. from cron)."""
+    import asyncpg
+
+    from target_service.db.maintenance import roll_recent_calls_index
+
+    async def roll():
+        try:
+            conn = await asyncpg.connect(database_url, timeout=10)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise ConfigError(f"cannot connect to {database.redact(database_url)}: {exc}") from exc
+        try:
+            return await roll_recent_calls_index(conn, force=force)
+        finally:
+            await conn.close()
+
+    result = asyncio.run(roll())
+    verb = "rolled to" if result.rolled else "up to date:"
+    out.print(f"recent_calls index {verb} {result.index_name} (cutoff {result.cutoff:%Y-%m-%d})")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # Our own exception, not KeyboardInterrupt: click would turn that into
+    # "Aborted!" and exit 1, and the documented code for an interrupted run is 3.
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app()
+    except HarnessError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
