@@ -43,3 +43,9 @@ class ComponentFailed(RunFailed):
         super().__init__(f"{component}: {message}{where}")
         self.component = component
         self.log = log
+
+
+class Interrupted(HarnessError):
+    """Ctrl-C or SIGTERM: stop cleanly, keep what was measured, exit 3."""
+
+    exit_code = 3
