@@ -66,13 +66,14 @@ def stack_up(
     database_url: DbUrlOpt = None,
     port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
     target_workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
     state_dir: StateOpt = Path(".harness"),
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON line when ready.")] = False,
 ) -> None:
-    """Start database, dataset and target service; stay up until Ctrl-C or SIGTERM."""
+    """Start database, dataset, ElevenLabs stub and target service; stay up until Ctrl-C."""
     config = StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
                          state_dir=state_dir, run_dir=state_dir / "stack", port=port,
-                         target_workers=target_workers)
+                         target_workers=target_workers, faults=faults)
     with Stack(config, on_phase=_phase, on_seed_progress=_SeedProgress()) as stack:
         info = stack.info
         assert info is not None
@@ -82,6 +83,7 @@ def stack_up(
             user = max(stack.manifest["users"], key=lambda u: u["weight"])
             out.print(f"[bold green]ready[/bold green]  profile={profile} dataset={dataset}")
             out.print(f"  target:   {info.target_url}")
+            out.print(f"  stub:     {info.stub_url}  (faults: POST {info.stub_url}/__admin/faults)")
             out.print(f"  metrics:  {info.metrics_url}")
             out.print(f"  manifest: {info.manifest}")
             out.print(f"  database: {database.redact(info.database_url)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import shutil
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import httpx
 from harness import database
 from harness.errors import ConfigError, HarnessError, UsageError
 from harness.process import ManagedProcess, check_port_free, free_port
+from harness.stubs.elevenlabs_faults import PRESETS as FAULT_PRESETS
 from target_service.db.seed_data import PRESETS
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class StackConfig:
     port: int = 0
     target_workers: int = 1
     keep_database: bool = False
+    faults: str = "healthy"
+    stub: bool = True
     target_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -56,6 +60,9 @@ class StackConfig:
         if self.database_url is not None and not self.database_url.startswith(
                 ("postgresql://", "postgres://")):
             raise UsageError("--database-url must be a postgresql:// URL")
+        if self.faults not in FAULT_PRESETS:
+            raise UsageError(f"unknown fault preset {self.faults!r}; choose from "
+                             f"{', '.join(sorted(FAULT_PRESETS))}")
         if self.port:
             check_port_free(self.host, self.port)
 
@@ -90,6 +97,9 @@ class Stack:
         self._admin_dsn: str | None = None
         self._run_dsn: str | None = None
         self.target: ManagedProcess | None = None
+        self.stub: ManagedProcess | None = None
+        self.stub_url: str | None = None
+        self._stub_key = secrets.token_urlsafe(24)
         self.manifest: dict = {}
         self.info: StackInfo | None = None
 
@@ -119,10 +129,14 @@ class Stack:
         self._run_dsn = asyncio.run(database.clone(self._admin_dsn, dataset.template))
         manifest_path = cfg.run_dir / "dataset.json"
         manifest_path.write_text(json.dumps(self.manifest, indent=1))
+        if cfg.stub:
+            self.on_phase(f"starting the ElevenLabs stub (faults: {cfg.faults})")
+            self.stub_url = self._start_stub(manifest_path)
         self.on_phase(f"starting the target service ({cfg.profile})")
         target_url = self._start_target()
         self.info = StackInfo(target_url=target_url, metrics_url=f"{target_url}/metrics",
-                              database_url=self._run_dsn, manifest=str(manifest_path.resolve()))
+                              database_url=self._run_dsn, manifest=str(manifest_path.resolve()),
+                              stub_url=self.stub_url)
         return self.info
 
     def down(self) -> None:
@@ -130,6 +144,9 @@ class Stack:
         if self.target is not None:
             self.target.stop()
             self.target = None
+        if self.stub is not None:
+            self.stub.stop()
+            self.stub = None
         if self._run_dsn and self._admin_dsn and not self.config.keep_database:
             try:
                 asyncio.run(database.drop(self._admin_dsn, self._run_dsn))
@@ -152,6 +169,25 @@ class Stack:
         self._embedded = database.EmbeddedPostgres(cfg.state_dir / "pg")
         return self._embedded.start()
 
+    def _start_stub(self, manifest: Path) -> str:
+        """The ElevenLabs stand-in; its key travels by environment, never on argv."""
+        self.stub = ManagedProcess(
+            "ElevenLabs stub",
+            [sys.executable, "-m", "harness.stubs.elevenlabs", "--manifest", str(manifest),
+             "--port", "0", "--host", self.config.host, "--faults", self.config.faults],
+            self.logs / "stub.log", env={"STUB_API_KEY": self._stub_key}).start()
+        found: dict[str, str] = {}
+
+        def ready() -> bool:
+            for line in self.stub.log_path.read_text(errors="replace").splitlines():
+                if line.startswith('{"stub_url"'):
+                    found.update(json.loads(line))
+                    return True
+            return False
+
+        self.stub.wait_until(ready, timeout=30, what="serving")
+        return found["stub_url"]
+
     def _start_target(self) -> str:
         cfg = self.config
         port = cfg.port or free_port(cfg.host)
@@ -162,6 +198,9 @@ class Stack:
             "TARGET_HOST": cfg.host,
             "TARGET_PORT": str(port),
             "TARGET_WORKERS": str(cfg.target_workers),
+            "TARGET_ELEVENLABS_ENABLED": "true" if self.stub_url else "false",
+            "TARGET_ELEVENLABS__BASE_URL": self.stub_url or "",
+            "TARGET_ELEVENLABS__API_KEY": self._stub_key,
             **cfg.target_env,
         }
         if cfg.target_workers > 1:

@@ -27,7 +27,9 @@ from target_service.db.pool import Database
 from target_service.deps import Resources
 from target_service.errors import ApiError, DatabaseUnavailable
 from target_service.services.activity import ActivityService
-from target_service.services.agents import AgentsService, SnapshotResolver
+from target_service.jobs import JobMetrics, JobQueue
+from target_service.services.agents import AgentsService
+from target_service.services.upstream import UpstreamResources
 from target_service.services.dashboard import DashboardService
 from target_service.settings import Settings
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
@@ -79,6 +81,10 @@ def create_app(settings: Settings | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await Database.connect(settings, metrics)
+        jobs = JobQueue("service", workers=2, max_queued=10_000,
+                        metrics=JobMetrics(metrics.registry))
+        jobs.start()
+        upstream = UpstreamResources.build(settings, metrics, db, jobs)
         refresher: KpiRefresher | None = None
         ready: dict[str, object] = {}
         if settings.flags.kpi_view and settings.flags.kpi_refresher:
@@ -90,17 +96,21 @@ def create_app(settings: Settings | None = None,
         app.state.resources = Resources(
             settings=settings, db=db,
             dashboard=DashboardService(db, settings),
-            agents=AgentsService(db, settings, SnapshotResolver()),
+            agents=AgentsService(db, settings, upstream.resolver),
             activity=ActivityService(db),
             ready_checks=ready,
         )
         app.state.kpi_refresher = refresher
+        app.state.jobs = jobs
+        app.state.upstream = upstream
         log.info("target service ready (profile=%s)", settings.profile)
         try:
             yield
         finally:
             if refresher is not None:
                 await refresher.stop()
+            await upstream.close()
+            await jobs.close(timeout=5.0)
             await db.close()
 
     app = FastAPI(title="Voice-agent dashboard API", version="1.0.0", lifespan=lifespan)

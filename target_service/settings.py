@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from target_service.elevenlabs.settings import ElevenLabsSettings
+
 ProfileName = Literal["optimized", "naive"]
 
 
@@ -33,6 +35,14 @@ class Toggles(BaseModel):
     """Run the debounced `REFRESH MATERIALIZED VIEW CONCURRENTLY` listener."""
     custom_plans: bool = True
     """`plan_cache_mode=force_custom_plan`, so prepared statements can use partial indexes."""
+    parallel_upstream: bool = True
+    """Fetch every agent's ElevenLabs configuration at once (else one after another)."""
+    upstream_retries: bool = True
+    """Retry transient ElevenLabs failures with backoff (else one attempt)."""
+    circuit_breaker: bool = True
+    """Stop calling a failing ElevenLabs for a cool-down and serve fallbacks at once."""
+    config_cache: bool = True
+    """Keep ElevenLabs configurations in memory: fresh within a TTL, a fallback after."""
 
 
 PROFILES: dict[str, Toggles] = {
@@ -44,6 +54,10 @@ PROFILES: dict[str, Toggles] = {
         rollup_charts=False,
         kpi_refresher=False,
         custom_plans=False,
+        parallel_upstream=False,
+        upstream_retries=False,
+        circuit_breaker=False,
+        config_cache=False,
     ),
 }
 
@@ -89,6 +103,16 @@ class Settings(BaseSettings):
     max_range_days: int = Field(default=366, ge=1)
     max_page_size: int = Field(default=100, ge=1)
 
+    elevenlabs: ElevenLabsSettings = ElevenLabsSettings()
+    elevenlabs_enabled: bool = True
+    """Off: configurations come from the stored snapshots only (no upstream calls)."""
+    config_fresh_s: float = Field(default=60.0, gt=0)
+    """A cached configuration younger than this is as good as live."""
+    config_retention_s: float = Field(default=3_600.0, gt=0)
+    """How long a cached configuration stays usable as a fallback."""
+    snapshot_refresh_s: float = Field(default=300.0, ge=0)
+    """Rewrite an agent's stored snapshot when older than this (or changed)."""
+
     @model_validator(mode="after")
     def _fill_toggles(self) -> Settings:
         if self.toggles is None:
@@ -100,3 +124,12 @@ class Settings(BaseSettings):
         """The effective toggles (never None after validation)."""
         assert self.toggles is not None
         return self.toggles
+
+    @property
+    def upstream(self) -> ElevenLabsSettings:
+        """The ElevenLabs client settings with the profile's toggles applied."""
+        return self.elevenlabs.model_copy(update={
+            "parallel": self.elevenlabs.parallel and self.flags.parallel_upstream,
+            "retries": self.elevenlabs.retries and self.flags.upstream_retries,
+            "circuit_breaker": self.elevenlabs.circuit_breaker and self.flags.circuit_breaker,
+        })

@@ -27,6 +27,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from target_service.cache.metrics import CacheMetricFamilies
+
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1,
     0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
@@ -43,6 +45,8 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # one set of cache_* families per registry, shared by every named cache
+        self.cache_families = CacheMetricFamilies(registry)
         self.http_duration = Histogram(
             "http_request_duration_seconds",
             "Request duration by route template (server side, excluding socket time).",

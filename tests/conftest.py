@@ -101,7 +101,12 @@ async def fresh_db(datasets: Datasets) -> AsyncIterator[Callable[[str], object]]
 @asynccontextmanager
 async def running_app(dsn: str, profile: str = "optimized",
                       **overrides: object) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The service with its lifespan running, and a client talking to it in-process."""
+    """The service with its lifespan running, and a client talking to it in-process.
+
+    ElevenLabs is off unless the test passes `elevenlabs=...` (a stub's URL):
+    no test ever reaches for the real API.
+    """
+    overrides.setdefault("elevenlabs_enabled", "elevenlabs" in overrides)
     settings = Settings(database_url=dsn, profile=profile, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):

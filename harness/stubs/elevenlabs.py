@@ -58,6 +58,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 from typing import Any
@@ -179,7 +180,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--manifest", required=True, help="dataset manifest JSON")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p.add_argument("--api-key", required=True, help="expected xi-api-key value")
+    p.add_argument("--api-key", default=os.environ.get("STUB_API_KEY"),
+                   help="expected xi-api-key value (default: $STUB_API_KEY; prefer the "
+                        "variable, arguments are visible to every user in `ps`)")
     p.add_argument("--faults", default="healthy", choices=sorted(PRESETS), help="preset")
     p.add_argument("--faults-json", help="JSON object of FaultConfig fields over the preset")
     p.add_argument("--fault-seed", type=int, default=0)
@@ -253,6 +256,10 @@ async def _serve(args: argparse.Namespace, state: StubState, uv_config: uvicorn.
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if not args.api_key:
+        print("elevenlabs stub: configuration error: --api-key or STUB_API_KEY is required",
+              file=sys.stderr)
+        return 2
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -93,15 +93,20 @@ def busy_user(bench_dbs) -> dict:
     return max(bench_dbs["manifest"]["users"], key=lambda u: u["weight"])
 
 
+PAIRS = (("_naive", "_optimized"), ("_sequential", "_parallel"), ("_optimized", "_cached"))
+
+
 def _pairs(benchmarks) -> dict[str, float]:
-    means = {b.name: b.stats.median for b in benchmarks if b.stats is not None}
+    """slow/fast ratios of medians for every pair of benchmarks named stem_slow/stem_fast."""
+    medians = {b.name: b.stats.median for b in benchmarks if b.stats is not None}
     out: dict[str, float] = {}
-    for name, naive in means.items():
-        if name.endswith("_naive"):
-            stem = name[: -len("_naive")]
-            for fast in (f"{stem}_optimized", f"{stem}_parallel", f"{stem}_cached"):
-                if fast in means and means[fast] > 0:
-                    out[f"{stem}: naive/{fast.rsplit('_', 1)[1]}"] = naive / means[fast]
+    for slow_suffix, fast_suffix in PAIRS:
+        for name, slow in medians.items():
+            if name.endswith(slow_suffix):
+                stem = name[: -len(slow_suffix)]
+                fast = medians.get(stem + fast_suffix)
+                if fast:
+                    out[f"{stem}: {slow_suffix[1:]}/{fast_suffix[1:]}"] = slow / fast
     return out
 
 

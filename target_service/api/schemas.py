@@ -132,6 +132,9 @@ class AgentDetail(BaseModel):
     stats: AgentStats
     config: dict[str, Any] | None
     config_source: ConfigSource
+    """live (fetched within the freshness TTL), cache (an older in-memory copy served
+    because ElevenLabs failed), database (the stored snapshot) or unavailable."""
+    config_cached: bool = False
     config_updated_at: datetime | None
 
 

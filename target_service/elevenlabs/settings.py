@@ -54,9 +54,12 @@ class ElevenLabsSettings(BaseModel):
 
     # Concurrency and connection pool.
     parallel: bool = True
-    max_concurrency: int = Field(8, ge=1, description="in-flight upstream requests")
-    max_connections: int = Field(16, ge=1)
-    max_keepalive_connections: int = Field(8, ge=0)
+    # A page has up to ~20 agents: fetch them in one wave. Lower it to the plan's
+    # concurrency limit when the upstream enforces a smaller one (429
+    # concurrent_limit_exceeded with maximum-concurrent-requests says so).
+    max_concurrency: int = Field(24, ge=1, description="in-flight upstream requests")
+    max_connections: int = Field(32, ge=1)
+    max_keepalive_connections: int = Field(24, ge=0)
     keepalive_expiry_s: float = Field(30.0, gt=0)
 
     # Circuit breaker.

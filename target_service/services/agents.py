@@ -31,6 +31,8 @@ class ResolvedConfig:
     config: dict[str, Any] | None
     source: str  # live | cache | database | unavailable
     updated_at: datetime | None = None
+    cached: bool = False
+    """A live configuration served from the in-memory cache within its freshness TTL."""
 
 
 class ConfigResolver(Protocol):
@@ -111,4 +113,4 @@ class AgentsService:
         return schemas.AgentDetail(
             agent_id=row["id"], elevenlabs_agent_id=row["elevenlabs_agent_id"], name=row["name"],
             status=row["status"], stats=s, config=config.config, config_source=config.source,
-            config_updated_at=config.updated_at)
+            config_cached=config.cached, config_updated_at=config.updated_at)

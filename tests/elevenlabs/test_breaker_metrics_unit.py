@@ -142,7 +142,7 @@ def test_metrics_names_and_no_import_time_registration() -> None:
 def test_settings_defaults_and_validation() -> None:
     s = ElevenLabsSettings()
     assert (s.retry_base_delay_s, s.retry_multiplier, s.max_retries) == (1.0, 2.0, 3)
-    assert s.max_concurrency == 8 and s.parallel and s.retries
+    assert s.max_concurrency == 24 and s.parallel and s.retries
     assert "secret" not in repr(ElevenLabsSettings(api_key="secret"))
     naive = ElevenLabsSettings(parallel=False, retries=False)
     assert naive.max_attempts == 1
