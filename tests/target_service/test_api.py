@@ -205,3 +205,14 @@ async def test_large_bodies_are_gzipped(client, user):
     r = await client.get("/api/v1/dashboard/analytics", headers=auth(user["api_key"])
                          | {"accept-encoding": "gzip"})
     assert r.status_code == 200 and r.headers.get("content-encoding") == "gzip"
+
+
+@pytest.mark.parametrize("profile", ["optimized", "naive"])
+async def test_a_chart_that_times_out_is_empty_and_flagged(shared_dbs, user, profile):
+    async with running_app(shared_dbs[profile], profile, chart_timeout_s=1e-6) as (_, client):
+        r = await client.get("/api/v1/dashboard/analytics", headers=auth(user["api_key"]))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["partial"] is True
+    assert set(body["partial_charts"]) == set(body["charts"])
+    assert all(v == [] for v in body["charts"].values())
