@@ -22,15 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from target_service.api import activity, agents, dashboard, health
-from target_service.db.kpi_refresher import KpiRefresher
-from target_service.db.pool import Database
-from target_service.deps import Resources
 from target_service.errors import ApiError, DatabaseUnavailable
-from target_service.services.activity import ActivityService
-from target_service.jobs import JobMetrics, JobQueue
-from target_service.services.agents import AgentsService
-from target_service.services.upstream import UpstreamResources
-from target_service.services.dashboard import DashboardService
+from target_service.resources import Resources
 from target_service.settings import Settings
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
 
@@ -80,38 +73,12 @@ def create_app(settings: Settings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await Database.connect(settings, metrics)
-        jobs = JobQueue("service", workers=2, max_queued=10_000,
-                        metrics=JobMetrics(metrics.registry))
-        jobs.start()
-        upstream = UpstreamResources.build(settings, metrics, db, jobs)
-        refresher: KpiRefresher | None = None
-        ready: dict[str, object] = {}
-        if settings.flags.kpi_view and settings.flags.kpi_refresher:
-            refresher = KpiRefresher(settings.database_url.get_secret_value(), metrics,
-                                     debounce=settings.kpi_debounce_s,
-                                     max_delay=settings.kpi_max_delay_s)
-            await refresher.start()
-            ready["kpi_refresher"] = lambda: refresher.alive
-        app.state.resources = Resources(
-            settings=settings, db=db,
-            dashboard=DashboardService(db, settings),
-            agents=AgentsService(db, settings, upstream.resolver),
-            activity=ActivityService(db),
-            ready_checks=ready,
-        )
-        app.state.kpi_refresher = refresher
-        app.state.jobs = jobs
-        app.state.upstream = upstream
-        log.info("target service ready (profile=%s)", settings.profile)
+        resources = await Resources.open(settings, metrics)
+        app.state.resources = resources
         try:
             yield
         finally:
-            if refresher is not None:
-                await refresher.stop()
-            await upstream.close()
-            await jobs.close(timeout=5.0)
-            await db.close()
+            await resources.close()
 
     app = FastAPI(title="Voice-agent dashboard API", version="1.0.0", lifespan=lifespan)
     app.state.metrics = metrics

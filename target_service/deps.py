@@ -16,22 +16,11 @@ from target_service.db.pool import Database
 from target_service.db.queries import users as q
 from target_service.db.seed_data import hash_api_key
 from target_service.errors import Unauthorized
+from target_service.resources import Resources
 from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
 from target_service.settings import Settings
-
-
-@dataclass
-class Resources:
-    """Everything the lifespan builds, stored on `app.state.resources`."""
-
-    settings: Settings
-    db: Database
-    dashboard: DashboardService
-    agents: AgentsService
-    activity: ActivityService
-    ready_checks: dict[str, object]
 
 
 def get_resources(request: Request) -> Resources:
@@ -79,17 +68,23 @@ class CurrentUser:
 
 
 async def get_current_user(
-    db: DatabaseDep,
+    resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
     """Resolve `Authorization: Bearer <key>` to a user; 401 otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer API key")
-    row = await db.fetchrow("auth_user_by_key", q.USER_BY_KEY_HASH,
-                            hash_api_key(credentials.credentials))
+    key_hash = hash_api_key(credentials.credentials)
+    cache = resources.caches.auth
+    if cache is not None and (known := cache.get(key_hash)) is not None:
+        return known
+    row = await resources.db.fetchrow("auth_user_by_key", q.USER_BY_KEY_HASH, key_hash)
     if row is None:
         raise Unauthorized("invalid API key")
-    return CurrentUser(id=row["id"], name=row["name"])
+    user = CurrentUser(id=row["id"], name=row["name"])
+    if cache is not None:  # only hits are remembered: a bad key is asked each time
+        cache.set(key_hash, user)
+    return user
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -43,6 +43,12 @@ class Toggles(BaseModel):
     """Stop calling a failing ElevenLabs for a cool-down and serve fallbacks at once."""
     config_cache: bool = True
     """Keep ElevenLabs configurations in memory: fresh within a TTL, a fallback after."""
+    response_cache: bool = True
+    """Cache overview/analytics bodies and agent info/stats per user, evicted on change."""
+    auth_cache: bool = True
+    """Remember API key -> user lookups for a while instead of querying per request."""
+    warm_cache: bool = True
+    """Fill the caches for the most active users at start-up."""
 
 
 PROFILES: dict[str, Toggles] = {
@@ -58,6 +64,9 @@ PROFILES: dict[str, Toggles] = {
         upstream_retries=False,
         circuit_breaker=False,
         config_cache=False,
+        response_cache=False,
+        auth_cache=False,
+        warm_cache=False,
     ),
 }
 
@@ -71,6 +80,22 @@ class PoolSettings(BaseModel):
     acquire_timeout_s: float = Field(default=5.0, gt=0)
     connect_attempts: int = Field(default=6, ge=1)
     connect_backoff_s: float = Field(default=0.25, gt=0)
+
+
+class CacheSettings(BaseModel):
+    """Sizes and TTLs of the in-memory caches (soft TTL: served stale while refreshed)."""
+
+    max_entries: int = Field(default=50_000, ge=1)
+    max_bytes: int = Field(default=256 << 20, ge=1)
+    overview_ttl_s: float = Field(default=300.0, gt=0)
+    overview_soft_ttl_s: float = Field(default=60.0, gt=0)
+    analytics_ttl_s: float = Field(default=600.0, gt=0)
+    analytics_soft_ttl_s: float = Field(default=120.0, gt=0)
+    agent_info_ttl_s: float = Field(default=300.0, gt=0)
+    agent_stats_ttl_s: float = Field(default=60.0, gt=0)
+    auth_ttl_s: float = Field(default=300.0, gt=0)
+    warm_top_users: int = Field(default=50, ge=0)
+    listener_backoff_s: float = Field(default=0.5, gt=0)
 
 
 class Settings(BaseSettings):
@@ -91,6 +116,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     pool: PoolSettings = PoolSettings()
+    cache: CacheSettings = CacheSettings()
 
     chart_timeout_s: float = Field(default=2.0, gt=0)
     kpi_debounce_s: float = Field(default=0.2, ge=0)

@@ -115,6 +115,20 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS, registry=registry,
         )
 
+        self.cache_invalidations = Counter(
+            "cache_invalidation_notifications_total",
+            "Change notifications acted on, by channel.", ["channel"], registry=registry,
+        )
+        self.cache_listener_connected = Gauge(
+            "cache_listener_connected", "1 while the invalidation feed is connected.",
+            registry=registry, multiprocess_mode="livemin",
+        )
+        self.cache_listener_reconnects = Counter(
+            "cache_listener_reconnects_total",
+            "Times the invalidation feed was lost (each clears the derived caches).",
+            registry=registry,
+        )
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body, aggregated over workers in multiprocess mode."""
         if multiprocess_dir():

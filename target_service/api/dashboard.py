@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from target_service.api import schemas
 from target_service.deps import DashboardDep, UserDep
@@ -13,10 +13,16 @@ from target_service.deps import DashboardDep, UserDep
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 
 
+def json_response(body: bytes, cache_status: str | None) -> Response:
+    """Pre-encoded JSON (cached bodies are sent as stored), with X-Cache when cached."""
+    headers = {"X-Cache": cache_status} if cache_status else None
+    return Response(body, media_type="application/json", headers=headers)
+
+
 @router.get("/overview", response_model=schemas.Overview)
-async def overview(user: UserDep, dashboard: DashboardDep) -> schemas.Overview:
+async def overview(user: UserDep, dashboard: DashboardDep) -> Response:
     """30-day KPIs, agents with their stats, and recent activity."""
-    return await dashboard.overview(user.id)
+    return json_response(*await dashboard.overview_body(user.id))
 
 
 @router.get("/analytics", response_model=schemas.Analytics)
@@ -26,7 +32,7 @@ async def analytics(
     from_date: Annotated[date | None, Query(alias="from")] = None,
     to_date: Annotated[date | None, Query(alias="to")] = None,
     granularity: schemas.Granularity = "day",
-) -> schemas.Analytics:
+) -> Response:
     """Charts over a date range (inclusive, UTC days; at most `max_range_days`)."""
     start, end = dashboard.validate_range(from_date, to_date)
-    return await dashboard.analytics(user.id, start, end, granularity)
+    return json_response(*await dashboard.analytics_body(user.id, start, end, granularity))

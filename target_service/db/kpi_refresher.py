@@ -10,9 +10,11 @@ the view. Staleness is therefore bounded by `max_delay` + one refresh, and the
 
 Only one service process refreshes: the one holding a session advisory lock
 on its listener connection (the others retry for the lock, so a crashed
-leader is replaced within `leader_retry` seconds). After each refresh it
-NOTIFYs `kpi_refreshed`, which the caches use to evict KPI entries *after* the
-new numbers are visible, so a request in between cannot re-cache stale KPIs.
+leader is replaced within `leader_retry` seconds). It also listens to
+`user_data_changed` to learn *whose* KPIs changed, and after each refresh
+NOTIFYs `kpi_refreshed` with those user ids (or `*`), which the caches use to
+evict KPI entries *after* the new numbers are visible, so a request in
+between cannot leave stale KPIs cached.
 
 Notifications sent while the connection is down are lost, so every
 (re)connection starts by marking the view dirty.
@@ -33,6 +35,8 @@ from target_service.telemetry import ServiceMetrics
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x6B70_6931  # "kpi1"
 REFRESH_SQL = "REFRESH MATERIALIZED VIEW CONCURRENTLY user_kpi_summary"
+KPI_TABLES = frozenset({"calls", "leads", "lead_analytics"})
+MAX_PAYLOAD = 7_000  # NOTIFY payloads must stay under 8000 bytes
 
 
 class KpiRefresher:
@@ -51,6 +55,8 @@ class KpiRefresher:
         self.refresh_count = 0
         self._first_dirty: float | None = None
         self._last_notify = 0.0
+        self._users: set[int] = set()
+        self._all_users = False
         self._wake = asyncio.Event()
         self._refreshed = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -70,6 +76,12 @@ class KpiRefresher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._close()
+
+    def note_user(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """Remember whose KPIs the next refresh makes visible (`user_data_changed`)."""
+        table, _, user = payload.rpartition(":")
+        if table in KPI_TABLES and user.isdigit():
+            self._users.add(int(user))
 
     def mark_dirty(self, *_: object) -> None:
         """Record a change (listener callback); the loop refreshes after the debounce."""
@@ -115,8 +127,10 @@ class KpiRefresher:
         while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
             await asyncio.sleep(self.leader_retry)
         self.is_leader = True
+        await self._conn.add_listener("user_data_changed", self.note_user)
         await self._conn.add_listener("kpi_dirty", self.mark_dirty)
-        self.mark_dirty()  # anything that changed while nobody listened
+        self._all_users = True  # anything that changed while nobody listened
+        self.mark_dirty()
         next_rollover = time.monotonic() + self.rollover_check
         while True:
             timeout = max(0.05, next_rollover - time.monotonic())
@@ -126,6 +140,7 @@ class KpiRefresher:
             if time.monotonic() >= next_rollover:
                 next_rollover = time.monotonic() + self.rollover_check
                 if await self._window_rolled():
+                    self._all_users = True  # a new day: everyone's 30-day window moved
                     self.mark_dirty()
             if self._first_dirty is None:
                 self._wake.clear()
@@ -144,16 +159,23 @@ class KpiRefresher:
     async def _refresh(self) -> None:
         assert self._conn is not None
         first = self._first_dirty
-        self._first_dirty = None
+        users, everyone = self._users, self._all_users
+        self._first_dirty, self._users, self._all_users = None, set(), False
         self._wake.clear()
         start = time.monotonic()
+        payload = "*" if everyone else ",".join(map(str, sorted(users)))
+        if len(payload) > MAX_PAYLOAD:
+            payload = "*"
         try:
             await self._conn.execute(REFRESH_SQL)
-            await self._conn.execute("SELECT pg_notify('kpi_refreshed', '')")
+            # only now are these users' changes visible: caches evict their KPIs
+            await self._conn.execute("SELECT pg_notify('kpi_refreshed', $1)", payload)
         except asyncpg.PostgresError:
             self.metrics.kpi_refreshes.labels("error").inc()
             if self._first_dirty is None:
                 self._first_dirty = first  # still dirty; retried by the loop
+            self._users |= users
+            self._all_users |= everyone
             raise
         end = time.monotonic()
         self.metrics.kpi_refreshes.labels("ok").inc()

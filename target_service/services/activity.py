@@ -16,6 +16,7 @@ from decimal import Decimal
 import asyncpg
 
 from target_service.api import schemas
+from target_service.cache.caches import Caches
 from target_service.db.pool import Database
 from target_service.db.queries import calls as q
 from target_service.errors import InvalidParameter, NotFound
@@ -47,8 +48,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 class ActivityService:
     """Reads the activity feed and records calls."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, caches: Caches | None = None) -> None:
         self.db = db
+        self.caches = caches
 
     async def page(self, user_id: int, limit: int, before: str | None) -> schemas.ActivityPage:
         if before is None:
@@ -81,6 +83,10 @@ class ActivityService:
             if call.lead_id is not None:
                 await self.db.fetch("touch_lead_analytics", q.TOUCH_LEAD_ANALYTICS, user_id,
                                     call.lead_id, row["created_at"], conn=conn)
+        if self.caches is not None:
+            # this process reads its own write at once; the others hear it from
+            # user_data_changed, and overviews are evicted again on kpi_refreshed
+            self.caches.evict_user(user_id)
         return schemas.CallCreated(
             user_id=user_id, call_id=row["id"], agent_id=call.agent_id, lead_id=call.lead_id,
             status=call.status, direction=call.direction,

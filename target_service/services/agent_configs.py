@@ -13,7 +13,9 @@ For each agent of a page, in order:
 4. **unavailable**: never seen; the agent is still listed with its DB data.
 
 The page always answers 200; `degraded` and `fallback_count` say how much of
-it is not live. A live fetch refreshes the stored snapshot through the job
+it is not live. A cached configuration in the last fifth of its freshness is
+refreshed ahead of expiry by a background job, so busy pages rarely wait for
+ElevenLabs at all. A live fetch refreshes the stored snapshot through the job
 queue (off the request path, deduplicated per agent, and only when the
 snapshot is old or different), so the database fallback stays useful.
 """
@@ -25,15 +27,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
-from target_service.cache.memory import MemoryCache
+from target_service.cache.agents import AgentCache
 from target_service.db.pool import Database
 from target_service.db.queries import agents as q
 from target_service.elevenlabs.client import ElevenLabsClient
 from target_service.elevenlabs.models import AgentConfig
 from target_service.jobs import JobQueue
-from target_service.services.agents import ResolvedConfig, snapshot_of
+from target_service.services.agents import ResolvedConfig, Row, snapshot_of
 from target_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,40 +43,36 @@ class UpstreamConfigResolver:
     """Resolves configurations live from ElevenLabs, with cache and snapshot fallbacks."""
 
     def __init__(self, client: ElevenLabsClient, db: Database, settings: Settings,
-                 cache: MemoryCache | None, jobs: JobQueue | None) -> None:
+                 cache: AgentCache | None, jobs: JobQueue | None) -> None:
         self.client = client
         self.db = db
         self.settings = settings
         self.cache = cache
         self.jobs = jobs
 
-    async def resolve(self, agents: list[asyncpg.Record]) -> dict[str, ResolvedConfig]:
+    async def resolve(self, agents: list[Row]) -> dict[str, ResolvedConfig]:
         ids = [r["elevenlabs_agent_id"] for r in agents]
         rows = {r["elevenlabs_agent_id"]: r for r in agents}
         resolved: dict[str, ResolvedConfig] = {}
-        cached: dict[str, tuple[dict, str]] = {}
-        if self.cache is not None:
-            for (_, agent_id), (entry, status) in self.cache.get_many(
-                    [("config", i) for i in ids]).items():
-                cached[agent_id] = (entry, str(status))
-                if str(status) == "HIT":
-                    resolved[agent_id] = ResolvedConfig(
-                        entry["config"], "live", entry["fetched_at"], cached=True)
+        cached = self.cache.configs(ids) if self.cache is not None else {}
+        ahead = datetime.now(UTC) - timedelta(seconds=0.8 * self.settings.config_fresh_s)
+        for agent_id, (entry, status) in cached.items():
+            if status == "HIT":
+                resolved[agent_id] = ResolvedConfig(entry["config"], "live", entry["fetched_at"],
+                                                    cached=True)
+                if entry["fetched_at"] < ahead:
+                    self._refresh_ahead(rows[agent_id])
         missing = [i for i in ids if i not in resolved]
         if missing:
             generation = self.cache.generation() if self.cache is not None else None
             results = await self.client.get_agents(missing)
             now = datetime.now(UTC)
+            fetched: dict[str, dict[str, Any]] = {}
             for agent_id in missing:
                 result = results[agent_id]
                 if result.ok:
-                    config = result.config.to_snapshot()
+                    config = fetched[agent_id] = result.config.to_snapshot()
                     resolved[agent_id] = ResolvedConfig(config, "live", now)
-                    if self.cache is not None:
-                        self.cache.set(("config", agent_id), {"config": config, "fetched_at": now},
-                                       soft_ttl=self.settings.config_fresh_s,
-                                       ttl=self.settings.config_retention_s,
-                                       generation=generation)
                     self._maybe_store_snapshot(rows[agent_id], result.config, now)
                 elif agent_id in cached:
                     entry = cached[agent_id][0]
@@ -84,11 +80,34 @@ class UpstreamConfigResolver:
                                                         entry["fetched_at"])
                 else:
                     resolved[agent_id] = snapshot_of(rows[agent_id])
+            if self.cache is not None and fetched:
+                self.cache.store_configs(fetched, now, generation)
         for agent_id in ids:
             self.client.metrics.record_fallback(resolved[agent_id].source)
         return resolved
 
-    def _maybe_store_snapshot(self, row: asyncpg.Record, config: AgentConfig,
+    def _refresh_ahead(self, row: Row) -> None:
+        """Fetch a soon-to-expire configuration in the background (deduplicated)."""
+        if self.jobs is None:
+            return
+        self.jobs.submit(("config_refresh", row["elevenlabs_agent_id"]), "config_refresh",
+                         lambda: self.resolve_uncached([row]), rerun_if_running=False)
+
+    async def resolve_uncached(self, rows: list[Row]) -> None:
+        """Fetch live and fill the cache, whatever it holds (refresh-ahead, warming)."""
+        ids = [r["elevenlabs_agent_id"] for r in rows]
+        generation = self.cache.generation() if self.cache is not None else None
+        results = await self.client.get_agents(ids)
+        now = datetime.now(UTC)
+        fetched = {i: r.config.to_snapshot() for i, r in results.items() if r.ok}
+        if self.cache is not None and fetched:
+            self.cache.store_configs(fetched, now, generation)
+        by_id = {r["elevenlabs_agent_id"]: r for r in rows}
+        for agent_id, result in results.items():
+            if result.ok:
+                self._maybe_store_snapshot(by_id[agent_id], result.config, now)
+
+    def _maybe_store_snapshot(self, row: Row, config: AgentConfig,
                               now: datetime) -> None:
         """Queue a snapshot write when the stored one is missing, old or different."""
         if self.jobs is None:

@@ -17,12 +17,21 @@ from typing import Any
 import asyncpg
 
 from target_service.api import schemas
+from target_service.cache.dashboard import DashboardCache
 from target_service.db.pool import Database
 from target_service.db.queries import dashboard as q
 from target_service.errors import InvalidParameter
 from target_service.settings import Settings
 
 KPI_WINDOW_DAYS = 30
+
+
+class _Uncacheable(Exception):
+    """Carries a partial analytics result past the cache without storing it."""
+
+    def __init__(self, result: schemas.Analytics) -> None:
+        super().__init__("partial result")
+        self.result = result
 RECENT_ACTIVITY_LIMIT = 20
 
 
@@ -65,10 +74,43 @@ def activity_item(row: asyncpg.Record) -> schemas.ActivityItem:
 class DashboardService:
     """Builds the overview and analytics responses for one user."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings,
+                 cache: DashboardCache | None = None) -> None:
         self.db = db
         self.settings = settings
         self.flags = settings.flags
+        self.cache = cache
+
+    # ---- encoded bodies, cache-first when the profile caches --------------------
+
+    async def overview_body(self, user_id: int) -> tuple[bytes, str | None]:
+        """The overview as JSON bytes and its X-Cache status (None when not cached)."""
+        async def load() -> bytes:
+            return (await self.overview(user_id)).model_dump_json().encode()
+
+        if self.cache is None:
+            return await load(), None
+        body, status = await self.cache.overview(user_id, load)
+        return body, str(status)
+
+    async def analytics_body(self, user_id: int, from_date: date, to_date: date,
+                             granularity: str) -> tuple[bytes, str | None]:
+        """Analytics as JSON bytes; a partial answer (a chart timed out) is never cached."""
+        async def load() -> bytes:
+            result = await self.analytics(user_id, from_date, to_date, granularity)
+            if result.partial:
+                raise _Uncacheable(result)
+            return result.model_dump_json(by_alias=True).encode()
+
+        if self.cache is None:
+            result = await self.analytics(user_id, from_date, to_date, granularity)
+            return result.model_dump_json(by_alias=True).encode(), None
+        try:
+            body, status = await self.cache.analytics(user_id, from_date, to_date, granularity,
+                                                      load)
+        except _Uncacheable as partial:
+            return partial.result.model_dump_json(by_alias=True).encode(), "MISS"
+        return body, str(status)
 
     # ---- overview -------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The ElevenLabs side of the service, built in the lifespan and closed there.
 
-One shared `httpx.AsyncClient`, the retrying client on top of it, the config
-cache (optimized profile), and the resolver the agents service uses. With
+One shared `httpx.AsyncClient`, the retrying client on top of it, and the
+resolver (which uses the AgentCache's configurations in the optimized profile) the agents service uses. With
 `TARGET_ELEVENLABS_ENABLED=false` the resolver serves stored snapshots only.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from target_service.cache.memory import CacheMetricFamilies, MemoryCache
+from target_service.cache.agents import AgentCache
 from target_service.db.pool import Database
 from target_service.elevenlabs.client import ElevenLabsClient, build_http_client
 from target_service.elevenlabs.metrics import ElevenLabsMetrics
@@ -29,27 +29,19 @@ class UpstreamResources:
     resolver: ConfigResolver
     client: ElevenLabsClient | None = None
     http: httpx.AsyncClient | None = None
-    config_cache: MemoryCache | None = None
 
     @classmethod
     def build(cls, settings: Settings, metrics: ServiceMetrics, db: Database,
-              jobs: JobQueue) -> UpstreamResources:
+              jobs: JobQueue, cache: AgentCache | None) -> UpstreamResources:
         if not settings.elevenlabs_enabled:
             return cls(resolver=SnapshotResolver())
         upstream = settings.upstream
         http = build_http_client(upstream)
         client = ElevenLabsClient(upstream, http, metrics=ElevenLabsMetrics(metrics.registry))
-        cache = None
-        if settings.flags.config_cache:
-            cache = MemoryCache("agent_configs", max_entries=50_000, max_bytes=64 << 20,
-                                default_ttl=settings.config_retention_s,
-                                default_soft_ttl=settings.config_fresh_s,
-                                metrics=metrics.cache_families)
-        resolver = UpstreamConfigResolver(client, db, settings, cache, jobs)
-        return cls(resolver=resolver, client=client, http=http, config_cache=cache)
+        configs = cache if settings.flags.config_cache else None
+        resolver = UpstreamConfigResolver(client, db, settings, configs, jobs)
+        return cls(resolver=resolver, client=client, http=http)
 
     async def close(self) -> None:
-        if self.config_cache is not None:
-            await self.config_cache.close()
         if self.http is not None:
             await self.http.aclose()

@@ -98,7 +98,7 @@ async def test_live_fetch_refreshes_the_stored_snapshot(fresh_db, healthy_stub, 
         async with running_app(dsn, elevenlabs=upstream(healthy_stub)) as (app, client):
             r = await client.get("/api/v1/agents", headers=auth(user["api_key"]))
             assert r.status_code == 200
-            assert await app.state.jobs.drain(timeout=10)
+            assert await app.state.resources.jobs.drain(timeout=10)
         missing = await conn.fetchval(
             "SELECT count(*) FROM agents WHERE user_id = $1 AND config_snapshot IS NULL",
             user["user_id"])

@@ -18,7 +18,7 @@ async def test_view_reflects_a_new_call_after_the_refresher_runs(fresh_db, datas
     h = auth(user["api_key"])
     async with running_app(await fresh_db("optimized"), kpi_debounce_s=0.1,
                            kpi_max_delay_s=0.5) as (app, client):
-        refresher = app.state.kpi_refresher
+        refresher = app.state.resources.refresher
         assert await refresher.wait_for_refresh(0, timeout=10)  # the start-up refresh
         before = (await client.get("/api/v1/dashboard/overview", headers=h)).json()["kpis"]
         count = refresher.refresh_count
@@ -44,7 +44,7 @@ async def test_a_burst_of_writes_is_one_refresh_not_one_per_row(fresh_db, datase
     h = auth(user["api_key"])
     async with running_app(await fresh_db("optimized"), kpi_debounce_s=0.3,
                            kpi_max_delay_s=2.0) as (app, client):
-        refresher = app.state.kpi_refresher
+        refresher = app.state.resources.refresher
         assert await refresher.wait_for_refresh(0, timeout=10)
         count = refresher.refresh_count
         await asyncio.gather(*(client.post("/api/v1/calls", headers=h,
@@ -55,7 +55,7 @@ async def test_a_burst_of_writes_is_one_refresh_not_one_per_row(fresh_db, datase
         assert refresher.refresh_count - count <= 2
         kpis = (await client.get("/api/v1/dashboard/overview", headers=h)).json()["kpis"]
         view_total = kpis["total_calls"]
-    async with running_app(app.state.settings.database_url.get_secret_value(),
+    async with running_app(app.state.resources.settings.database_url.get_secret_value(),
                            "naive") as (_, naive):
         raw = (await naive.get("/api/v1/dashboard/overview", headers=h)).json()["kpis"]
     assert view_total == raw["total_calls"]
@@ -64,7 +64,7 @@ async def test_a_burst_of_writes_is_one_refresh_not_one_per_row(fresh_db, datase
 async def test_only_one_process_refreshes(fresh_db):
     dsn = await fresh_db("optimized")
     async with running_app(dsn) as (app1, _), running_app(dsn) as (app2, _):
-        r1, r2 = app1.state.kpi_refresher, app2.state.kpi_refresher
+        r1, r2 = app1.state.resources.refresher, app2.state.resources.refresher
         deadline = time.monotonic() + 10
         while not (r1.is_leader or r2.is_leader) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -10,15 +10,6 @@ SELECT id, name, status, elevenlabs_agent_id, config_snapshot, snapshot_updated_
 FROM agents WHERE user_id = $1 ORDER BY id
 """
 
-# one agent's 30-day stats from the rollup ($1 user, $2 agent, $3 window start date)
-AGENT_STATS_ROLLUP = """
-SELECT coalesce(sum(calls_count), 0)            AS calls,
-       coalesce(sum(completed_count), 0)        AS completed,
-       coalesce(sum(total_duration_seconds), 0) AS duration,
-       coalesce(sum(total_cost), 0)             AS cost
-FROM agent_analytics WHERE user_id = $1 AND agent_id = $2 AND date >= $3
-"""
-
 SAVE_SNAPSHOT = """
 UPDATE agents SET config_snapshot = $2::jsonb, snapshot_updated_at = now()
 WHERE elevenlabs_agent_id = $1

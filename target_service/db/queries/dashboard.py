@@ -131,3 +131,9 @@ FROM calls
 WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
 GROUP BY 1, 2 ORDER BY 1, 2
 """
+
+# --- cache warming: the most active users first ---------------------------------
+
+TOP_USERS = """
+SELECT user_id FROM user_kpi_summary ORDER BY total_calls DESC, user_id LIMIT $1
+"""

@@ -1,0 +1,94 @@
+"""Everything a service process owns, built when the lifespan starts, closed when it ends.
+
+The order matters and is written once, here: the pool first; then the job
+queue and the caches (which services fill); the invalidation listener before
+any request can cache anything (it clears on connect); warming last, as
+background jobs. Shutdown runs in reverse and is bounded: jobs are drained or
+cancelled within a few seconds, connections closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from target_service.cache.caches import Caches
+from target_service.cache.invalidation import InvalidationListener
+from target_service.cache.warming import Warmer
+from target_service.db.kpi_refresher import KpiRefresher
+from target_service.db.pool import Database
+from target_service.jobs import JobMetrics, JobQueue
+from target_service.services.activity import ActivityService
+from target_service.services.agents import AgentsService
+from target_service.services.dashboard import DashboardService
+from target_service.services.upstream import UpstreamResources
+from target_service.settings import Settings
+from target_service.telemetry import ServiceMetrics
+
+log = logging.getLogger("target_service")
+
+
+@dataclass
+class Resources:
+    """What routes get injected (see deps.py) and what the lifespan must close."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    db: Database
+    jobs: JobQueue
+    caches: Caches
+    upstream: UpstreamResources
+    dashboard: DashboardService
+    agents: AgentsService
+    activity: ActivityService
+    refresher: KpiRefresher | None = None
+    listener: InvalidationListener | None = None
+    warmer: Warmer | None = None
+    ready_checks: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, settings: Settings, metrics: ServiceMetrics) -> Resources:
+        flags, dsn = settings.flags, settings.database_url.get_secret_value()
+        db = await Database.connect(settings, metrics)
+        jobs = JobQueue("service", workers=2, max_queued=10_000,
+                        metrics=JobMetrics(metrics.registry))
+        jobs.start()
+        caches = Caches.build(settings, metrics.cache_families)
+        upstream = UpstreamResources.build(settings, metrics, db, jobs, caches.agents)
+        dashboard = DashboardService(db, settings, caches.dashboard)
+        agents = AgentsService(db, settings, upstream.resolver,
+                               caches.agents if flags.response_cache else None)
+        res = cls(settings=settings, metrics=metrics, db=db, jobs=jobs, caches=caches,
+                  upstream=upstream, dashboard=dashboard, agents=agents,
+                  activity=ActivityService(db, caches))
+        if flags.response_cache and flags.warm_cache:
+            res.warmer = Warmer(db, jobs, dashboard, agents)
+        if caches.dashboard is not None or caches.agents is not None:
+            res.listener = InvalidationListener(
+                dsn, caches, metrics, backoff=settings.cache.listener_backoff_s,
+                on_overview_evicted=res.warmer.rewarm_overview if res.warmer else None)
+            await res.listener.start()
+            res.ready_checks["cache_listener"] = lambda: res.listener.connected.is_set()
+            try:  # warm only once the feed is up: connecting clears the caches
+                await asyncio.wait_for(res.listener.connected.wait(), timeout=10)
+            except TimeoutError:
+                log.warning("cache invalidation feed not connected yet; /readyz says so")
+        if flags.kpi_view and flags.kpi_refresher:
+            res.refresher = KpiRefresher(dsn, metrics, debounce=settings.kpi_debounce_s,
+                                         max_delay=settings.kpi_max_delay_s)
+            await res.refresher.start()
+            res.ready_checks["kpi_refresher"] = lambda: res.refresher.alive
+        if res.warmer is not None and flags.kpi_view:
+            await res.warmer.warm_top(settings.cache.warm_top_users)
+        log.info("target service ready (profile=%s)", settings.profile)
+        return res
+
+    async def close(self) -> None:
+        for task in (self.refresher, self.listener):
+            if task is not None:
+                await task.stop()
+        await self.jobs.close(timeout=5.0)
+        await self.upstream.close()
+        await self.caches.close()
+        await self.db.close()
