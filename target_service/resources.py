@@ -75,7 +75,8 @@ class Resources:
             except TimeoutError:
                 log.warning("cache invalidation feed not connected yet; /readyz says so")
         if flags.kpi_view and flags.kpi_refresher:
-            res.refresher = KpiRefresher(dsn, metrics, debounce=settings.kpi_debounce_s,
+            res.refresher = KpiRefresher(dsn, db, jobs, metrics,
+                                         debounce=settings.kpi_debounce_s,
                                          max_delay=settings.kpi_max_delay_s)
             await res.refresher.start()
             res.ready_checks["kpi_refresher"] = lambda: res.refresher.alive

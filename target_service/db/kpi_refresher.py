@@ -8,6 +8,11 @@ is reset on release and would drop the LISTEN) and debounces: it refreshes
 the view. Staleness is therefore bounded by `max_delay` + one refresh, and the
 `kpi_view_staleness_seconds` gauge shows it live.
 
+The refresh itself runs as a job on the service's job queue (deduplicated:
+a change during a refresh schedules exactly one rerun; a failure is retried
+with backoff), on a pooled connection, in a transaction whose NOTIFY is
+delivered at commit.
+
 Only one service process refreshes: the one holding a session advisory lock
 on its listener connection (the others retry for the lock, so a crashed
 leader is replaced within `leader_retry` seconds). It also listens to
@@ -29,6 +34,9 @@ import time
 
 import asyncpg
 
+from target_service.db.pool import Database
+from target_service.errors import DatabaseUnavailable
+from target_service.jobs import JobQueue
 from target_service.services.dashboard import kpi_window_start
 from target_service.telemetry import ServiceMetrics
 
@@ -42,10 +50,12 @@ MAX_PAYLOAD = 7_000  # NOTIFY payloads must stay under 8000 bytes
 class KpiRefresher:
     """A background task; `start()` in the lifespan, `stop()` on shutdown."""
 
-    def __init__(self, dsn: str, metrics: ServiceMetrics, *, debounce: float = 0.2,
-                 max_delay: float = 1.0, leader_retry: float = 2.0,
+    def __init__(self, dsn: str, db: Database, jobs: JobQueue, metrics: ServiceMetrics, *,
+                 debounce: float = 0.2, max_delay: float = 1.0, leader_retry: float = 2.0,
                  rollover_check: float = 60.0) -> None:
         self.dsn = dsn
+        self.db = db
+        self.jobs = jobs
         self.metrics = metrics
         self.debounce = debounce
         self.max_delay = max_delay
@@ -57,6 +67,7 @@ class KpiRefresher:
         self._last_notify = 0.0
         self._users: set[int] = set()
         self._all_users = False
+        self._submitted = False
         self._wake = asyncio.Event()
         self._refreshed = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -142,14 +153,16 @@ class KpiRefresher:
                 if await self._window_rolled():
                     self._all_users = True  # a new day: everyone's 30-day window moved
                     self.mark_dirty()
-            if self._first_dirty is None:
+            if self._first_dirty is None or self._submitted:
                 self._wake.clear()
                 continue
             due = min(self._last_notify + self.debounce, self._first_dirty + self.max_delay)
             if time.monotonic() < due:
                 await asyncio.sleep(due - time.monotonic())
                 continue
-            await self._refresh()
+            # the job queue runs it (retries with backoff on failure); a change that
+            # arrives while it runs schedules exactly one rerun
+            self._submitted = self.jobs.submit("kpi_refresh", "kpi_refresh", self._refresh)
 
     async def _window_rolled(self) -> bool:
         assert self._conn is not None
@@ -157,23 +170,26 @@ class KpiRefresher:
         return current is not None and current < kpi_window_start()
 
     async def _refresh(self) -> None:
-        assert self._conn is not None
+        """The job: claim what is pending now, refresh, then announce whose KPIs changed."""
         first = self._first_dirty
         users, everyone = self._users, self._all_users
         self._first_dirty, self._users, self._all_users = None, set(), False
-        self._wake.clear()
+        self._submitted = False
+        self._wake.set()  # let the loop see changes that arrive from now on
         start = time.monotonic()
         payload = "*" if everyone else ",".join(map(str, sorted(users)))
         if len(payload) > MAX_PAYLOAD:
             payload = "*"
         try:
-            await self._conn.execute(REFRESH_SQL)
-            # only now are these users' changes visible: caches evict their KPIs
-            await self._conn.execute("SELECT pg_notify('kpi_refreshed', $1)", payload)
-        except asyncpg.PostgresError:
+            async with self.db.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL statement_timeout = 0")  # big views take time
+                await conn.execute(REFRESH_SQL)
+                # delivered at commit: only then are these users' changes visible
+                await conn.execute("SELECT pg_notify('kpi_refreshed', $1)", payload)
+        except (asyncpg.PostgresError, DatabaseUnavailable):
             self.metrics.kpi_refreshes.labels("error").inc()
             if self._first_dirty is None:
-                self._first_dirty = first  # still dirty; retried by the loop
+                self._first_dirty = first  # still pending: the job queue retries
             self._users |= users
             self._all_users |= everyone
             raise
