@@ -27,6 +27,7 @@ from collections.abc import Callable
 import asyncpg
 
 from target_service.cache.caches import Caches
+from target_service.background import cancel_and_wait
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,13 @@ class InvalidationListener:
         self._task = asyncio.create_task(self._run(), name="cache-invalidation")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Bounded: a task stuck in the driver gets its connection aborted under it."""
+        await cancel_and_wait(self._task, abort=self._abort)
         await self._close()
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
 
     # ---- notification handlers (run on the event loop, never block) -------------
 

@@ -38,6 +38,7 @@ from target_service.db.pool import Database
 from target_service.errors import DatabaseUnavailable
 from target_service.jobs import JobQueue
 from target_service.services.dashboard import kpi_window_start
+from target_service.background import cancel_and_wait
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,13 @@ class KpiRefresher:
         self._task = asyncio.create_task(self._run(), name="kpi-refresher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Bounded: a task stuck in the driver gets its connection aborted under it."""
+        await cancel_and_wait(self._task, abort=self._abort)
         await self._close()
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
 
     def note_user(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         """Remember whose KPIs the next refresh makes visible (`user_data_changed`)."""
