@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from harness import database
-from harness.errors import ConfigError, HarnessError, Interrupted
+from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
 from harness.stack import Stack, StackConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -29,8 +29,9 @@ db_app = typer.Typer(no_args_is_help=True, help="Datasets and database maintenan
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 
-err = Console(stderr=True)
-out = Console()
+# CI logs are not terminals: give tables room instead of rich's default 80 columns
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+stdout = Console(width=None if sys.stdout.isatty() else 140)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="tiny | small | medium | large")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Dataset seed (deterministic data).")]
@@ -81,16 +82,16 @@ def stack_up(
             print(info.as_json(), flush=True)
         else:
             user = max(stack.manifest["users"], key=lambda u: u["weight"])
-            out.print(f"[bold green]ready[/bold green]  profile={profile} dataset={dataset}")
-            out.print(f"  target:   {info.target_url}")
-            out.print(f"  stub:     {info.stub_url}  (faults: POST {info.stub_url}/__admin/faults)")
-            out.print(f"  metrics:  {info.metrics_url}")
-            out.print(f"  manifest: {info.manifest}")
-            out.print(f"  database: {database.redact(info.database_url)}")
-            out.print("  try:", style="dim")
+            stdout.print(f"[bold green]ready[/bold green]  profile={profile} dataset={dataset}")
+            stdout.print(f"  target:   {info.target_url}")
+            stdout.print(f"  stub:     {info.stub_url}  (faults: POST {info.stub_url}/__admin/faults)")
+            stdout.print(f"  metrics:  {info.metrics_url}")
+            stdout.print(f"  manifest: {info.manifest}")
+            stdout.print(f"  database: {database.redact(info.database_url)}")
+            stdout.print("  try:", style="dim")
             print(f"    curl -s -H 'Authorization: Bearer {user['api_key']}' "
                   f"{info.target_url}/api/v1/dashboard/overview", flush=True)
-            out.print("  Ctrl-C stops everything.", style="dim")
+            stdout.print("  Ctrl-C stops everything.", style="dim")
         try:
             while stack.target is not None and stack.target.alive:
                 time.sleep(0.5)
@@ -98,6 +99,93 @@ def stack_up(
             err.print("stopping…")
             return
         raise stack.target.fail("exited unexpectedly") if stack.target else HarnessError("stopped")
+
+
+@app.command("run")
+def run(
+    scenario: Annotated[str, typer.Option(help="dashboard | agents | writer | mixed | "
+                                                "upstream_faults")] = "mixed",
+    profile: ProfileOpt = "optimized",
+    users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 50,
+    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    duration: Annotated[str, typer.Option(help="Measured time, e.g. 60s, 2m.")] = "60s",
+    warmup: Annotated[str, typer.Option(help="Load before measuring, excluded.")] = "10s",
+    dataset: DatasetOpt = "small",
+    seed: SeedOpt = 42,
+    workers: Annotated[int, typer.Option(help="Local Locust workers (0: one process).")] = 1,
+    remote_workers: Annotated[int, typer.Option(
+        help="Extra workers expected from other machines (harness worker).")] = 0,
+    master_bind_host: Annotated[str, typer.Option(
+        help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
+    target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
+    faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
+    shape: Annotated[str | None, typer.Option(help="steady | ramp | spike | soak")] = None,
+    database_url: DbUrlOpt = None,
+    out: Annotated[Path, typer.Option(help="Reports directory (runs/<id>/ inside).")] = Path(
+        "reports"),
+    baseline: Annotated[str | None, typer.Option(help="Baseline to gate against.")] = None,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Do not gate.")] = False,
+    state_dir: StateOpt = Path(".harness"),
+) -> None:
+    """Run a measured load test end to end and write the run directory."""
+    from harness.progress import Progress
+    from harness.runner import Run, RunConfig, parse_duration
+
+    config = RunConfig(scenario=scenario, shape=shape, profile=profile, users=users,
+                       spawn_rate=spawn_rate, duration_s=parse_duration(duration),
+                       warmup_s=parse_duration(warmup), dataset=dataset, seed=seed,
+                       workers=workers, remote_workers=remote_workers,
+                       master_bind_host=master_bind_host, target_workers=target_workers,
+                       faults=faults, database_url=database_url, out=out, state_dir=state_dir)
+    StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
+                faults=faults, target_workers=target_workers).validate()
+    with Progress(err) as progress:
+        outcome = Run(config, progress).execute()
+    if outcome.result is None:
+        raise HarnessError(f"the run produced no result; see {outcome.run_dir / 'logs'}")
+    from harness.tables import run_table
+
+    stdout.print(run_table(outcome.result))
+    stdout.print(f"run directory: {outcome.run_dir}")
+    if baseline and not no_gate:
+        err.print("[yellow]the gate is not available yet; not gated[/yellow]")
+
+
+@app.command("runs")
+def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("reports")) -> None:
+    """List past runs, newest first."""
+    from harness.tables import runs_table
+
+    stdout.print(runs_table(out / "runs"))
+
+
+@app.command("worker")
+def worker(
+    master: Annotated[str, typer.Option(help="The master's HOST:PORT (printed by harness run).")],
+    scenario: Annotated[str, typer.Option(help="The run's scenario.")] = "mixed",
+    shape: Annotated[str | None, typer.Option(help="The run's shape, if any.")] = None,
+) -> None:
+    """Join a running `harness run` from this machine as a Locust worker."""
+    import subprocess
+
+    from scenarios import SCENARIOS, locustfiles_arg
+
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--master must be HOST:PORT, not {master!r}")
+    if scenario not in SCENARIOS:
+        raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    argv = [sys.executable, "-m", "locust", "-f", locustfiles_arg(scenario, shape), "--worker",
+            "--master-host", host, "--master-port", port]
+    proc = subprocess.Popen(argv)
+    try:
+        code = proc.wait()
+    except Interrupted:
+        proc.terminate()
+        proc.wait(30)
+        raise
+    if code:
+        raise RunFailed(f"the Locust worker exited with code {code}")
 
 
 @db_app.command("seed")
@@ -122,9 +210,9 @@ def db_seed(
         for optimized in (False, True):
             ds = asyncio.run(database.ensure_dataset(admin, dataset, seed, optimized=optimized,
                                                      progress=_SeedProgress()))
-            out.print(f"{ds.template}: ready")
+            stdout.print(f"{ds.template}: ready")
         counts = ds.manifest.get("counts", {})
-        out.print(f"dataset {dataset} (seed {seed}) ready in {time.perf_counter() - started:.1f}s: "
+        stdout.print(f"dataset {dataset} (seed {seed}) ready in {time.perf_counter() - started:.1f}s: "
                   + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
     finally:
         if embedded is not None:
@@ -154,7 +242,7 @@ def db_maintain(
 
     result = asyncio.run(roll())
     verb = "rolled to" if result.rolled else "up to date:"
-    out.print(f"recent_calls index {verb} {result.index_name} (cutoff {result.cutoff:%Y-%m-%d})")
+    stdout.print(f"recent_calls index {verb} {result.index_name} (cutoff {result.cutoff:%Y-%m-%d})")
 
 
 def _interrupt(signum: int, frame: object) -> None:

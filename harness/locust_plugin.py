@@ -1,0 +1,495 @@
+"""The harness's Locust plugin: exact histograms, time series, correctness counts, health.
+
+Loaded *into* Locust (every scenario imports it through `scenarios/common.py`);
+never imported by the harness process, because importing Locust monkey-patches
+the interpreter with gevent. Everything it observes comes from Locust's event
+hooks; Locust's CSV and rounded percentiles are never read. The pure parts
+are `harness/locust_windows.py` (recording, the wire format) and
+`harness/locust_aggregate.py` (merging, `client.json` and its format).
+
+Command-line arguments (forwarded by Locust from the master to its workers):
+
+``--harness-out DIR``        write `live.json`, `client.json` and `histograms/` there
+                             (absent: nothing is recorded, plain Locust use)
+``--harness-warmup S``       seconds from the first spawn excluded from the measured window
+``--harness-manifest PATH``  the dataset manifest (env `HARNESS_MANIFEST`)
+``--harness-stub-url URL``   the ElevenLabs stub (env `HARNESS_STUB_URL`), for upstream_faults
+``--harness-shape NAME``     load shape when `scenarios/shapes.py` is loaded (env `HARNESS_SHAPE`)
+``--harness-pace-scale X``   multiply every user's pacing rate (0 = unpaced, closed loop)
+``--harness-seed N``         seed of the per-user random generators (env `HARNESS_SEED`)
+
+The end of a distributed test
+-----------------------------
+Locust's master, when the run time is up, calls ``runner.quit()``: it fires
+``test_stop`` *without* waiting for the workers, then sends them ``quit``,
+sleeps 0.5 s "for the final stats report", and stops receiving. A worker only
+stops its users (up to ``--stop-timeout``) and sends its final report after it
+got that ``quit``, so anything a worker recorded in its last seconds can miss
+the 0.5 s window. The plugin therefore runs its own end-of-test handshake: on
+``test_stopping`` the master sends ``harness_stop`` to every worker; each worker
+stops its users (gracefully, honouring ``--stop-timeout``) and sends its final
+delta as a ``harness_final`` message; the master's ``test_stop`` listener waits
+(yielding to gevent, so messages keep arriving) until every worker's final
+delta is merged, or ``stop_timeout + 10 s``, and only then writes the results.
+Workers that never answered are listed in ``client.json`` as
+``incomplete_workers``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import gevent
+import gevent.event
+import psutil
+from locust import __version__ as LOCUST_VERSION
+from locust import events
+from locust.runners import (
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_STOPPED,
+    MasterRunner,
+    WorkerRunner,
+)
+
+from harness import hdr
+from harness.locust_aggregate import RunAggregate
+from harness.locust_windows import (
+    Recorder,
+    UnexpectedStatus,
+    classify_failure,
+    endpoint_key,
+    endpoint_slugs,
+)
+
+log = logging.getLogger("harness.plugin")
+_ATTR = "_harness_plugin"
+FINAL_GRACE_S = 10.0
+FREEZE_AFTER_S = 30
+
+
+# ---- arguments ---------------------------------------------------------------------
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser, **_kw) -> None:
+    group = parser.add_argument_group("harness", "options of the dashboard-perf harness plugin")
+    group.add_argument("--harness-out", type=str, default="",
+                       help="Directory for live.json, client.json and histograms/ "
+                            "(absent: nothing is recorded)")
+    group.add_argument("--harness-warmup", type=float, default=0.0,
+                       help="Seconds from the first spawn excluded from the measured window")
+    group.add_argument("--harness-manifest", type=str, default="", env_var="HARNESS_MANIFEST",
+                       help="Dataset manifest (dataset.json) with the seeded users and API keys")
+    group.add_argument("--harness-stub-url", type=str, default="", env_var="HARNESS_STUB_URL",
+                       help="Base URL of the ElevenLabs stub (upstream_faults switches it)")
+    group.add_argument("--harness-shape", type=str, default="", env_var="HARNESS_SHAPE",
+                       help="Load shape (steady, ramp, spike, soak) when scenarios/shapes.py "
+                            "is one of the locustfiles")
+    group.add_argument("--harness-pace-scale", type=float, default=1.0,
+                       env_var="HARNESS_PACE_SCALE",
+                       help="Multiply every user's paced task rate; 0 disables pacing")
+    group.add_argument("--harness-seed", type=str, default="", env_var="HARNESS_SEED",
+                       help="Seed of the per-user random generators (default: random)")
+
+
+def option(environment, name: str, default=None):
+    """A parsed option (also when Locust is used as a library without options)."""
+    opts = getattr(environment, "parsed_options", None)
+    value = getattr(opts, name, None) if opts is not None else None
+    return default if value in (None, "") else value
+
+
+def plugin_of(environment) -> Plugin | None:
+    return getattr(environment, _ATTR, None)
+
+
+# ---- the plugin --------------------------------------------------------------------
+
+class Plugin:
+    """Per-process state; one per Locust environment."""
+
+    def __init__(self, environment) -> None:
+        self.env = environment
+        self.runner = environment.runner
+        if isinstance(self.runner, MasterRunner):
+            self.role = "master"
+        elif isinstance(self.runner, WorkerRunner):
+            self.role = "worker"
+        else:
+            self.role = "local"
+        self.recorder = Recorder()
+        self.aggregate: RunAggregate | None = None
+        self.active = False
+        self.written = False
+        self.expected_finals: set[str] = set()
+        self.worker_sources: set[str] = set()
+        self.received_manifest: dict | None = None
+        self._manifest_cache: tuple[str, dict] | None = None
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)
+        self._warning_flag = False
+        self.host = socket.gethostname()
+        self._finishing = False
+        self._server_window: dict[str, float] = {}
+        self._done = gevent.event.Event()
+        self._ticker = gevent.spawn(self._tick_loop)
+
+    # -- options ------------------------------------------------------------------------
+
+    @property
+    def out_dir(self) -> Path | None:
+        out = option(self.env, "harness_out")
+        return Path(out) if out else None
+
+    def _warmup(self) -> float:
+        try:
+            return max(0.0, float(option(self.env, "harness_warmup", 0.0)))
+        except (TypeError, ValueError):
+            return 0.0
+
+    # -- manifest -----------------------------------------------------------------------
+
+    def manifest(self) -> dict | None:
+        """The dataset manifest: the local file when readable, else the master's copy."""
+        path = option(self.env, "harness_manifest") or os.environ.get("HARNESS_MANIFEST")
+        if path and os.path.isfile(path):
+            if self._manifest_cache and self._manifest_cache[0] == path:
+                return self._manifest_cache[1]
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            self._manifest_cache = (path, data)
+            return data
+        return self.received_manifest
+
+    # -- test lifecycle -----------------------------------------------------------------
+
+    def on_test_start(self) -> None:
+        now = time.time()
+        self.recorder.restart()
+        self.recorder.enabled = self.out_dir is not None
+        self.active = True
+        self.written = False
+        self._finishing = False
+        self._done.clear()
+        self.expected_finals = set()
+        self.worker_sources = set()
+        self._server_window = {}
+        if self.role == "worker":
+            return
+        self.aggregate = RunAggregate(self._warmup())
+        self.aggregate.start(now)
+        if self.role == "master":
+            manifest = self.manifest()
+            if manifest is not None:
+                self.runner.send_message("harness_manifest", manifest)
+
+    def on_spawning_complete(self) -> None:
+        if self.aggregate is not None and self.role != "worker":
+            self.aggregate.spawn_complete(time.time())
+
+    def on_test_stopping(self) -> None:
+        if self.role == "worker" or self.aggregate is None:
+            return
+        self.aggregate.stopping(time.time())
+        if self.role == "master" and self.out_dir is not None:
+            self.expected_finals = {c.id for c in self.runner.clients.all
+                                    if c.state != STATE_MISSING}
+            self.runner.send_message("harness_stop", None)
+        self._write_live()
+
+    def on_test_stop(self) -> None:
+        if not self.active:
+            return
+        if self.role == "worker":
+            if not self.recorder.final_sent:
+                self.runner.send_message("harness_final", self._delta(final=True))
+            self.active = False
+            return
+        if self.aggregate is None or self._finishing:
+            return
+        self._finishing = True
+        try:
+            if self.aggregate.stopping_at is None:
+                self.aggregate.stopping(time.time())
+            if self.role == "local":
+                self._merge_local(final=True)
+            else:
+                self._wait_for_finals()
+            self.aggregate.ended_at = time.time()
+            self.active = False
+            if "start" in self._server_window:  # every request is done: close the window
+                self._scrape_server("end")
+            if self.out_dir is not None and not self.written:
+                self.write_results()
+                self.written = True
+        finally:
+            self._done.set()
+
+    def on_quitting(self) -> None:
+        """The process is about to exit (run time over, SIGTERM, last worker gone).
+
+        Worker: stop and send the final delta *before* Locust's own quitting listener
+        tells the master "quit" (listeners run in reverse order, ours first), so the
+        master has it before it drops this worker. Master/local: when the results are
+        being written in another greenlet, wait for that rather than exit under it."""
+        if self.role == "worker":
+            if self.active and self.runner.state not in (STATE_INIT, STATE_STOPPED):
+                self.runner.stop()
+            if self.active and not self.recorder.final_sent:
+                self.runner.send_message("harness_final", self._delta(final=True))
+            self.active = False
+            return
+        if self._finishing and not self._done.is_set():
+            timeout = float(getattr(self.env, "stop_timeout", 0) or 0) + FINAL_GRACE_S + 5
+            self._done.wait(timeout)
+
+    def _wait_for_finals(self) -> None:
+        timeout = float(getattr(self.env, "stop_timeout", 0) or 0) + FINAL_GRACE_S
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._missing_finals() == set():
+                return
+            gevent.sleep(0.05)
+        log.warning("harness: no final report from worker(s) %s after %.0fs; their last "
+                    "seconds are missing", sorted(self._missing_finals()), timeout)
+
+    def _missing_finals(self) -> set[str]:
+        if self.aggregate is None:
+            return set()
+        done = {k for k, p in self.aggregate.processes.items() if p.final}
+        return {w for w in self.expected_finals if w not in done}
+
+    # -- recording ----------------------------------------------------------------------
+
+    def on_request(self, request_type, name, response_time, response_length, response=None,
+                   context=None, exception=None, start_time=None, **_kw) -> None:
+        if not self.recorder.enabled:
+            return
+        status = getattr(response, "status_code", None)
+        kind = classify_failure(exception, status)
+        unexpected = None
+        if isinstance(exception, UnexpectedStatus):
+            unexpected = exception.status
+        elif kind and kind.startswith("http_") and status:
+            unexpected = status
+        rt = float(response_time or 0.0)
+        start = start_time if start_time else time.time() - rt / 1000.0
+        self.recorder.request(endpoint_key(request_type, name), start, rt,
+                              int(response_length or 0), kind, context, unexpected)
+
+    def tasks(self, intended=(), started: float | None = None) -> None:
+        if self.recorder.enabled:
+            self.recorder.tasks(intended, started)
+
+    def freshness(self, start: float, lag_s: float | None) -> None:
+        if self.recorder.enabled:
+            self.recorder.freshness(start, lag_s)
+
+    def add_event(self, name: str, **extra) -> None:
+        """A named moment of the run (e.g. a fault switch); kept by the master/local runner."""
+        if self.aggregate is not None:
+            self.aggregate.add_event(time.time(), name, **extra)
+
+    def on_cpu_warning(self) -> None:
+        if not self.active:
+            return
+        if self.role == "master" and self.aggregate is not None:
+            self.aggregate.process("master", "master", os.getpid(), self.host).cpu_warnings += 1
+        else:
+            self.recorder.cpu_warning()
+
+    # -- distributed --------------------------------------------------------------------
+
+    def _delta(self, final: bool = False) -> dict:
+        if final and self.role == "worker":
+            log.info("harness: final report of this worker: %d requests recorded in this test",
+                     self.recorder.total_requests)
+        delta = self.recorder.take_delta(final=final)
+        delta["pid"] = os.getpid()
+        delta["host"] = self.host
+        return delta
+
+    def on_report_to_master(self, client_id, data) -> None:
+        if self.recorder.enabled and self.active and not self.recorder.empty:
+            data["harness"] = self._delta()
+
+    def on_worker_report(self, client_id, data) -> None:
+        delta = data.get("harness")
+        if delta and self.aggregate is not None:
+            self._merge_worker(client_id, delta)
+
+    def _merge_worker(self, client_id: str, delta: dict) -> None:
+        self.worker_sources.add(client_id)
+        self.aggregate.merge(delta, client_id, "worker", delta.get("pid"), delta.get("host"))
+
+    def on_final_message(self, environment, msg, **_kw) -> None:
+        if self.aggregate is not None and msg.data:
+            self._merge_worker(msg.node_id, msg.data)
+
+    def on_stop_message(self, environment, msg, **_kw) -> None:
+        """Worker: the master is ending the test; stop users now and send the final delta.
+
+        Always answers, even when this worker recorded nothing, so the master never
+        waits for a worker in vain."""
+        if self.runner.state not in (STATE_INIT, STATE_STOPPED):
+            self.runner.stop()  # fires test_stop here, which sends `harness_final`
+        if not self.recorder.final_sent:
+            self.runner.send_message("harness_final", self._delta(final=True))
+        self.active = False
+
+    def on_manifest_message(self, environment, msg, **_kw) -> None:
+        self.received_manifest = msg.data
+
+    def _merge_local(self, final: bool = False) -> None:
+        if self.aggregate is not None and (final or not self.recorder.empty):
+            self.aggregate.merge(self._delta(final=final), "local", "local", os.getpid(),
+                                 self.host)
+
+    # -- the one-second ticker ------------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        while True:
+            gevent.sleep(1.0 - (time.time() % 1.0))
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - a bad tick must not kill the ticker
+                log.exception("harness plugin tick failed")
+
+    def _tick(self) -> None:
+        now = time.time()
+        flag = bool(getattr(self.runner, "cpu_warning_emitted", False))
+        if not hasattr(events, "cpu_warning") and flag and not self._warning_flag:
+            self.on_cpu_warning()  # Locust versions without the cpu_warning event
+        self._warning_flag = flag
+        if not self.active or not self.recorder.enabled:
+            return
+        cpu = self._proc.cpu_percent(None)
+        if self.role == "master":
+            if self.aggregate is not None:
+                self.aggregate.process("master", "master", os.getpid(), self.host) \
+                    .samples.append((now, cpu))
+        else:
+            self.recorder.cpu_sample(now, cpu)
+        if self.role == "worker" or self.aggregate is None:
+            return
+        measure_from = self.aggregate.measure_from
+        if measure_from is not None and now >= measure_from and not self._server_window:
+            self._scrape_server("start")  # this tick is the whole second measure_from
+        # the tick at second S closes window S-1: its user count is the one at its end
+        self.aggregate.set_users(now - 0.5, self.runner.user_count)
+        if self.role == "local":
+            self._merge_local()
+        self.aggregate.freeze_before(self._horizon(now) - FREEZE_AFTER_S)
+        self._write_live(now)
+
+    def _horizon(self, now: float) -> float:
+        """Up to when every process's data has arrived."""
+        if self.role != "master":
+            return now
+        active = {c.id for c in self.runner.clients.all if c.state != STATE_MISSING}
+        seen = [p.last_horizon for k, p in self.aggregate.processes.items() if k in active]
+        return min(seen) if seen else now
+
+    # -- the service's own view of the measured window ------------------------------------
+
+    def _scrape_server(self, edge: str) -> None:
+        """Save `{host}/metrics` at an edge of the measured window (`start` or `end`).
+
+        Done here rather than by the harness process because only the master knows
+        the exact instant the window opens (the tick at `measure_from`) and the
+        instant every worker's last request has completed (after the final
+        reports), so the service's counts cover the same requests as ours.
+        """
+        out, host = self.out_dir, getattr(self.env, "host", None)
+        if out is None or not host:
+            return
+        url = host.rstrip("/") + "/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our target
+                text = response.read().decode("utf-8", "replace")
+        except (OSError, ValueError) as exc:
+            log.warning("harness: could not scrape %s at the window %s: %s", url, edge, exc)
+            return
+        self._server_window[edge] = time.time()
+        _atomic_write(out / "metrics" / f"window-{edge}.prom", text)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _write_live(self, now: float | None = None) -> None:
+        out = self.out_dir
+        if out is None or self.aggregate is None:
+            return
+        now = now or time.time()
+        live = self.aggregate.live(now, self._horizon(now) - 1, self.runner.user_count)
+        _atomic_write(out / "live.json", json.dumps(live))
+
+    def write_results(self) -> Path:
+        out = self.out_dir
+        assert out is not None and self.aggregate is not None
+        hist_dir = out / "histograms"
+        hist_dir.mkdir(parents=True, exist_ok=True)
+        histograms = self.aggregate.endpoint_histograms()
+        slugs = endpoint_slugs(histograms)
+        for key, (raw, corrected) in histograms.items():
+            _atomic_write(hist_dir / f"{slugs[key]}.hdr", hdr.encode(raw))
+            _atomic_write(hist_dir / f"{slugs[key]}.corrected.hdr", hdr.encode(corrected))
+        incomplete = sorted(self._missing_finals()) if self.role == "master" else []
+        doc = self.aggregate.client_json(
+            LOCUST_VERSION, workers=len(self.worker_sources),
+            extra={"role": self.role, "host": getattr(self.env, "host", None),
+                   "locustfiles": option(self.env, "locustfile"),
+                   "shape": type(self.env.shape_class).__name__ if self.env.shape_class
+                   else None,
+                   "histogram_files": {k: f"histograms/{s}.hdr" for k, s in slugs.items()},
+                   "server_window": dict(self._server_window),
+                   "incomplete_workers": incomplete})
+        _atomic_write(out / "client.json", json.dumps(doc, indent=1))
+        log.info("harness: wrote %s (%d endpoints, %d requests measured)", out / "client.json",
+                 len(doc["endpoints"]), sum(e["count"] for e in doc["endpoints"].values()))
+        return out / "client.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---- wiring -------------------------------------------------------------------------
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kw) -> None:
+    if runner is None or plugin_of(environment) is not None:
+        return
+    plugin = Plugin(environment)
+    setattr(environment, _ATTR, plugin)
+    ev = environment.events
+    ev.test_start.add_listener(lambda **_: plugin.on_test_start())
+    ev.spawning_complete.add_listener(lambda **_: plugin.on_spawning_complete())
+    ev.test_stopping.add_listener(lambda **_: plugin.on_test_stopping())
+    ev.test_stop.add_listener(lambda **_: plugin.on_test_stop())
+    ev.request.add_listener(plugin.on_request)
+    ev.quitting.add_listener(lambda **_: plugin.on_quitting())
+    if hasattr(ev, "cpu_warning"):
+        ev.cpu_warning.add_listener(lambda **_: plugin.on_cpu_warning())
+    # Locust computes `-t` with gevent's cached loop time, which is stale by however long
+    # the start-up blocked the loop (seconds), so runs ended early; refresh it here.
+    gevent.get_hub().loop.update_now()
+    if (plugin.role != "worker" and option(environment, "harness_shape")
+            and environment.shape_class is None):
+        log.warning("harness: --harness-shape/HARNESS_SHAPE is ignored: scenarios/shapes.py is "
+                    "not one of the locustfiles (-f scenario.py,scenarios/shapes.py)")
+    if plugin.role == "worker":
+        ev.report_to_master.add_listener(plugin.on_report_to_master)
+        runner.register_message("harness_stop", plugin.on_stop_message)
+        runner.register_message("harness_manifest", plugin.on_manifest_message)
+    elif plugin.role == "master":
+        ev.worker_report.add_listener(plugin.on_worker_report)
+        runner.register_message("harness_final", plugin.on_final_message)

@@ -1,0 +1,292 @@
+"""What each Locust process records, and how it travels to the master (pure).
+
+No Locust, no gevent, no I/O here, so all of it is unit-testable in a plain
+process (importing Locust monkey-patches the interpreter with gevent).
+`harness/locust_plugin.py` wires it to Locust's events; the master merges with
+`harness/locust_aggregate.py`.
+
+Every Locust process that runs users (the local runner, or each worker) owns
+a :class:`Recorder`. Each request goes into the *one-second window of its start
+time*, per endpoint (``"METHOD /route/{template}"``): a count, failures by kind,
+an HDR histogram of the raw latency and one of the latency corrected for
+coordinated omission (µs), bytes, ``X-Cache`` values, degraded/partial flags and
+unexpected statuses. Paced users also record intended and achieved task starts,
+WriterUser its freshness lag; each process its CPU samples and Locust's CPU
+warnings. The recorder only holds what has not been sent yet:
+:meth:`Recorder.take_delta` hands it over and starts afresh, so a worker's memory
+stays flat however long the run. A delta (JSON- and msgpack-safe)::
+
+    {"v": 1, "seq": 3, "final": false, "horizon": <epoch s when taken>, "requests": 120,
+     "cpu": [[t, pct], ...], "cpu_warnings": 0,
+     "windows": [{"t": 1700000001, "tasks_intended": 5, "tasks_started": 5,
+                  "freshness": "<HDR µs>" | null, "freshness_timeouts": 0,
+                  "endpoints": {"GET /api/v1/agents": {
+                      "count": 10, "failures": {"http_500": 1}, "raw": "<HDR µs>",
+                      "corrected": "<HDR µs>", "bytes": 1234, "x_cache": {"HIT": 9},
+                      "degraded": 0, "partial": 0, "unexpected": {"500": 1}}}}]}
+
+The scenarios' response checks raise the :class:`CheckFailure` subclasses below
+(`resp.failure(TenantLeak(...))`); :func:`classify_failure` turns any request
+exception into the failure kind recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from harness import hdr
+
+SCHEMA_VERSION = 1
+
+
+# ---- failures raised by the scenarios' response checks -------------------------------
+
+class CheckFailure(Exception):
+    """A response that arrived but is wrong; `kind` names the failure in the results."""
+
+    kind = "check_failed"
+
+
+class UnexpectedStatus(CheckFailure):
+    """A status outside the endpoint's expected set (kind `http_<status>` for errors)."""
+
+    def __init__(self, status: int, expected: Iterable[int], endpoint: str = "") -> None:
+        self.status = int(status)
+        self.expected = tuple(expected)
+        self.kind = f"http_{self.status}" if self.status >= 400 else "unexpected_status"
+        super().__init__(f"{endpoint}: status {self.status}, expected one of {self.expected}")
+
+
+class TenantLeak(CheckFailure):
+    """The body belongs to another user: the worst failure there is."""
+
+    kind = "tenant_leak"
+
+    def __init__(self, endpoint: str, expected_user: int, got_user: object) -> None:
+        self.expected_user = expected_user
+        self.got_user = got_user
+        super().__init__(f"TENANT LEAK on {endpoint}: user {expected_user} received the data "
+                         f"of user {got_user!r}")
+
+
+class InvalidBody(CheckFailure):
+    kind = "invalid_body"
+
+
+class ConnectionFailure(CheckFailure):
+    kind = "connection"
+
+
+class TimeoutFailure(CheckFailure):
+    kind = "timeout"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def classify_failure(exc: BaseException | None, status: int | None = None) -> str | None:
+    """The failure kind of a request event's exception (None for a success)."""
+    if exc is None:
+        return None
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError) or "timeout" in name.lower():
+        return "timeout"
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code >= 100:
+        return f"http_{code}"
+    if status and status >= 400:
+        return f"http_{status}"
+    if isinstance(exc, (ConnectionError, OSError)) or status == 0:
+        return "connection"
+    return _snake(name)
+
+
+# ---- endpoint names -----------------------------------------------------------------
+
+def endpoint_key(method: str, name: str) -> str:
+    """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query."""
+    if "://" in name:
+        name = urlsplit(name).path or "/"
+    name = name.split("?", 1)[0]
+    return f"{method.upper()} {name}"
+
+
+def split_endpoint(key: str) -> tuple[str, str]:
+    method, _, route = key.partition(" ")
+    return method, route
+
+
+def slugify(key: str) -> str:
+    """A file-name-safe slug of an endpoint key: `GET /api/v1/agents/{agent_id}` ->
+    `get_api_v1_agents_agent_id`."""
+    slug = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+    return slug or "endpoint"
+
+
+def endpoint_slugs(keys: Iterable[str]) -> dict[str, str]:
+    """Unique slugs for a set of endpoint keys (a numeric suffix settles collisions)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for key in sorted(keys):
+        base = slugify(key)
+        slug, n = base, 2
+        while slug in used:
+            slug, n = f"{base}_{n}", n + 1
+        used.add(slug)
+        out[key] = slug
+    return out
+
+
+# ---- per-process recording ----------------------------------------------------------
+
+class _Cell:
+    """One endpoint in one window of one process, before it is sent."""
+
+    __slots__ = ("count", "failures", "raw", "corrected", "bytes", "x_cache", "degraded",
+                 "partial", "unexpected")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.failures: Counter[str] = Counter()
+        self.raw = hdr.new_histogram()
+        self.corrected = hdr.new_histogram()
+        self.bytes = 0
+        self.x_cache: Counter[str] = Counter()
+        self.degraded = 0
+        self.partial = 0
+        self.unexpected: Counter[str] = Counter()
+
+    def wire(self) -> dict:
+        return {"count": self.count, "failures": dict(self.failures),
+                "raw": hdr.encode(self.raw), "corrected": hdr.encode(self.corrected),
+                "bytes": self.bytes, "x_cache": dict(self.x_cache), "degraded": self.degraded,
+                "partial": self.partial, "unexpected": dict(self.unexpected)}
+
+
+class _Window:
+    __slots__ = ("endpoints", "tasks_intended", "tasks_started", "freshness",
+                 "freshness_timeouts")
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, _Cell] = {}
+        self.tasks_intended = 0
+        self.tasks_started = 0
+        self.freshness: object | None = None  # an HdrHistogram once a sample arrives
+        self.freshness_timeouts = 0
+
+    def wire(self, t: int) -> dict:
+        return {"t": t, "endpoints": {k: c.wire() for k, c in self.endpoints.items()},
+                "tasks_intended": self.tasks_intended, "tasks_started": self.tasks_started,
+                "freshness": hdr.encode(self.freshness) if self.freshness is not None else None,
+                "freshness_timeouts": self.freshness_timeouts}
+
+
+class Recorder:
+    """Everything one Locust process observed since its last delta."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.enabled = False
+        self.final_sent = False
+        self.seq = 0
+        self.total_requests = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._windows: dict[int, _Window] = {}
+        self._cpu: list[list[float]] = []
+        self._cpu_warnings = 0
+        self._requests = 0
+
+    def restart(self) -> None:
+        """Forget everything (a new test starts)."""
+        self._reset()
+        self.final_sent = False
+        self.seq = 0
+        self.total_requests = 0
+
+    def _window(self, t: float) -> _Window:
+        key = int(t)
+        w = self._windows.get(key)
+        if w is None:
+            w = self._windows[key] = _Window()
+        return w
+
+    def request(self, key: str, start: float, response_time_ms: float, length: int,
+                failure: str | None, context: dict | None = None,
+                unexpected_status: int | None = None) -> None:
+        """One request: `start` epoch seconds, latency in ms as Locust reports it."""
+        cell = self._window(start).endpoints.get(key)
+        if cell is None:
+            cell = self._window(start).endpoints[key] = _Cell()
+        raw_us = response_time_ms * 1000.0
+        late_us = 0.0
+        if context:
+            intended = context.get("intended_start")
+            task_start = context.get("task_start")
+            if intended is not None and task_start is not None:
+                late_us = max(0.0, (task_start - intended) * 1e6)
+            cache = context.get("x_cache")
+            if cache:
+                cell.x_cache[str(cache).upper()] += 1
+            if context.get("degraded"):
+                cell.degraded += 1
+            if context.get("partial"):
+                cell.partial += 1
+        cell.count += 1
+        self._requests += 1
+        self.total_requests += 1
+        cell.bytes += int(length or 0)
+        hdr.record(cell.raw, raw_us)
+        hdr.record(cell.corrected, raw_us + late_us)
+        if failure:
+            cell.failures[failure] += 1
+        if unexpected_status is not None:
+            cell.unexpected[str(unexpected_status)] += 1
+
+    def tasks(self, intended: Iterable[float] = (), started: float | None = None) -> None:
+        """Intended task-start slots (epoch seconds) and, optionally, one actual start."""
+        for t in intended:
+            self._window(t).tasks_intended += 1
+        if started is not None:
+            self._window(started).tasks_started += 1
+
+    def freshness(self, start: float, lag_s: float | None) -> None:
+        """A write's freshness lag (None: it never became visible before the deadline)."""
+        w = self._window(start)
+        if lag_s is None:
+            w.freshness_timeouts += 1
+            return
+        if w.freshness is None:
+            w.freshness = hdr.new_histogram()
+        hdr.record(w.freshness, lag_s * 1e6)
+
+    def cpu_sample(self, t: float, pct: float) -> None:
+        self._cpu.append([t, round(float(pct), 2)])
+
+    def cpu_warning(self) -> None:
+        self._cpu_warnings += 1
+
+    @property
+    def empty(self) -> bool:
+        return not self._windows and not self._cpu and not self._cpu_warnings
+
+    def take_delta(self, final: bool = False) -> dict:
+        """What was recorded since the last call (JSON-able), and start afresh."""
+        self.seq += 1
+        delta = {"v": SCHEMA_VERSION, "seq": self.seq, "final": final, "horizon": self.clock(),
+                 "windows": [w.wire(t) for t, w in sorted(self._windows.items())],
+                 "cpu": self._cpu, "cpu_warnings": self._cpu_warnings,
+                 "requests": self._requests}
+        self._reset()
+        if final:
+            self.final_sent = True
+        return delta

@@ -1,0 +1,208 @@
+"""What the service saw, from its Prometheus scrapes. Pure: text in, numbers out.
+
+The harness scrapes `/metrics` when the measured window opens, when it closes,
+and every few seconds in between (for gauges such as pool usage, whose peaks
+fall between two counter readings). Counters and histograms are turned into
+window values by subtracting the opening scrape from the closing one; a
+counter that went down (a restarted worker) is taken from zero. Histogram
+percentiles are interpolated inside Prometheus buckets, exactly as
+`histogram_quantile()` does in PromQL, so they are estimates bounded by the
+bucket edges; client-side latencies come from exact HDR histograms instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.results import (
+    CacheStats,
+    Latency,
+    PoolStats,
+    QueryStats,
+    RouteStats,
+    ServerSide,
+    UpstreamStats,
+)
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
+Samples = dict[Key, float]
+
+
+def parse(text: str) -> Samples:
+    """Flatten an exposition into {(sample name, sorted labels): value}."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+    return out
+
+
+def delta(start: Samples, end: Samples) -> Samples:
+    """Counter/histogram increase over the window (reset-aware)."""
+    out: Samples = {}
+    for key, value in end.items():
+        before = start.get(key, 0.0)
+        out[key] = value - before if value >= before else value
+    return out
+
+
+def select(samples: Samples, name: str, **match: str) -> list[tuple[dict[str, str], float]]:
+    """Samples of one name whose labels include `match`."""
+    found = []
+    for (n, labels), value in samples.items():
+        if n != name:
+            continue
+        d = dict(labels)
+        if all(d.get(k) == v for k, v in match.items()):
+            found.append((d, value))
+    return found
+
+
+def total(samples: Samples, name: str, **match: str) -> float:
+    return sum(v for _, v in select(samples, name, **match))
+
+
+def by_label(samples: Samples, name: str, label: str, **match: str) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for labels, value in select(samples, name, **match):
+        out[labels.get(label, "")] += value
+    return dict(out)
+
+
+def histogram_quantile(samples: Samples, name: str, q: float, **match: str) -> float | None:
+    """PromQL's histogram_quantile over `<name>_bucket`, summed across other labels."""
+    buckets: dict[float, float] = defaultdict(float)
+    for labels, value in select(samples, f"{name}_bucket", **match):
+        buckets[float(labels["le"])] += value
+    if not buckets:
+        return None
+    edges = sorted(buckets)
+    count = buckets[edges[-1]]
+    if count <= 0:
+        return None
+    rank = q * count
+    lower_edge, lower_count = 0.0, 0.0
+    for edge in edges:
+        cumulative = buckets[edge]
+        if cumulative >= rank:
+            if math.isinf(edge):
+                return lower_edge  # above the last finite bucket: its edge is all we know
+            width = cumulative - lower_count
+            fraction = (rank - lower_count) / width if width > 0 else 1.0
+            return lower_edge + (edge - lower_edge) * fraction
+        lower_edge, lower_count = edge, cumulative
+    return lower_edge
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _gauge_max(scrapes: Iterable[Samples], name: str) -> float | None:
+    values = [total(s, name) for s in scrapes if select(s, name)]
+    return max(values) if values else None
+
+
+def routes(window: Samples) -> dict[str, RouteStats]:
+    """Requests per "METHOD route" as the service counted them."""
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    errors: dict[tuple[str, str], float] = defaultdict(float)
+    for labels, value in select(window, "http_request_duration_seconds_count"):
+        key = (labels.get("method", ""), labels.get("route", ""))
+        counts[key] += value
+        if labels.get("status", "").startswith("5"):
+            errors[key] += value
+    out = {}
+    for (method, route), count in counts.items():
+        if count <= 0:
+            continue
+        p95 = histogram_quantile(window, "http_request_duration_seconds", 0.95,
+                                 method=method, route=route)
+        out[f"{method} {route}"] = RouteStats(count=count, errors_5xx=errors[(method, route)],
+                                              p95_ms=_ms(p95))
+    return out
+
+
+def caches(window: Samples) -> dict[str, CacheStats]:
+    hits = by_label(window, "cache_hits_total", "cache")
+    misses = by_label(window, "cache_misses_total", "cache")
+    stale = by_label(window, "cache_stale_hits_total", "cache")
+    out = {}
+    for name in sorted(set(hits) | set(misses) | set(stale)):
+        h, m, s = hits.get(name, 0.0), misses.get(name, 0.0), stale.get(name, 0.0)
+        evictions = by_label(window, "cache_evictions_total", "cause", cache=name)
+        out[name] = CacheStats(hits=h, misses=m, stale_hits=s, evictions=evictions,
+                               hit_ratio=_ratio(h + s, h + s + m))
+    return out
+
+
+def upstream(window: Samples, scrapes: list[Samples]) -> UpstreamStats | None:
+    logical = total(window, "elevenlabs_requests_total")
+    attempts = total(window, "elevenlabs_attempts_total")
+    if not select(window, "elevenlabs_requests_total"):
+        return None
+    retries = by_label(window, "elevenlabs_retries_total", "reason")
+    failed = total(window, "elevenlabs_requests_total", result="failure")
+    name = "elevenlabs_upstream_request_duration_seconds"
+    count = total(window, f"{name}_count")
+    latency = None
+    if count > 0:
+        latency = Latency(count=int(count),
+                          p50=_ms(histogram_quantile(window, name, 0.50)),
+                          p95=_ms(histogram_quantile(window, name, 0.95)),
+                          p99=_ms(histogram_quantile(window, name, 0.99)))
+    return UpstreamStats(
+        logical_requests=logical, attempts=attempts, retries=retries,
+        retry_rate=_ratio(sum(retries.values()), attempts),
+        retry_amplification=_ratio(attempts, logical),
+        failures=by_label(window, "elevenlabs_failures_total", "reason"),
+        failure_rate=_ratio(failed, logical),
+        timeouts=total(window, "elevenlabs_timeouts_total"),
+        fallbacks=by_label(window, "elevenlabs_fallbacks_total", "source"),
+        latency_ms=latency,
+        circuit_open_max=_gauge_max(scrapes, "elevenlabs_circuit_breaker_state"),
+    )
+
+
+def queries(window: Samples) -> dict[str, QueryStats]:
+    counts = by_label(window, "db_query_duration_seconds_count", "query")
+    errors = by_label(window, "db_query_errors_total", "query")
+    return {
+        name: QueryStats(count=count, errors=errors.get(name, 0.0),
+                         p95_ms=_ms(histogram_quantile(window, "db_query_duration_seconds",
+                                                       0.95, query=name)))
+        for name, count in sorted(counts.items()) if count > 0
+    }
+
+
+def summarize(start: str, end: str, during: list[str]) -> ServerSide:
+    """The server-side section of a result from the window's opening/closing scrapes."""
+    first, last = parse(start), parse(end)
+    window = delta(first, last)
+    scrapes = [first, *(parse(t) for t in during), last]
+    acquire = histogram_quantile(window, "db_pool_acquire_seconds", 0.95)
+    pool = PoolStats(
+        max_size=_gauge_max(scrapes, "db_pool_max_size"),
+        size_max=_gauge_max(scrapes, "db_pool_size"),
+        in_use_max=_gauge_max(scrapes, "db_pool_in_use"),
+        waiting_max=_gauge_max(scrapes, "db_pool_waiting"),
+        acquire_p95_ms=_ms(acquire),
+        acquire_timeouts=total(window, "db_pool_acquire_timeouts_total"),
+    )
+    kpi = {
+        "refreshes": total(window, "kpi_view_refreshes_total", outcome="ok"),
+        "staleness_max_s": _gauge_max(scrapes, "kpi_view_staleness_seconds"),
+        "change_to_visible_p95_s": histogram_quantile(window,
+                                                      "kpi_view_change_to_visible_seconds", 0.95),
+    }
+    return ServerSide(scrapes=len(scrapes), routes=routes(window), caches=caches(window),
+                      upstream=upstream(window, scrapes), db_pool=pool, queries=queries(window),
+                      kpi_view=kpi)

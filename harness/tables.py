@@ -1,0 +1,80 @@
+"""Rich tables for the terminal: a run's summary and the list of past runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from harness.results import RunResult
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def run_table(result: RunResult) -> Group:
+    """Per endpoint: requests, rps, failures, p50/p95/p99 (raw) and corrected p99."""
+    table = Table(title=f"{result.run.scenario} / {result.run.profile}: {result.run.run_id}")
+    for col in ("endpoint", "requests", "rps", "fail %", "p50 ms", "p95 ms", "p99 ms",
+                "p99 corr. ms", "server count"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for name, e in [*result.endpoints.items(), ("all", result.totals)]:
+        lat, corr = e.latency_ms, e.corrected_latency_ms
+        table.add_row(name, f"{e.count:,}", f"{e.throughput_rps:,.1f}",
+                      f"{100 * e.failure_rate:.2f}", _ms(lat.p50), _ms(lat.p95), _ms(lat.p99),
+                      _ms(corr.p99), "–" if e.server_count is None else f"{e.server_count:,}")
+    notes = []
+    c = result.correctness
+    style = "bold red" if c.tenant_leaks else "green"
+    notes.append(Text(f"tenant leaks: {c.tenant_leaks}", style=style))
+    if result.generator.saturated:
+        notes.append(Text("load generator saturated: latencies are not trustworthy",
+                          style="bold yellow"))
+    if result.agreement.diff_ratio is not None:
+        notes.append(Text(f"client/server request counts differ by "
+                          f"{100 * result.agreement.diff_ratio:.2f}%"))
+    for note in result.run.notes:
+        notes.append(Text(note, style="yellow"))
+    return Group(table, *notes)
+
+
+def main_endpoint(result: dict) -> tuple[str, dict] | None:
+    """The endpoint with the most requests (what `harness runs` shows the p95 of)."""
+    endpoints = result.get("endpoints") or {}
+    if not endpoints:
+        return None
+    return max(endpoints.items(), key=lambda kv: kv[1].get("count", 0))
+
+
+def runs_table(runs_dir: Path) -> Table:
+    """One row per run directory with a readable result.json, newest first."""
+    table = Table(title=f"runs in {runs_dir}")
+    for col in ("run", "scenario", "profile", "status", "when (UTC)", "main endpoint",
+                "p95 ms", "verdict"):
+        table.add_column(col)
+    dirs = sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True) \
+        if runs_dir.is_dir() else []
+    for d in dirs:
+        try:
+            result = json.loads((d / "result.json").read_text())
+        except (OSError, ValueError):
+            table.add_row(d.name, "–", "–", "no result", "–", "–", "–", "–")
+            continue
+        run = result.get("run", {})
+        main = main_endpoint(result)
+        verdict = "–"
+        gate = d / "gate.json"
+        if gate.exists():
+            try:
+                verdict = json.loads(gate.read_text()).get("verdict", "–")
+            except (OSError, ValueError):
+                verdict = "unreadable"
+        table.add_row(d.name, run.get("scenario", "–"), run.get("profile", "–"),
+                      run.get("status", "–"), (run.get("started_at") or "–")[:19],
+                      main[0] if main else "–",
+                      _ms(main[1].get("latency_ms", {}).get("p95")) if main else "–", verdict)
+    return table

@@ -1,0 +1,371 @@
+"""The Locust plugin: pure recording/merging here, real Locust processes in the e2e tests.
+
+Locust is never imported in this process (it monkey-patches the interpreter
+with gevent); everything that needs it runs `python -m locust` as a child.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import msgpack
+import pytest
+
+from harness import hdr
+from harness.locust_aggregate import RunAggregate, percentile
+from harness.locust_windows import (
+    ConnectionFailure,
+    InvalidBody,
+    Recorder,
+    TenantLeak,
+    TimeoutFailure,
+    UnexpectedStatus,
+    classify_failure,
+    endpoint_key,
+    endpoint_slugs,
+    slugify,
+)
+from tests.harness.conftest import (
+    assert_client_json_shape,
+    locust_cmd,
+    run_locust,
+    write_manifest,
+)
+
+T0 = 1_700_000_000  # a whole second
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# ---- failure kinds and names ----------------------------------------------------------
+
+def test_failure_kinds():
+    assert classify_failure(None) is None
+    assert classify_failure(TenantLeak("GET /x", 1, 2)) == "tenant_leak"
+    assert classify_failure(UnexpectedStatus(500, (200,))) == "http_500"
+    assert classify_failure(UnexpectedStatus(404, (200,))) == "http_404"
+    assert classify_failure(UnexpectedStatus(200, (201,))) == "unexpected_status"
+    assert classify_failure(InvalidBody("x")) == "invalid_body"
+    assert classify_failure(ConnectionFailure("x")) == "connection"
+    assert classify_failure(TimeoutFailure("x")) == "timeout"
+    assert classify_failure(TimeoutError("t")) == "timeout"
+    assert classify_failure(ConnectionRefusedError()) == "connection"
+
+    class BadStatusCode(ConnectionError):  # geventhttpclient's shape
+        code = 503
+
+    assert classify_failure(BadStatusCode()) == "http_503"
+    assert classify_failure(RuntimeError("x"), status=502) == "http_502"
+    assert classify_failure(KeyError("x")) == "key_error"
+
+
+def test_endpoint_names_and_slugs():
+    assert endpoint_key("get", "/api/v1/agents/{agent_id}") == "GET /api/v1/agents/{agent_id}"
+    assert endpoint_key("GET", "/api/v1/activity?limit=20&before=x") == "GET /api/v1/activity"
+    assert endpoint_key("GET", "http://h:1/api/v1/agents?x=1") == "GET /api/v1/agents"
+    assert slugify("GET /api/v1/agents/{agent_id}") == "get_api_v1_agents_agent_id"
+    slugs = endpoint_slugs(["GET /a-b", "GET /a_b", "POST /api/v1/calls"])
+    assert len(set(slugs.values())) == 3
+    assert slugs["POST /api/v1/calls"] == "post_api_v1_calls"
+
+
+# ---- recording and merging ----------------------------------------------------------
+
+def record_some(rec: Recorder, rng: random.Random, n: int, start: float, span: float,
+                key: str = "GET /api/v1/dashboard/overview") -> list[tuple[float, float]]:
+    out = []
+    for _ in range(n):
+        t = start + rng.random() * span
+        ms = rng.lognormvariate(3, 0.8)
+        late = rng.choice((0.0, 0.0, 0.05))
+        rec.request(key, t, ms, 100, None, {"intended_start": t - late, "task_start": t})
+        out.append((t, ms))
+    return out
+
+
+def test_delta_is_json_and_msgpack_safe_and_resets():
+    rec = Recorder(clock=Clock())
+    rec.request("GET /x", T0 + 0.5, 12.0, 10, "http_500", {"x_cache": "hit"}, 500)
+    rec.tasks(intended=[T0 + 0.1], started=T0 + 0.2)
+    rec.freshness(T0 + 0.3, 0.4)
+    rec.freshness(T0 + 0.3, None)
+    rec.cpu_sample(T0 + 1, 12.5)
+    rec.cpu_warning()
+    delta = rec.take_delta()
+    assert json.loads(json.dumps(delta)) == delta
+    assert msgpack.unpackb(msgpack.packb(delta), strict_map_key=False) == delta
+    cell = delta["windows"][0]["endpoints"]["GET /x"]
+    assert cell["count"] == 1 and cell["failures"] == {"http_500": 1}
+    assert cell["x_cache"] == {"HIT": 1} and cell["unexpected"] == {"500": 1}
+    assert delta["requests"] == 1 and delta["cpu_warnings"] == 1
+    assert rec.empty
+    again = rec.take_delta(final=True)
+    assert again["windows"] == [] and again["final"] and rec.final_sent
+    assert rec.total_requests == 1
+
+
+def test_corrected_latency_adds_task_lateness():
+    rec = Recorder()
+    rec.request("GET /x", T0, 10.0, 0, None, {"intended_start": T0 - 0.5, "task_start": T0})
+    rec.request("GET /x", T0, 10.0, 0, None, {"intended_start": T0 + 0.5, "task_start": T0})
+    rec.request("GET /x", T0, 10.0, 0, None, None)  # unpaced requests: no correction
+    cell = rec.take_delta()["windows"][0]["endpoints"]["GET /x"]
+    raw, corrected = hdr.decode(cell["raw"]), hdr.decode(cell["corrected"])
+    assert raw.get_max_value() == pytest.approx(10_000, rel=1e-3)
+    assert corrected.get_max_value() == pytest.approx(510_000, rel=1e-3)
+    assert corrected.get_total_count() == 3
+    assert corrected.get_value_at_percentile(50) == pytest.approx(10_000, rel=1e-3)
+
+
+def test_merge_of_many_workers_equals_one_process_exactly():
+    rng = random.Random(5)
+    keys = ("GET /api/v1/dashboard/overview", "GET /api/v1/agents/{agent_id}")
+    samples = [(rng.choice(keys), T0 + rng.random() * 10, rng.lognormvariate(3, 0.8),
+                rng.choice((0.0, 0.0, 0.05)), rng.random() < 0.02) for _ in range(3600)]
+
+    def feed(rec: Recorder, part) -> None:
+        for key, t, ms, late, failed in part:
+            rec.request(key, t, ms, 100, "http_500" if failed else None,
+                        {"intended_start": t - late, "task_start": t})
+
+    single = RunAggregate(warmup_s=3)
+    single.start(T0 + 0.25)
+    one = Recorder()
+    feed(one, samples)
+    single.merge(one.take_delta(), "local", "local")
+
+    workers = RunAggregate(warmup_s=3)
+    workers.start(T0 + 0.25)
+    recorders = [Recorder() for _ in range(3)]
+    reports = []
+    for i in range(0, len(samples), 300):  # periodic reports, 3 workers round robin
+        rec = recorders[(i // 300) % 3]
+        feed(rec, samples[i:i + 300])
+        reports.append(((i // 300) % 3, rec.take_delta()))
+    random.Random(1).shuffle(reports)  # arrival order does not matter
+    for w, delta in reports:
+        workers.merge(delta, f"w{w}")
+
+    a, b = workers.totals, single.totals
+    assert a.keys() == b.keys() == set(keys)
+    assert sum(t.count + t.warmup_count for t in a.values()) == len(samples)
+    for key in keys:
+        assert (a[key].count, a[key].warmup_count) == (b[key].count, b[key].warmup_count)
+        assert a[key].failures == b[key].failures
+        for hist in ("raw", "corrected"):
+            ha, hb = getattr(a[key], hist), getattr(b[key], hist)
+            assert ha.get_total_count() == hb.get_total_count() == a[key].count
+            assert hdr.encode(ha) == hdr.encode(hb)  # bucket for bucket
+    assert sum(p.requests for p in workers.processes.values()) == len(samples)
+    wa, wb = workers.client_json("2.x", 3)["windows"], single.client_json("2.x", 0)["windows"]
+    assert [(w["t"], {k: c["count"] for k, c in w["endpoints"].items()}) for w in wa] == \
+        [(w["t"], {k: c["count"] for k, c in w["endpoints"].items()}) for w in wb]
+
+
+def test_warmup_boundary_is_a_whole_second_and_exact():
+    agg = RunAggregate(warmup_s=2)
+    agg.start(T0 + 0.4)  # first spawn
+    assert agg.measure_from == T0 + 3  # ceil(T0 + 2.4)
+    rec = Recorder()
+    rec.request("GET /x", T0 + 2.99, 1.0, 0, None)  # started before: warm-up
+    rec.request("GET /x", T0 + 3.0, 1.0, 0, None)  # started at the boundary: measured
+    rec.request("GET /x", T0 + 5.5, 1.0, 0, "http_500", None, 500)
+    agg.merge(rec.take_delta(), "local", "local")
+    tot = agg.totals["GET /x"]
+    assert (tot.count, tot.warmup_count) == (2, 1)
+    assert dict(tot.failures) == {"http_500": 1}
+    assert agg.unexpected == {"GET /x": {"500": 1}}
+
+    no_warmup = RunAggregate(warmup_s=0)
+    no_warmup.start(T0 + 0.4)
+    assert no_warmup.measure_from == T0 + 0.4
+    rec.request("GET /x", T0 + 0.41, 1.0, 0, None)
+    no_warmup.merge(rec.take_delta(), "local", "local")
+    assert no_warmup.totals["GET /x"].count == 1
+
+
+def test_phases_users_and_windows():
+    agg = RunAggregate(warmup_s=3)
+    agg.start(T0 + 0.5)
+    agg.spawn_complete(T0 + 1.5)
+    agg.spawn_complete(T0 + 9)  # only the first counts
+    for t in range(T0, T0 + 6):
+        agg.set_users(t, min(10, (t - T0 + 1) * 5))
+    rec = Recorder()
+    for t in range(T0, T0 + 6):
+        rec.request("GET /x", t + 0.5, 2.0, 0, None)
+    agg.merge(rec.take_delta(), "local", "local")
+    assert agg.phase(T0 + 1) == "ramp"
+    assert agg.phase(T0 + 2) == "warmup" and agg.phase(T0 + 4.1) == "measure"
+    agg.stopping(T0 + 6.2)
+    assert agg.phase(T0 + 6.3) == "stopping"
+    doc = agg.client_json("2.x", workers=0)
+    phases = [(w["t"] - T0, w["phase"], w["users"]) for w in doc["windows"]]
+    assert phases == [(0, "ramp", 5), (1, "ramp", 10), (2, "warmup", 10), (3, "warmup", 10),
+                      (4, "measure", 10), (5, "measure", 10), (6, "measure", 10)]
+    assert [w["spawning"] for w in doc["windows"]] == [True, True] + [False] * 5
+    assert doc["windows"][-1]["endpoints"] == {}  # empty seconds are kept: a time series
+    assert doc["spawn_complete_at"] == T0 + 1.5
+    assert_client_json_shape(doc)
+
+
+def test_late_data_for_frozen_windows_still_adds_up():
+    agg = RunAggregate()
+    agg.start(T0)
+    rec = Recorder()
+    rec.request("GET /x", T0 + 0.1, 5.0, 0, None)
+    agg.merge(rec.take_delta(), "w1")
+    agg.freeze_before(T0 + 100)
+    rec.request("GET /x", T0 + 0.2, 7.0, 0, None)  # a slow request reported later
+    agg.merge(rec.take_delta(), "w1")
+    cell = agg.windows[T0].endpoints["GET /x"]
+    assert cell.count == 2 and hdr.decode(cell.hist.encoded()).get_total_count() == 2
+
+
+def test_pacing_shortfall_and_freshness():
+    agg = RunAggregate()
+    agg.start(T0)
+    rec = Recorder()
+    for s in range(10):
+        rec.tasks(intended=[T0 + s + 0.0, T0 + s + 0.5])  # 2 intended per second
+        rec.tasks(started=T0 + s + 0.1)  # 1 achieved per second
+        rec.request("GET /x", T0 + s + 0.1, 3.0, 0, None)
+    rec.freshness(T0 + 1, 0.25)
+    rec.freshness(T0 + 2, None)
+    agg.merge(rec.take_delta(), "local", "local")
+    agg.stopping(T0 + 10.5)
+    pacing = agg.pacing()
+    assert pacing["intended_rps"] == 2.0 and pacing["achieved_rps"] == 1.0
+    assert pacing["shortfall_ratio"] == 0.5
+    assert pacing["achieved_request_rps"] == 1.0
+    doc = agg.client_json("2.x", 0)
+    fresh = doc["checks"]["freshness"]
+    assert fresh["samples"] == 1 and fresh["timeouts"] == 1
+    assert hdr.decode(fresh["histogram"]).get_max_value() == pytest.approx(250_000, rel=1e-3)
+
+
+def test_generator_saturation_rule():
+    agg = RunAggregate()
+    agg.start(T0)
+    agg.stopping(T0 + 100)
+    calm = agg.process("w1", "worker")
+    calm.samples = [(T0 + i, 50.0) for i in range(100)]
+    calm.samples[5] = (T0 + 5, 99.0)  # 1% of the window: fine
+    assert agg.generator()["saturated"] is False
+    hot = agg.process("w2", "worker")
+    hot.samples = [(T0 + i, 95.0 if i % 5 == 0 else 40.0) for i in range(100)]  # 20%
+    gen = agg.generator()
+    assert gen["saturated"] is True
+    by_id = {p["id"]: p for p in gen["processes"]}
+    assert by_id["w2"]["saturated"] and not by_id["w1"]["saturated"]
+    assert by_id["w2"]["cpu_max"] == 95.0 and by_id["w1"]["cpu_p90"] == 50.0
+    agg2 = RunAggregate()
+    agg2.start(T0)
+    agg2.process("m", "master").cpu_warnings = 1  # Locust's own warning saturates too
+    assert agg2.generator()["saturated"] is True
+    assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90) == 9
+    assert percentile([], 90) is None
+
+
+def test_live_progress_from_recent_windows():
+    agg = RunAggregate()
+    agg.start(T0)
+    agg.spawn_complete(T0)
+    rec = Recorder()
+    for s in range(10):
+        for i in range(10):
+            rec.request("GET /x", T0 + s + i / 10, 10.0 if i else 100.0, 0,
+                        "http_500" if i == 0 and s % 2 else None)
+    agg.merge(rec.take_delta(), "local", "local")
+    live = agg.live(T0 + 11, horizon=T0 + 10, users=7)
+    assert live["phase"] == "measure" and live["users"] == 7
+    assert live["rps"] == 10.0
+    ep = live["endpoints"]["GET /x"]
+    assert ep["rps"] == 10.0
+    assert ep["error_rate"] == pytest.approx(3 / 50)  # seconds 5, 7, 9 of 5..9
+    assert ep["p95_ms"] == pytest.approx(100.0, rel=1e-2)
+    agg.stopping(T0 + 12)
+    assert agg.live(T0 + 12, T0 + 10, 7)["phase"] == "stopping"
+    json.dumps(live)
+
+
+# ---- in real Locust processes (against a fake API: no stack needed) ------------------
+
+@pytest.mark.e2e
+def test_tenant_leak_unexpected_status_and_coordinated_omission(fake_api, tmp_path):
+    """The overview returns another tenant's data (slowly), analytics a 500: the leak is
+    counted, marked failed and logged at ERROR; the 500 is an unexpected status; users
+    that cannot keep their pace show it in the corrected histogram and the shortfall."""
+    out = tmp_path / "out"
+    proc = run_locust(locust_cmd(
+        "scenarios/dashboard.py", fake_api.url, out, fake_api.manifest, users=3, run_time="4s",
+        extra=["--harness-pace-scale", "50", "--harness-seed", "3"]), timeout=60)
+    assert proc.returncode == 1, proc.output  # Locust's exit code when requests failed
+    doc = json.loads((out / "client.json").read_text())
+    assert_client_json_shape(doc)
+    overview = doc["endpoints"]["GET /api/v1/dashboard/overview"]
+    analytics = doc["endpoints"]["GET /api/v1/dashboard/analytics"]
+    activity = doc["endpoints"]["GET /api/v1/activity"]
+    assert overview["count"] > 0 and overview["failures"] == {"tenant_leak": overview["count"]}
+    assert doc["checks"]["tenant_leaks"] == overview["count"] + overview["warmup_count"]
+    assert "TENANT LEAK on GET /api/v1/dashboard/overview" in proc.output
+    assert "ERROR" in proc.output.split("TENANT LEAK", 1)[0].rsplit("\n", 1)[-1]
+    assert analytics["failures"] == {"http_500": analytics["count"]}
+    assert doc["checks"]["unexpected_statuses"]["GET /api/v1/dashboard/analytics"] == {
+        "500": analytics["count"]}
+    assert activity["failures"] == {} and activity["count"] > 0
+    assert activity["x_cache"] == {"HIT": activity["count"]}
+    assert activity["degraded"] == activity["count"] == doc["checks"]["degraded_responses"]
+    # pace 0.5 x 50 = 25 task starts/s per user (every 40 ms), but half the tasks are an
+    # overview taking 200 ms: the users fall further and further behind their schedule
+    pacing = doc["pacing"]
+    assert pacing["intended_rps"] == pytest.approx(3 * 25, rel=0.15)
+    assert pacing["shortfall_ratio"] > 0.3, pacing
+    raw, corrected = (hdr.decode(overview["histogram"]),
+                      hdr.decode(overview["corrected_histogram"]))
+    assert raw.get_value_at_percentile(50) >= 200_000
+    assert corrected.get_value_at_percentile(99) > raw.get_value_at_percentile(99) + 1_000_000
+    assert fake_api.hits("GET", "/api/v1/dashboard/overview") == overview["count"] + overview[
+        "warmup_count"]
+
+
+@pytest.mark.e2e
+def test_without_harness_out_nothing_is_written(fake_api, tmp_path):
+    cmd = locust_cmd("scenarios/dashboard.py", fake_api.url, None, fake_api.manifest,
+                     users=1, run_time="1s",
+                     extra=["--exit-code-on-error", "0", "--harness-pace-scale", "10"])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = run_locust(cmd, timeout=60, cwd=cwd)
+    assert proc.returncode == 0, proc.output
+    assert list(cwd.iterdir()) == []
+    assert fake_api.total_hits() > 0
+
+
+@pytest.mark.e2e
+def test_no_manifest_is_one_clear_error(fake_api, tmp_path):
+    proc = run_locust(locust_cmd("scenarios/dashboard.py", fake_api.url, tmp_path / "o", None,
+                                 users=1, run_time="2s"), timeout=60)
+    assert proc.returncode == 2, proc.output
+    assert "no dataset manifest: pass --harness-manifest PATH or set HARNESS_MANIFEST" \
+        in proc.output
+    assert "Traceback" not in proc.output
+    assert fake_api.total_hits() == 0
+
+
+@pytest.mark.e2e
+def test_manifest_from_the_environment(fake_api, tmp_path):
+    manifest = write_manifest(tmp_path / "m.json", fake_api.users)
+    proc = run_locust(locust_cmd("scenarios/dashboard.py", fake_api.url, tmp_path / "o", None,
+                                 users=1, run_time="2s",
+                                 extra=["--exit-code-on-error", "0", "--harness-pace-scale", "10"]),
+                      timeout=60, env={"HARNESS_MANIFEST": str(manifest)})
+    assert proc.returncode == 0, proc.output
+    assert json.loads((tmp_path / "o" / "client.json").read_text())["endpoints"]
