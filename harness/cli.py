@@ -118,6 +118,7 @@ def run(
     master_bind_host: Annotated[str, typer.Option(
         help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
     target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
+    port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
     faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
     shape: Annotated[str | None, typer.Option(help="steady | ramp | spike | soak")] = None,
     database_url: DbUrlOpt = None,
@@ -136,9 +137,11 @@ def run(
                        warmup_s=parse_duration(warmup), dataset=dataset, seed=seed,
                        workers=workers, remote_workers=remote_workers,
                        master_bind_host=master_bind_host, target_workers=target_workers,
-                       faults=faults, database_url=database_url, out=out, state_dir=state_dir)
+                       faults=faults, database_url=database_url, out=out, state_dir=state_dir,
+                       port=port)
+    config.validate()
     StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
-                faults=faults, target_workers=target_workers).validate()
+                faults=faults, target_workers=target_workers, port=port).validate()
     with Progress(err) as progress:
         outcome = Run(config, progress).execute()
     if outcome.result is None:

@@ -58,6 +58,7 @@ class RunConfig:
     remote_workers: int = 0
     master_bind_host: str = "127.0.0.1"
     target_workers: int = 1
+    port: int = 0
     faults: str = "healthy"
     database_url: str | None = None
     out: Path = Path("reports")
@@ -190,7 +191,7 @@ class Run:
         stack = Stack(StackConfig(
             dataset=cfg.dataset, seed=cfg.seed, profile=cfg.profile,
             database_url=cfg.database_url, state_dir=cfg.state_dir, run_dir=self.run_dir,
-            target_workers=cfg.target_workers, faults=cfg.faults,
+            target_workers=cfg.target_workers, faults=cfg.faults, port=cfg.port,
             target_env=cfg.extra_target_env), on_phase=self.progress.phase,
             on_seed_progress=self.progress.seed)
         failure: BaseException | None = None

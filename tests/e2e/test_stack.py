@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,15 +56,6 @@ def stop_and_check(proc: subprocess.Popen, sig: int) -> None:
     assert proc.wait(60) == 0
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
-
-
-@pytest.fixture
-def state_dir() -> Path:
-    """Outside pytest's tmp_path: pytest re-privatizes its base directory on every start,
-    which would lock out the embedded server's own OS user when tests run as root."""
-    path = Path(tempfile.mkdtemp(prefix="harness-e2e-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_stack_up_embedded_then_sigterm(tmp_path: Path, state_dir: Path):

@@ -1,0 +1,155 @@
+"""`harness run` as a user and CI run it: real processes, real files, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import psutil
+import pytest
+
+from harness.results import json_schema
+
+pytestmark = pytest.mark.e2e
+MIXED_ENDPOINTS = {
+    "GET /api/v1/dashboard/overview", "GET /api/v1/dashboard/analytics",
+    "GET /api/v1/activity", "GET /api/v1/agents", "GET /api/v1/agents/{agent_id}",
+    "POST /api/v1/calls",
+}
+
+
+def harness_run(state_dir: Path, out: Path, *args: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "harness.cli", "run", "--dataset", "tiny",
+            "--state-dir", str(state_dir), "--out", str(out), *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def only_result(out: Path) -> tuple[Path, dict]:
+    runs = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0], json.loads((runs[0] / "result.json").read_text())
+
+
+def no_process_left(children: list[psutil.Process]) -> None:
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]
+
+
+def test_a_short_run_writes_a_complete_schema_valid_result(state_dir: Path, tmp_path: Path):
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "12", "--spawn-rate", "12",
+                       "--duration", "8s", "--warmup", "2s", "--workers", "2")
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    run_dir, result = only_result(out)
+    jsonschema.validate(result, json_schema())
+    assert result["run"]["status"] == "complete" and result["run"]["workers"] == 2
+    assert set(result["endpoints"]) == MIXED_ENDPOINTS
+    for name, endpoint in result["endpoints"].items():
+        assert endpoint["count"] > 0, name
+        assert endpoint["latency_ms"]["p95"] is not None
+        # the service counted the very requests the clients measured
+        assert abs(endpoint["server_count"] - endpoint["count"]) <= 2, name
+    assert result["agreement"]["diff_ratio"] <= 0.02
+    assert result["correctness"]["tenant_leaks"] == 0
+    server = result["server"]
+    assert server["caches"]["dashboard"]["hit_ratio"] is not None
+    assert server["upstream"]["logical_requests"] > 0
+    assert server["queries"]["agents_of_user"]["count"] >= 0
+    for artifact in ("timeseries.csv", "summary.md", "dataset.json", "logs/target.log",
+                     "logs/locust-master.log", "metrics/window-start.prom",
+                     "metrics/window-end.prom"):
+        assert (run_dir / artifact).exists(), artifact
+    assert (out / "latest").resolve() == run_dir.resolve()
+    assert "GET /api/v1/dashboard/overview" in stdout
+    listing = subprocess.run([sys.executable, "-m", "harness.cli", "runs", "--out", str(out)],
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and run_dir.name[:15] in listing.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_run_keeps_results_and_leaves_no_process(state_dir: Path,
+                                                               tmp_path: Path, sig):
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
+                       "--duration", "60s", "--warmup", "1s")
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/locust/live.json")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(3)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert any("locust" in " ".join(c.cmdline()) for c in children)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 3, stderr
+    assert "Traceback" not in stderr
+    no_process_left(children)
+    _, result = only_result(out)
+    assert result["run"]["status"] == "interrupted"
+    assert result["totals"]["count"] > 0
+
+
+def test_a_target_that_dies_is_named_and_partial_results_are_kept(state_dir: Path,
+                                                                  tmp_path: Path):
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
+                       "--duration", "60s", "--warmup", "1s")
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/locust/live.json")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    target = next(c for c in children if "target_service" in " ".join(c.cmdline()))
+    target.kill()
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 3
+    assert "target service" in stderr and "target.log" in stderr
+    assert "Traceback" not in stderr
+    no_process_left(children)
+    _, result = only_result(out)
+    assert result["run"]["status"] == "failed"
+
+
+def _busy_port() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--scenario", "nope"], "unknown scenario"),
+    (["--shape", "zigzag"], "unknown shape"),
+    (["--faults", "apocalypse"], "unknown fault preset"),
+    (["--profile", "turbo"], "unknown profile"),
+    (["--duration", "ten seconds"], "malformed duration"),
+    (["--warmup", "5x"], "malformed duration"),
+    (["--dataset", "gigantic"], "unknown dataset"),
+    (["--database-url", "postgresql://nobody@127.0.0.1:1/none"], "cannot reach PostgreSQL"),
+])
+def test_bad_input_is_one_line_and_exit_2(state_dir: Path, tmp_path: Path, args, words):
+    proc = harness_run(state_dir, tmp_path / "reports", *args)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, stderr
+    assert words in stderr and "Traceback" not in stderr
+
+
+def test_a_port_in_use_is_exit_2(state_dir: Path, tmp_path: Path):
+    busy = _busy_port()
+    try:
+        proc = harness_run(state_dir, tmp_path / "reports", "--port",
+                           str(busy.getsockname()[1]))
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        busy.close()
+    assert proc.returncode == 2 and "already in use" in stderr
