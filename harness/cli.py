@@ -119,6 +119,12 @@ def run(
         help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
     target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
     port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
+    target_cpus: Annotated[str | None, typer.Option(
+        help="Pin target and stub to these CPUs (e.g. 0 or 0-1).")] = None,
+    locust_cpus: Annotated[str | None, typer.Option(
+        help="Pin the Locust processes to these CPUs.")] = None,
+    pace_scale: Annotated[float, typer.Option(
+        help="Multiply every user's pace (0: unpaced, closed loop).")] = 1.0,
     faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
     shape: Annotated[str | None, typer.Option(help="steady | ramp | spike | soak")] = None,
     database_url: DbUrlOpt = None,
@@ -129,6 +135,7 @@ def run(
     state_dir: StateOpt = Path(".harness"),
 ) -> None:
     """Run a measured load test end to end and write the run directory."""
+    from harness.process import parse_cpus
     from harness.progress import Progress
     from harness.runner import Run, RunConfig, parse_duration
 
@@ -138,7 +145,8 @@ def run(
                        workers=workers, remote_workers=remote_workers,
                        master_bind_host=master_bind_host, target_workers=target_workers,
                        faults=faults, database_url=database_url, out=out, state_dir=state_dir,
-                       port=port)
+                       port=port, target_cpus=parse_cpus(target_cpus),
+                       locust_cpus=parse_cpus(locust_cpus), pace_scale=pace_scale)
     config.validate()
     StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
                 faults=faults, target_workers=target_workers, port=port).validate()

@@ -104,6 +104,7 @@ def generator(client: dict) -> Generator:
                                     cpu_warnings=int(p.get("cpu_warnings", 0)))
                    for p in gen.get("processes", [])],
         saturated=bool(gen.get("saturated", False)),
+        memory=gen.get("memory", {}),
         intended_rps=pacing.get("intended_rps"), achieved_rps=pacing.get("achieved_rps"),
         shortfall_ratio=pacing.get("shortfall_ratio"),
     )

@@ -35,6 +35,23 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def parse_cpus(text: str | None) -> set[int] | None:
+    """`0`, `0,1`, `2-3` -> a CPU set; None when not given (no pinning)."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError as exc:
+        raise UsageError(f"malformed CPU list {text!r} (use e.g. 0 or 0,1 or 2-3)") from exc
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else cpus
+    if not cpus <= available:
+        raise UsageError(f"CPUs {sorted(cpus - available)} are not available here")
+    return cpus
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -55,12 +72,16 @@ class ManagedProcess:
     """A named child process with a log file, a readiness wait and a clean stop."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None,
+                 cpus: set[int] | None = None) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
         self.env = env
         self.cwd = cwd
+        self.cpus = cpus
+        """Pin the process (and its children) to these CPUs, e.g. to keep the load
+        generator off the target's cores on a small machine."""
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -68,10 +89,17 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        cpus = self.cpus
+
+        def prepare() -> None:  # in the child, between fork and exec
+            _die_with_parent()
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+
         try:
             self.proc = subprocess.Popen(
                 self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent)
+                cwd=self.cwd, start_new_session=True, preexec_fn=prepare)
         except OSError as exc:
             raise ComponentFailed(self.name, f"cannot start: {exc}", str(self.log_path)) from exc
         return self

@@ -185,11 +185,22 @@ class GeneratorProcess(_Model):
     cpu_warnings: int = 0
 
 
+class MemoryGrowth(_Model):
+    """Peak RSS of one process in the run's first and last minute."""
+
+    first_minute_peak_mb: float
+    last_minute_peak_mb: float
+    growth: float | None
+    minutes: float
+
+
 class Generator(_Model):
     """The load generator's own health: saturated generators measure themselves."""
 
     processes: list[GeneratorProcess]
     saturated: bool
+    memory: dict[str, MemoryGrowth] = {}
+    """Harness, target and Locust processes, sampled from outside every 2 s."""
     intended_rps: float | None
     achieved_rps: float | None
     shortfall_ratio: float | None

@@ -33,12 +33,12 @@ import httpx
 
 from harness import collect, outputs, results, server_metrics
 from harness.errors import HarnessError, Interrupted, RunFailed, UsageError
+from harness.monitor import ProcessSampler, Scraper
 from harness.process import ManagedProcess, free_port
 from harness.progress import Progress
 from harness.stack import Stack, StackConfig
 from scenarios import SCENARIOS, SHAPE_NAMES, locustfiles_arg
 
-SCRAPE_EVERY_S = 5.0
 
 
 @dataclass
@@ -64,6 +64,8 @@ class RunConfig:
     out: Path = Path("reports")
     state_dir: Path = Path(".harness")
     pace_scale: float = 1.0
+    target_cpus: set[int] | None = None
+    locust_cpus: set[int] | None = None
     extra_target_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -78,6 +80,8 @@ class RunConfig:
             raise UsageError("--duration must be positive and --warmup not negative")
         if self.workers < 0 or self.remote_workers < 0:
             raise UsageError("--workers must not be negative")
+        if self.pace_scale < 0:
+            raise UsageError("--pace-scale must not be negative")
 
 
 def parse_duration(text: str) -> float:
@@ -125,41 +129,6 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-class Scraper:
-    """Scrapes `/metrics` every few seconds into `metrics/`, on a thread."""
-
-    def __init__(self, url: str, directory: Path) -> None:
-        self.url = url
-        self.directory = directory
-        self.during: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="scraper", daemon=True)
-        self._n = 0
-
-    def scrape(self, name: str | None = None) -> str | None:
-        try:
-            text = httpx.get(self.url, timeout=5).text
-        except httpx.HTTPError:
-            return None
-        self._n += 1
-        (self.directory / f"{name or f'scrape-{self._n:04d}'}.prom").write_text(text)
-        return text
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(SCRAPE_EVERY_S):
-            text = self.scrape()
-            if text is not None:
-                self.during.append(text)
-
-
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -192,15 +161,23 @@ class Run:
             dataset=cfg.dataset, seed=cfg.seed, profile=cfg.profile,
             database_url=cfg.database_url, state_dir=cfg.state_dir, run_dir=self.run_dir,
             target_workers=cfg.target_workers, faults=cfg.faults, port=cfg.port,
+            target_cpus=cfg.target_cpus,
             target_env=cfg.extra_target_env), on_phase=self.progress.phase,
             on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
         scraper: Scraper | None = None
+        self.sampler = ProcessSampler()
+        self.sampler.watch("harness", os.getpid())
+        self.sampler.start()
         try:
             info = stack.up()
             scraper = Scraper(info.metrics_url, self.run_dir / "metrics")
             scraper.start()
+            if stack.target is not None:
+                self.sampler.watch("target", stack.target.pid)
             self._start_locust(info)
+            for proc in self.locust:
+                self.sampler.watch(proc.name.replace(" ", "-"), proc.pid)
             self._watch(stack)
         except BaseException as exc:  # noqa: BLE001 - recorded, re-raised after cleanup
             failure = exc
@@ -209,6 +186,7 @@ class Run:
             self.notes.append(f"{type(exc).__name__}: {exc}")
         finally:
             self._stop_locust()
+            self.sampler.stop()
             if scraper is not None:
                 scraper.stop()
             result = self._finish(stack, scraper)
@@ -247,14 +225,14 @@ class Run:
                             else "starting Locust")
         if expected == 0:
             self.locust.append(ManagedProcess("locust", base + self._locust_args(info),
-                                              logs / "locust.log").start())
+                                              logs / "locust.log", cpus=cfg.locust_cpus).start())
             return
         port = free_port(cfg.master_bind_host)
         master = base + self._locust_args(info) + [
             "--master", "--expect-workers", str(expected),
             "--master-bind-host", cfg.master_bind_host, "--master-bind-port", str(port)]
-        self.locust.append(ManagedProcess("locust master", master,
-                                          logs / "locust-master.log").start())
+        self.locust.append(ManagedProcess("locust master", master, logs / "locust-master.log",
+                                          cpus=cfg.locust_cpus).start())
         if cfg.remote_workers:
             self.progress.phase(f"waiting for {cfg.remote_workers} remote worker(s): "
                                 f"harness worker --master {cfg.master_bind_host}:{port} "
@@ -263,7 +241,8 @@ class Run:
             worker = base + ["-f", locustfiles_arg(cfg.scenario, cfg.shape), "--worker",
                              "--master-host", "127.0.0.1", "--master-port", str(port)]
             self.locust.append(ManagedProcess(f"locust worker {n + 1}", worker,
-                                              logs / f"locust-worker-{n + 1}.log").start())
+                                              logs / f"locust-worker-{n + 1}.log",
+                                              cpus=cfg.locust_cpus).start())
 
     def _watch(self, stack: Stack) -> None:
         """Until Locust's master exits: progress and component health."""
@@ -316,7 +295,10 @@ class Run:
                                               scraper.during if scraper else [])
         else:
             self.notes.append("server metrics missing for the window (no start/end scrape)")
+        self.sampler.write_csv(self.run_dir / "processes.csv")
+        client.setdefault("generator", {})["memory"] = self.sampler.memory_growth()
         result = collect.build(self._info(stack, client), client, server, artifacts={
+            "processes": "processes.csv",
             "timeseries": "timeseries.csv", "summary": "summary.md", "histograms": "histograms/",
             "metrics": "metrics/", "logs": "logs/", "client": "locust/client.json",
             "dataset": "dataset.json"})

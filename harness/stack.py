@@ -48,6 +48,7 @@ class StackConfig:
     keep_database: bool = False
     faults: str = "healthy"
     stub: bool = True
+    target_cpus: set[int] | None = None
     target_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -175,7 +176,8 @@ class Stack:
             "ElevenLabs stub",
             [sys.executable, "-m", "harness.stubs.elevenlabs", "--manifest", str(manifest),
              "--port", "0", "--host", self.config.host, "--faults", self.config.faults],
-            self.logs / "stub.log", env={"STUB_API_KEY": self._stub_key}).start()
+            self.logs / "stub.log", env={"STUB_API_KEY": self._stub_key},
+            cpus=self.config.target_cpus).start()
         found: dict[str, str] = {}
 
         def ready() -> bool:
@@ -209,7 +211,8 @@ class Stack:
             metrics_dir.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
         self.target = ManagedProcess("target service", [sys.executable, "-m", "target_service"],
-                                     self.logs / "target.log", env=env).start()
+                                     self.logs / "target.log", env=env,
+                                     cpus=cfg.target_cpus).start()
 
         def ready() -> bool:
             return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200

@@ -26,6 +26,8 @@ SCENARIOS: dict[str, dict] = {
                         "needs_stub": True,
                         "description": "agents-heavy load while the ElevenLabs stub goes "
                                        "healthy -> flaky -> outage -> healthy"},
+    "healthz": {"locustfile": "scenarios/healthz.py", "users": {"HealthzUser": 1},
+                "description": "calibration: unpaced GET /healthz, the generator's ceiling"},
 }
 """Scenario name -> locustfile (relative to the repository root), user weights, notes."""
 
