@@ -27,19 +27,26 @@ class Scraper:
     def __init__(self, url: str, directory: Path) -> None:
         self.url = url
         self.directory = directory
-        self.during: list[str] = []
+        self.paths: list[Path] = []
+        """Files of the periodic scrapes; read back only when the result is built, so a
+        long run does not hold every exposition in memory."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scraper", daemon=True)
         self._n = 0
 
-    def scrape(self, name: str | None = None) -> str | None:
+    def scrape(self, name: str | None = None) -> Path | None:
         try:
             text = httpx.get(self.url, timeout=5).text
         except httpx.HTTPError:
             return None
         self._n += 1
-        (self.directory / f"{name or f'scrape-{self._n:04d}'}.prom").write_text(text)
-        return text
+        path = self.directory / f"{name or f'scrape-{self._n:04d}'}.prom"
+        path.write_text(text)
+        return path
+
+    def during(self) -> list[str]:
+        """The periodic scrapes' texts (for gauge peaks between the window's edges)."""
+        return [p.read_text() for p in self.paths if p.exists()]
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -51,9 +58,9 @@ class Scraper:
 
     def _loop(self) -> None:
         while not self._stop.wait(SCRAPE_EVERY_S):
-            text = self.scrape()
-            if text is not None:
-                self.during.append(text)
+            path = self.scrape()
+            if path is not None:
+                self.paths.append(path)
 
 
 class ProcessSampler:

@@ -292,7 +292,7 @@ class Run:
         server = None
         if len(edges) == 2:
             server = server_metrics.summarize(edges["start"], edges["end"],
-                                              scraper.during if scraper else [])
+                                              scraper.during() if scraper else [])
         else:
             self.notes.append("server metrics missing for the window (no start/end scrape)")
         self.sampler.write_csv(self.run_dir / "processes.csv")

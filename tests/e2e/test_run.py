@@ -155,3 +155,33 @@ def test_a_port_in_use_is_exit_2(state_dir: Path, tmp_path: Path):
     finally:
         busy.close()
     assert proc.returncode == 2 and "already in use" in stderr
+
+
+def test_a_remote_worker_joins_with_harness_worker(state_dir: Path, tmp_path: Path):
+    """`harness worker --master HOST:PORT` is how a run grows past one machine."""
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "4", "--spawn-rate", "4", "--duration", "5s",
+                       "--warmup", "1s", "--workers", "0", "--remote-workers", "1")
+    deadline = time.monotonic() + 120
+    master = None
+    lines = []
+    while master is None:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "".join(lines)
+        lines.append(line)
+        if "harness worker --master" in line:
+            master = line.split("--master", 1)[1].split()[0]
+        assert time.monotonic() < deadline
+    worker = subprocess.Popen([sys.executable, "-m", "harness.cli", "worker", "--master", master,
+                               "--scenario", "mixed"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _, stderr = proc.communicate(timeout=180)
+        assert proc.returncode == 0, stderr
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    _, result = only_result(out)
+    assert result["run"]["workers"] == 1 and result["totals"]["count"] > 0
+    assert all(abs(e["server_count"] - e["count"]) <= 2 for e in result["endpoints"].values())
