@@ -162,7 +162,9 @@ class Run:
             database_url=cfg.database_url, state_dir=cfg.state_dir, run_dir=self.run_dir,
             target_workers=cfg.target_workers, faults=cfg.faults, port=cfg.port,
             target_cpus=cfg.target_cpus,
-            target_env=cfg.extra_target_env), on_phase=self.progress.phase,
+            target_env={**SCENARIOS[cfg.scenario].get("target_env", {}),
+                        **cfg.extra_target_env},
+            ), on_phase=self.progress.phase,
             on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
         scraper: Scraper | None = None

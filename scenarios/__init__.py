@@ -24,6 +24,9 @@ SCENARIOS: dict[str, dict] = {
     "upstream_faults": {"locustfile": "scenarios/upstream_faults.py",
                         "users": {"AgentsUser": 80, "DashboardUser": 20},
                         "needs_stub": True,
+                        # configurations stay fresh 60 s by default, which would hide a
+                        # short outage entirely; refetch often so degradation shows
+                        "target_env": {"TARGET_CONFIG_FRESH_S": "2"},
                         "description": "agents-heavy load while the ElevenLabs stub goes "
                                        "healthy -> flaky -> outage -> healthy"},
     "healthz": {"locustfile": "scenarios/healthz.py", "users": {"HealthzUser": 1},
