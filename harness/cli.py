@@ -105,7 +105,9 @@ def stack_up(
 def run(
     scenario: Annotated[str, typer.Option(help="dashboard | agents | writer | mixed | "
                                                 "upstream_faults")] = "mixed",
-    profile: ProfileOpt = "optimized",
+    profile: Annotated[str, typer.Option(
+        help="optimized | naive, or both as 'optimized,naive': one run each, then a "
+             "side-by-side table")] = "optimized",
     users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 50,
     spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
     duration: Annotated[str, typer.Option(help="Measured time, e.g. 60s, 2m.")] = "60s",
@@ -139,25 +141,33 @@ def run(
     from harness.progress import Progress
     from harness.runner import Run, RunConfig, parse_duration
 
-    config = RunConfig(scenario=scenario, shape=shape, profile=profile, users=users,
-                       spawn_rate=spawn_rate, duration_s=parse_duration(duration),
-                       warmup_s=parse_duration(warmup), dataset=dataset, seed=seed,
-                       workers=workers, remote_workers=remote_workers,
-                       master_bind_host=master_bind_host, target_workers=target_workers,
-                       faults=faults, database_url=database_url, out=out, state_dir=state_dir,
-                       port=port, target_cpus=parse_cpus(target_cpus),
-                       locust_cpus=parse_cpus(locust_cpus), pace_scale=pace_scale)
-    config.validate()
-    StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
-                faults=faults, target_workers=target_workers, port=port).validate()
-    with Progress(err) as progress:
-        outcome = Run(config, progress).execute()
-    if outcome.result is None:
-        raise HarnessError(f"the run produced no result; see {outcome.run_dir / 'logs'}")
-    from harness.tables import run_table
+    from harness.tables import run_table, side_by_side
 
-    stdout.print(run_table(outcome.result))
-    stdout.print(f"run directory: {outcome.run_dir}")
+    configs = []
+    for name in [p.strip() for p in profile.split(",")]:
+        config = RunConfig(scenario=scenario, shape=shape, profile=name, users=users,
+                           spawn_rate=spawn_rate, duration_s=parse_duration(duration),
+                           warmup_s=parse_duration(warmup), dataset=dataset, seed=seed,
+                           workers=workers, remote_workers=remote_workers,
+                           master_bind_host=master_bind_host, target_workers=target_workers,
+                           faults=faults, database_url=database_url, out=out,
+                           state_dir=state_dir, port=port, target_cpus=parse_cpus(target_cpus),
+                           locust_cpus=parse_cpus(locust_cpus), pace_scale=pace_scale)
+        config.validate()
+        StackConfig(dataset=dataset, seed=seed, profile=name, database_url=database_url,
+                    faults=faults, target_workers=target_workers, port=port).validate()
+        configs.append(config)
+    finished = []
+    for config in configs:  # one after another: never two stacks on one machine at once
+        with Progress(err) as progress:
+            outcome = Run(config, progress).execute()
+        if outcome.result is None:
+            raise HarnessError(f"the run produced no result; see {outcome.run_dir / 'logs'}")
+        stdout.print(run_table(outcome.result))
+        stdout.print(f"run directory: {outcome.run_dir}")
+        finished.append(outcome.result)
+    if len(finished) > 1:
+        stdout.print(side_by_side(finished))
     if baseline and not no_gate:
         err.print("[yellow]the gate is not available yet; not gated[/yellow]")
 

@@ -42,6 +42,27 @@ def run_table(result: RunResult) -> Group:
     return Group(table, *notes)
 
 
+def side_by_side(runs: list[RunResult]) -> Table:
+    """p95 per endpoint of several runs of the same scenario, and each run's ratio to the last.
+
+    `harness run --profile optimized,naive` ends with this: the naive run's p95
+    divided by the optimized one's is the optimizations' measured effect.
+    """
+    table = Table(title="side by side: p95 ms (ratio = last column / this column)")
+    table.add_column("endpoint")
+    for r in runs:
+        table.add_column(f"{r.run.profile} p95", justify="right")
+    for r in runs[:-1]:
+        table.add_column(f"{runs[-1].run.profile} / {r.run.profile}", justify="right")
+    names = sorted({n for r in runs for n in r.endpoints}) + ["all"]
+    for name in names:
+        p95s = [(r.totals if name == "all" else r.endpoints.get(name)) for r in runs]
+        values = [e.latency_ms.p95 if e is not None else None for e in p95s]
+        ratios = [f"{values[-1] / v:,.1f}×" if v and values[-1] else "–" for v in values[:-1]]
+        table.add_row(name, *(_ms(v) for v in values), *ratios)
+    return table
+
+
 def main_endpoint(result: dict) -> tuple[str, dict] | None:
     """The endpoint with the most requests (what `harness runs` shows the p95 of)."""
     endpoints = result.get("endpoints") or {}

@@ -185,3 +185,15 @@ def test_a_remote_worker_joins_with_harness_worker(state_dir: Path, tmp_path: Pa
     _, result = only_result(out)
     assert result["run"]["workers"] == 1 and result["totals"]["count"] > 0
     assert all(abs(e["server_count"] - e["count"]) <= 2 for e in result["endpoints"].values())
+
+
+def test_two_profiles_side_by_side(state_dir: Path, tmp_path: Path):
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "4", "--spawn-rate", "4", "--duration", "4s",
+                       "--warmup", "1s", "--profile", "optimized,naive")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    profiles = sorted(json.loads((d / "result.json").read_text())["run"]["profile"]
+                      for d in (out / "runs").iterdir())
+    assert profiles == ["naive", "optimized"]
+    assert "side by side" in stdout and "naive / optimized" in stdout
