@@ -15,6 +15,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+import asyncpg
+
 log = logging.getLogger(__name__)
 
 
@@ -36,3 +38,54 @@ async def cancel_and_wait(task: asyncio.Task | None, *, timeout: float = 2.0,
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
     return True
+
+
+class ConnectionTask:
+    """A background task that owns one dedicated database connection.
+
+    The KPI refresher and the cache invalidation listener both LISTEN on a
+    connection of their own (a pooled one would lose the LISTEN when reset)
+    and must stop within bounds. Subclasses implement `_run()` (which sets
+    `self._conn`) and may override `_on_close()` to reset their own state.
+    """
+
+    task_name = "background"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    @property
+    def alive(self) -> bool:
+        """The task is running (a readiness check)."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the dedicated connection (tests kill it on purpose)."""
+        return self._conn.get_server_pid() if self._conn is not None else None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        """Bounded: a task stuck in the driver gets its connection aborted under it."""
+        await cancel_and_wait(self._task, abort=self._abort)
+        await self._close()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _on_close(self) -> None:
+        """Reset whatever the subclass derives from being connected."""
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+
+    async def _close(self) -> None:
+        self._on_close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), 2)
+            self._conn = None

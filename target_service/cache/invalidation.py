@@ -20,14 +20,13 @@ second notices a dead connection (e.g. `pg_terminate_backend`) quickly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import asyncpg
 
 from target_service.cache.caches import Caches
-from target_service.background import cancel_and_wait
+from target_service.background import ConnectionTask
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -47,12 +46,15 @@ def parse_refreshed(payload: str) -> list[int] | None:
     return [int(p) for p in payload.split(",") if p.isdigit()]
 
 
-class InvalidationListener:
+class InvalidationListener(ConnectionTask):
     """A background task; `start()` in the lifespan, `stop()` on shutdown."""
+
+    task_name = "cache-invalidation"
 
     def __init__(self, dsn: str, caches: Caches, metrics: ServiceMetrics, *,
                  on_overview_evicted: Callable[[int], None] | None = None,
                  backoff: float = 0.5, keepalive: float = 1.0) -> None:
+        super().__init__()
         self.dsn = dsn
         self.caches = caches
         self.metrics = metrics
@@ -61,28 +63,6 @@ class InvalidationListener:
         self.keepalive = keepalive
         self.connected = asyncio.Event()
         self.connections = 0
-        self._task: asyncio.Task | None = None
-        self._conn: asyncpg.Connection | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    @property
-    def backend_pid(self) -> int | None:
-        return self._conn.get_server_pid() if self._conn is not None else None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="cache-invalidation")
-
-    async def stop(self) -> None:
-        """Bounded: a task stuck in the driver gets its connection aborted under it."""
-        await cancel_and_wait(self._task, abort=self._abort)
-        await self._close()
-
-    def _abort(self) -> None:
-        if self._conn is not None:
-            self._conn.terminate()
 
     # ---- notification handlers (run on the event loop, never block) -------------
 
@@ -111,13 +91,9 @@ class InvalidationListener:
 
     # ---- connection lifecycle ------------------------------------------------
 
-    async def _close(self) -> None:
+    def _on_close(self) -> None:
         self.connected.clear()
         self.metrics.cache_listener_connected.set(0)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
-            self._conn = None
 
     async def _run(self) -> None:
         delay = self.backoff

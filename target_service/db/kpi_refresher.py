@@ -38,7 +38,7 @@ from target_service.db.pool import Database
 from target_service.errors import DatabaseUnavailable
 from target_service.jobs import JobQueue
 from target_service.services.dashboard import kpi_window_start
-from target_service.background import cancel_and_wait
+from target_service.background import ConnectionTask
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,15 @@ KPI_TABLES = frozenset({"calls", "leads", "lead_analytics"})
 MAX_PAYLOAD = 7_000  # NOTIFY payloads must stay under 8000 bytes
 
 
-class KpiRefresher:
+class KpiRefresher(ConnectionTask):
     """A background task; `start()` in the lifespan, `stop()` on shutdown."""
+
+    task_name = "kpi-refresher"
 
     def __init__(self, dsn: str, db: Database, jobs: JobQueue, metrics: ServiceMetrics, *,
                  debounce: float = 0.2, max_delay: float = 1.0, leader_retry: float = 2.0,
                  rollover_check: float = 60.0) -> None:
+        super().__init__()
         self.dsn = dsn
         self.db = db
         self.jobs = jobs
@@ -71,25 +74,6 @@ class KpiRefresher:
         self._submitted = False
         self._wake = asyncio.Event()
         self._refreshed = asyncio.Condition()
-        self._task: asyncio.Task | None = None
-        self._conn: asyncpg.Connection | None = None
-
-    @property
-    def alive(self) -> bool:
-        """The background task is running (a readiness check)."""
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="kpi-refresher")
-
-    async def stop(self) -> None:
-        """Bounded: a task stuck in the driver gets its connection aborted under it."""
-        await cancel_and_wait(self._task, abort=self._abort)
-        await self._close()
-
-    def _abort(self) -> None:
-        if self._conn is not None:
-            self._conn.terminate()
 
     def note_user(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         """Remember whose KPIs the next refresh makes visible (`user_data_changed`)."""
@@ -115,12 +99,8 @@ class KpiRefresher:
             except TimeoutError:
                 return False
 
-    async def _close(self) -> None:
+    def _on_close(self) -> None:
         self.is_leader = False
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
-            self._conn = None
 
     async def _run(self) -> None:
         backoff = 0.5

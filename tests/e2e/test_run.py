@@ -36,6 +36,15 @@ def only_result(out: Path) -> tuple[Path, dict]:
     return runs[0], json.loads((runs[0] / "result.json").read_text())
 
 
+def wait_for_load(proc: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+    """Until Locust reports live figures (the stack is up and load is flowing)."""
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("runs/*/locust/live.json")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no load after the timeout"
+        time.sleep(0.2)
+
+
 def no_process_left(children: list[psutil.Process]) -> None:
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [" ".join(p.cmdline()[:4]) for p in alive]
@@ -81,11 +90,7 @@ def test_interrupting_a_run_keeps_results_and_leaves_no_process(state_dir: Path,
     out = tmp_path / "reports"
     proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
                        "--duration", "60s", "--warmup", "1s")
-    deadline = time.monotonic() + 120
-    while not list(out.glob("runs/*/locust/live.json")):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_load(proc, out)
     time.sleep(3)
     children = psutil.Process(proc.pid).children(recursive=True)
     assert any("locust" in " ".join(c.cmdline()) for c in children)
@@ -104,11 +109,7 @@ def test_a_target_that_dies_is_named_and_partial_results_are_kept(state_dir: Pat
     out = tmp_path / "reports"
     proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
                        "--duration", "60s", "--warmup", "1s")
-    deadline = time.monotonic() + 120
-    while not list(out.glob("runs/*/locust/live.json")):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_load(proc, out)
     time.sleep(2)
     children = psutil.Process(proc.pid).children(recursive=True)
     target = next(c for c in children if "target_service" in " ".join(c.cmdline()))
