@@ -132,7 +132,12 @@ class BoundedCache(Generic[K, V]):
 
     def lookup(self, key: K) -> tuple[V, CacheStatus] | None:
         """The value and HIT/STALE, or None on a miss. Counts; starts no refresh."""
-        now = self._clock()
+        found = self._counted_find(key, self._clock())
+        return None if found is None else (found[0].value, found[1])
+
+    def _counted_find(self, key: K, now: float) -> tuple[Entry, CacheStatus] | None:
+        """The live entry and whether it is fresh (HIT) or past its soft TTL (STALE),
+        counting the hit, stale hit or miss; the one place reads are classified."""
         entry = self._find(key, now)
         if entry is None:
             self._misses += 1
@@ -141,10 +146,10 @@ class BoundedCache(Generic[K, V]):
         if now < entry.soft_deadline:
             self._hits += 1
             self._m.hits.inc()
-            return entry.value, CacheStatus.HIT
+            return entry, CacheStatus.HIT
         self._stale += 1
         self._m.stale_hits.inc()
-        return entry.value, CacheStatus.STALE
+        return entry, CacheStatus.STALE
 
     def get(self, key: K, default: Any = None) -> V | Any:
         """The value (fresh or stale) or `default`."""

@@ -146,19 +146,13 @@ class MemoryCache(BoundedCache[K, V]):
         Keys must not collide across tenants: put the user id in every key.
         """
         now = self._clock()
-        entry = self._find(key, now)
-        if entry is not None:
-            if now < entry.soft_deadline:
-                self._hits += 1
-                self._m.hits.inc()
-                return entry.value, CacheStatus.HIT
-            self._stale += 1
-            self._m.stale_hits.inc()
-            if now >= entry.refresh_after and not self._closed and self._live_flight(key) is None:
+        found = self._counted_find(key, now)
+        if found is not None:
+            entry, status = found
+            if (status is CacheStatus.STALE and now >= entry.refresh_after and not self._closed
+                    and self._live_flight(key) is None):
                 self._start_flight(key, loader, ttl, soft_ttl, tags, size, refresh=True)
-            return entry.value, CacheStatus.STALE
-        self._misses += 1
-        self._m.misses.inc()
+            return entry.value, status
         if self._closed:  # shutting down: no new tasks, load inline
             generation = self._log.current()
             value = await loader()
