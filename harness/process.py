@@ -112,13 +112,6 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def fail(self, message: str) -> ComponentFailed:
         """The error to raise about this component, with its log location."""
         return ComponentFailed(self.name, message, str(self.log_path))

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from target_service.db.pool import Database
 from target_service.db.queries import users as q
 from target_service.db.seed_data import hash_api_key
 from target_service.errors import Unauthorized
@@ -28,10 +27,6 @@ def get_resources(request: Request) -> Resources:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-
-
-def get_db(resources: ResourcesDep) -> Database:
-    return resources.db
 
 
 def get_settings(resources: ResourcesDep) -> Settings:
@@ -50,7 +45,6 @@ def get_activity(resources: ResourcesDep) -> ActivityService:
     return resources.activity
 
 
-DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DashboardDep = Annotated[DashboardService, Depends(get_dashboard)]
 AgentsDep = Annotated[AgentsService, Depends(get_agents)]

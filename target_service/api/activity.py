@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from target_service.api import schemas
-from target_service.deps import ActivityDep, UserDep
+from target_service.deps import ActivityDep, SettingsDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["activity"])
 
 
 @router.get("/activity", response_model=schemas.ActivityPage)
 async def activity(
-    user: UserDep, service: ActivityDep, request: Request,
+    user: UserDep, service: ActivityDep, settings: SettingsDep,
     limit: Annotated[int, Query(ge=1)] = 20,
     before: Annotated[str | None, Query(max_length=200)] = None,
 ) -> schemas.ActivityPage:
     """Recent calls, newest first; pass `next_cursor` as `before` for the next page."""
-    cap = request.app.state.resources.settings.max_page_size
-    return await service.page(user.id, min(limit, cap), before)
+    return await service.page(user.id, min(limit, settings.max_page_size), before)
 
 
 @router.post("/calls", response_model=schemas.CallCreated, status_code=201)

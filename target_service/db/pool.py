@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -125,32 +125,29 @@ class Database:
         finally:
             self.metrics.db_query_duration.labels(name).observe(time.perf_counter() - start)
 
+    async def _query(self, name: str, conn: asyncpg.Connection | None,
+                     run: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """Time `run` under `name`, on `conn` or on a connection of its own."""
+        if conn is not None:
+            async with self._timed(name):
+                return await run(conn)
+        async with self.acquire() as own, self._timed(name):
+            return await run(own)
+
     async def fetch(self, name: str, sql: str, *args: Any,
                     conn: asyncpg.Connection | None = None) -> list[asyncpg.Record]:
         """Rows of a named query, on `conn` or on a connection of its own."""
-        if conn is not None:
-            async with self._timed(name):
-                return await conn.fetch(sql, *args)
-        async with self.acquire() as own, self._timed(name):
-            return await own.fetch(sql, *args)
+        return await self._query(name, conn, lambda c: c.fetch(sql, *args))
 
     async def fetchrow(self, name: str, sql: str, *args: Any,
                        conn: asyncpg.Connection | None = None) -> asyncpg.Record | None:
         """The first row of a named query, or None."""
-        if conn is not None:
-            async with self._timed(name):
-                return await conn.fetchrow(sql, *args)
-        async with self.acquire() as own, self._timed(name):
-            return await own.fetchrow(sql, *args)
+        return await self._query(name, conn, lambda c: c.fetchrow(sql, *args))
 
     async def fetchval(self, name: str, sql: str, *args: Any,
                        conn: asyncpg.Connection | None = None) -> Any:
         """The first column of the first row of a named query."""
-        if conn is not None:
-            async with self._timed(name):
-                return await conn.fetchval(sql, *args)
-        async with self.acquire() as own, self._timed(name):
-            return await own.fetchval(sql, *args)
+        return await self._query(name, conn, lambda c: c.fetchval(sql, *args))
 
     async def ping(self) -> bool:
         """True when a pooled connection answers `SELECT 1` (the readiness check)."""
