@@ -31,7 +31,6 @@ from target_service.cache.agents import AgentCache
 from target_service.db.pool import Database
 from target_service.db.queries import agents as q
 from target_service.elevenlabs.client import ElevenLabsClient
-from target_service.elevenlabs.models import AgentConfig
 from target_service.jobs import JobQueue
 from target_service.services.agents import ResolvedConfig, Row, snapshot_of
 from target_service.settings import Settings
@@ -62,26 +61,19 @@ class UpstreamConfigResolver:
                                                     cached=True)
                 if entry["fetched_at"] < ahead:
                     self._refresh_ahead(rows[agent_id])
-        missing = [i for i in ids if i not in resolved]
+        missing = [r for r in agents if r["elevenlabs_agent_id"] not in resolved]
         if missing:
-            generation = self.cache.generation() if self.cache is not None else None
-            results = await self.client.get_agents(missing)
-            now = datetime.now(UTC)
-            fetched: dict[str, dict[str, Any]] = {}
-            for agent_id in missing:
-                result = results[agent_id]
-                if result.ok:
-                    config = fetched[agent_id] = result.config.to_snapshot()
-                    resolved[agent_id] = ResolvedConfig(config, "live", now)
-                    self._maybe_store_snapshot(rows[agent_id], result.config, now)
+            live, fetched_at = await self.fetch_live(missing)
+            for row in missing:
+                agent_id = row["elevenlabs_agent_id"]
+                if agent_id in live:
+                    resolved[agent_id] = ResolvedConfig(live[agent_id], "live", fetched_at)
                 elif agent_id in cached:
                     entry = cached[agent_id][0]
                     resolved[agent_id] = ResolvedConfig(entry["config"], "cache",
                                                         entry["fetched_at"])
                 else:
-                    resolved[agent_id] = snapshot_of(rows[agent_id])
-            if self.cache is not None and fetched:
-                self.cache.store_configs(fetched, now, generation)
+                    resolved[agent_id] = snapshot_of(row)
         for agent_id in ids:
             self.client.metrics.record_fallback(resolved[agent_id].source)
         return resolved
@@ -91,23 +83,26 @@ class UpstreamConfigResolver:
         if self.jobs is None:
             return
         self.jobs.submit(("config_refresh", row["elevenlabs_agent_id"]), "config_refresh",
-                         lambda: self.resolve_uncached([row]), rerun_if_running=False)
+                         lambda: self.fetch_live([row]), rerun_if_running=False)
 
-    async def resolve_uncached(self, rows: list[Row]) -> None:
-        """Fetch live and fill the cache, whatever it holds (refresh-ahead, warming)."""
-        ids = [r["elevenlabs_agent_id"] for r in rows]
+    async def fetch_live(self, rows: list[Row]) -> tuple[dict[str, dict[str, Any]], datetime]:
+        """Fetch from ElevenLabs now, fill the cache and queue snapshot writes.
+
+        Returns the configurations that arrived (by agent id) and when; the
+        agents missing from it failed. Used by page requests and refresh-ahead.
+        """
         generation = self.cache.generation() if self.cache is not None else None
-        results = await self.client.get_agents(ids)
+        results = await self.client.get_agents(r["elevenlabs_agent_id"] for r in rows)
         now = datetime.now(UTC)
-        fetched = {i: r.config.to_snapshot() for i, r in results.items() if r.ok}
-        if self.cache is not None and fetched:
-            self.cache.store_configs(fetched, now, generation)
-        by_id = {r["elevenlabs_agent_id"]: r for r in rows}
-        for agent_id, result in results.items():
-            if result.ok:
-                self._maybe_store_snapshot(by_id[agent_id], result.config, now)
+        live = {i: r.config.to_snapshot() for i, r in results.items() if r.ok}
+        if self.cache is not None and live:
+            self.cache.store_configs(live, now, generation)
+        for row in rows:
+            if (config := live.get(row["elevenlabs_agent_id"])) is not None:
+                self._maybe_store_snapshot(row, config, now)
+        return live, now
 
-    def _maybe_store_snapshot(self, row: Row, config: AgentConfig,
+    def _maybe_store_snapshot(self, row: Row, snapshot: dict[str, Any],
                               now: datetime) -> None:
         """Queue a snapshot write when the stored one is missing, old or different."""
         if self.jobs is None:
@@ -115,7 +110,6 @@ class UpstreamConfigResolver:
         stored = _as_dict(row["config_snapshot"])
         age_limit = timedelta(seconds=self.settings.snapshot_refresh_s)
         updated = row["snapshot_updated_at"]
-        snapshot = config.to_snapshot()
         if stored == snapshot and updated is not None and now - updated < age_limit:
             return
         agent_id = row["elevenlabs_agent_id"]
