@@ -153,9 +153,7 @@ def run(
                            faults=faults, database_url=database_url, out=out,
                            state_dir=state_dir, port=port, target_cpus=parse_cpus(target_cpus),
                            locust_cpus=parse_cpus(locust_cpus), pace_scale=pace_scale)
-        config.validate()
-        StackConfig(dataset=dataset, seed=seed, profile=name, database_url=database_url,
-                    faults=faults, target_workers=target_workers, port=port).validate()
+        config.validate()  # every profile before the first run starts
         configs.append(config)
     finished = []
     for config in configs:  # one after another: never two stacks on one machine at once
@@ -247,15 +245,10 @@ def db_maintain(
     force: Annotated[bool, typer.Option(help="Roll even if the cutoff is recent.")] = False,
 ) -> None:
     """Roll the recent-calls partial index forward (run daily, e.g. from cron)."""
-    import asyncpg
-
     from target_service.db.maintenance import roll_recent_calls_index
 
     async def roll():
-        try:
-            conn = await asyncpg.connect(database_url, timeout=10)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            raise ConfigError(f"cannot connect to {database.redact(database_url)}: {exc}") from exc
+        conn = await database.connect(database_url, error=ConfigError)
         try:
             return await roll_recent_calls_index(conn, force=force)
         finally:

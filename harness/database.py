@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
-from harness.errors import DatabaseError
+from harness.errors import DatabaseError, HarnessError
 from target_service.db import migrate, seed
 from target_service.db.seed_data import GENERATOR_VERSION, PRESETS
 
@@ -142,7 +142,7 @@ async def ensure_dataset(admin_dsn: str, preset: str, seed_value: int, *, optimi
     anchor = anchor or datetime.now(UTC).date()
     base = template_name(preset, seed_value, anchor, optimized=False)
     target = template_name(preset, seed_value, anchor, optimized=optimized)
-    conn = await _admin_connect(admin_dsn)
+    conn = await connect(admin_dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK)
         if not await _exists(conn, base):
@@ -204,17 +204,24 @@ async def _read_manifest(admin_dsn: str, database: str) -> dict:
     return manifest
 
 
-async def _admin_connect(admin_dsn: str) -> asyncpg.Connection:
+async def connect(dsn: str, *, error: type[HarnessError] = DatabaseError,
+                  timeout: float = 10) -> asyncpg.Connection:
+    """A connection, or `error` with one readable line (password redacted).
+
+    The caller picks the exit code: a URL the user typed that does not work is a
+    `ConfigError` (2); a server we started that stopped answering is a
+    `DatabaseError` (3).
+    """
     try:
-        return await asyncpg.connect(admin_dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(admin_dsn)}: {exc}") from exc
+        return await asyncpg.connect(dsn, timeout=timeout)
+    except (OSError, asyncpg.PostgresError, TimeoutError, ValueError) as exc:
+        raise error(f"cannot reach PostgreSQL at {redact(dsn)}: {exc}") from exc
 
 
 async def clone(admin_dsn: str, template: str, purpose: str = "run") -> str:
     """A fresh database cloned from the template; returns its URL."""
     name = f"harness_{purpose}_{datetime.now(UTC):%Y%m%d%H%M%S}_{secrets.token_hex(3)}"
-    conn = await _admin_connect(admin_dsn)
+    conn = await connect(admin_dsn)
     try:
         await _create_from(conn, name, template)
     except asyncpg.PostgresError as exc:
@@ -229,7 +236,7 @@ async def drop(admin_dsn: str, dsn: str) -> None:
     name = urlsplit(dsn).path.lstrip("/")
     if not name.startswith("harness_"):
         raise DatabaseError(f"refusing to drop {name}: not a harness clone")
-    conn = await _admin_connect(admin_dsn)
+    conn = await connect(admin_dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

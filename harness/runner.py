@@ -82,6 +82,18 @@ class RunConfig:
             raise UsageError("--workers must not be negative")
         if self.pace_scale < 0:
             raise UsageError("--pace-scale must not be negative")
+        self.stack_config(self.out).validate()
+
+    def stack_config(self, run_dir: Path) -> StackConfig:
+        """The stack this run needs (the scenario may set target options, e.g.
+        upstream_faults' short configuration freshness)."""
+        return StackConfig(
+            dataset=self.dataset, seed=self.seed, profile=self.profile,
+            database_url=self.database_url, state_dir=self.state_dir, run_dir=run_dir,
+            target_workers=self.target_workers, faults=self.faults, port=self.port,
+            target_cpus=self.target_cpus,
+            target_env={**SCENARIOS[self.scenario].get("target_env", {}),
+                        **self.extra_target_env})
 
 
 def parse_duration(text: str) -> float:
@@ -157,15 +169,8 @@ class Run:
     def execute(self) -> RunOutcome:
         cfg = self.config
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        stack = Stack(StackConfig(
-            dataset=cfg.dataset, seed=cfg.seed, profile=cfg.profile,
-            database_url=cfg.database_url, state_dir=cfg.state_dir, run_dir=self.run_dir,
-            target_workers=cfg.target_workers, faults=cfg.faults, port=cfg.port,
-            target_cpus=cfg.target_cpus,
-            target_env={**SCENARIOS[cfg.scenario].get("target_env", {}),
-                        **cfg.extra_target_env},
-            ), on_phase=self.progress.phase,
-            on_seed_progress=self.progress.seed)
+        stack = Stack(cfg.stack_config(self.run_dir), on_phase=self.progress.phase,
+                      on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
         scraper: Scraper | None = None
         self.sampler = ProcessSampler()

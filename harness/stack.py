@@ -222,9 +222,5 @@ class Stack:
 
 
 async def _check_reachable(dsn: str) -> None:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=5)
-    except (OSError, asyncpg.PostgresError, TimeoutError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot reach PostgreSQL at {database.redact(dsn)}: {exc}") from exc
+    conn = await database.connect(dsn, error=ConfigError, timeout=5)
     await conn.close()
