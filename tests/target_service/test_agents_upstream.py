@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from harness import server_metrics
 from harness.stubs.elevenlabs import StubProcess, start_stub
 from target_service.elevenlabs.settings import ElevenLabsSettings
 from tests.conftest import auth, busiest_user, running_app
@@ -59,13 +60,8 @@ def upstream(stub: StubProcess, **overrides) -> ElevenLabsSettings:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            head = line.split(" ")[0]
-            if head == name or head.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+    """A sample summed over label sets, read the way the harness reads it."""
+    return server_metrics.total(server_metrics.parse(text), name, **labels)
 
 
 @pytest.fixture
