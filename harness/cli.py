@@ -20,6 +20,7 @@ from rich.console import Console
 
 from harness import database
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
+from harness.progress import Progress
 from harness.stack import Stack, StackConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -42,23 +43,6 @@ DbUrlOpt = Annotated[str | None, typer.Option(
 StateOpt = Annotated[Path, typer.Option("--state-dir", help="Where embedded data lives.")]
 
 
-def _phase(message: str) -> None:
-    err.print(f"[dim]•[/dim] {message}")
-
-
-class _SeedProgress:
-    """Prints seeding progress at most every second (rows copied per table)."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, table: str, rows: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= 1.0:
-            self.last = now
-            err.print(f"  [dim]seeding {table}: {rows:,} rows[/dim]")
-
-
 @stack_app.command("up")
 def stack_up(
     dataset: DatasetOpt = "small",
@@ -75,7 +59,8 @@ def stack_up(
     config = StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
                          state_dir=state_dir, run_dir=state_dir / "stack", port=port,
                          target_workers=target_workers, faults=faults)
-    with Stack(config, on_phase=_phase, on_seed_progress=_SeedProgress()) as stack:
+    progress = Progress(err)  # phase lines only: no live panel while the stack waits
+    with Stack(config, on_phase=progress.phase, on_seed_progress=progress.seed) as stack:
         info = stack.info
         assert info is not None
         if json_out:
@@ -138,7 +123,6 @@ def run(
 ) -> None:
     """Run a measured load test end to end and write the run directory."""
     from harness.process import parse_cpus
-    from harness.progress import Progress
     from harness.runner import Run, RunConfig, parse_duration
 
     from harness.tables import run_table, side_by_side
@@ -224,15 +208,17 @@ def db_seed(
     else:
         embedded = database.EmbeddedPostgres(state_dir / "pg")
         admin = embedded.start()
+    progress = Progress(err)
     try:
         started = time.perf_counter()
         for optimized in (False, True):
             ds = asyncio.run(database.ensure_dataset(admin, dataset, seed, optimized=optimized,
-                                                     progress=_SeedProgress()))
+                                                     progress=progress.seed))
             stdout.print(f"{ds.template}: ready")
         counts = ds.manifest.get("counts", {})
-        stdout.print(f"dataset {dataset} (seed {seed}) ready in {time.perf_counter() - started:.1f}s: "
-                  + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+        stdout.print(f"dataset {dataset} (seed {seed}) ready in "
+                     f"{time.perf_counter() - started:.1f}s: "
+                     + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
     finally:
         if embedded is not None:
             embedded.stop()
