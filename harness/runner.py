@@ -163,6 +163,7 @@ class Run:
         self.locust: list[ManagedProcess] = []
         self.status = "complete"
         self.notes: list[str] = []
+        self.sampler = ProcessSampler()
 
     # ---- orchestration -------------------------------------------------------
 
@@ -173,7 +174,6 @@ class Run:
                       on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
         scraper: Scraper | None = None
-        self.sampler = ProcessSampler()
         self.sampler.watch("harness", os.getpid())
         self.sampler.start()
         try:
@@ -277,7 +277,8 @@ class Run:
             raise master.fail(f"exited with code {code}")
 
     def _stop_locust(self) -> None:
-        """SIGINT-like stop for a still-running master (it writes what it has), then the rest."""
+        """SIGTERM a still-running master first (Locust quits gracefully and the plugin
+        still collects the workers' final reports and writes client.json), then the rest."""
         for proc in self.locust:
             proc.stop(timeout=30)
 
