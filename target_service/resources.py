@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from target_service.cache.caches import Caches
 from target_service.cache.invalidation import InvalidationListener
-from target_service.cache.warming import Warmer
 from target_service.db.kpi_refresher import KpiRefresher
 from target_service.db.pool import Database
 from target_service.jobs import JobMetrics, JobQueue
@@ -23,6 +22,7 @@ from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
 from target_service.services.upstream import UpstreamResources
+from target_service.services.warming import Warmer
 from target_service.settings import Settings
 from target_service.telemetry import ServiceMetrics
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.deps import ActivityDep, SettingsDep, UserDep
 
 router = APIRouter(prefix="/api/v1", tags=["activity"])

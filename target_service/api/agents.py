@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.deps import AgentsDep, UserDep
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.deps import DashboardDep, UserDep
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])

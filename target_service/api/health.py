@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.deps import ResourcesDep
 
 router = APIRouter(tags=["health"])

@@ -34,11 +34,11 @@ import time
 
 import asyncpg
 
+from target_service.background import ConnectionTask
 from target_service.db.pool import Database
+from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
 from target_service.jobs import JobQueue
-from target_service.services.dashboard import kpi_window_start
-from target_service.background import ConnectionTask
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)

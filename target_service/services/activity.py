@@ -15,12 +15,12 @@ from decimal import Decimal
 
 import asyncpg
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.cache.caches import Caches
 from target_service.db.pool import Database
 from target_service.db.queries import calls as q
+from target_service.domain import activity_item, money
 from target_service.errors import InvalidParameter, NotFound
-from target_service.services.dashboard import activity_item, money
 
 
 def encode_cursor(created_at: datetime, call_id: int) -> str:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.cache.agents import AgentCache
 from target_service.db.pool import Database
 from target_service.db.queries import agents as q
 from target_service.db.queries import dashboard as dq
+from target_service.domain import agent_stats, kpi_window_start
 from target_service.errors import NotFound
-from target_service.services.dashboard import agent_stats, kpi_window_start
 from target_service.settings import Settings
 
 Row = Mapping[str, Any]

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from target_service.api import schemas
+from target_service import schemas
 from target_service.cache.dashboard import DashboardCache
 from target_service.db.pool import Database
 from target_service.db.queries import dashboard as q
+from target_service.domain import (
+    KPI_WINDOW_DAYS,
+    activity_item,
+    agent_stats,
+    kpi_window_start,
+    money,
+    ratio,
+    utc_midnight,
+)
 from target_service.errors import InvalidParameter
 from target_service.settings import Settings
 
-KPI_WINDOW_DAYS = 30
+RECENT_ACTIVITY_LIMIT = 20
 
 
 class _Uncacheable(Exception):
@@ -32,43 +40,6 @@ class _Uncacheable(Exception):
     def __init__(self, result: schemas.Analytics) -> None:
         super().__init__("partial result")
         self.result = result
-RECENT_ACTIVITY_LIMIT = 20
-
-
-def utc_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def kpi_window_start(now: datetime | None = None) -> datetime:
-    """Start of the 30-day KPI window: UTC midnight 29 days before today."""
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    return utc_midnight(today - timedelta(days=KPI_WINDOW_DAYS - 1))
-
-
-def money(value: Decimal | float | int) -> float:
-    return round(float(value), 4)
-
-
-def ratio(part: int, whole: int) -> float:
-    return round(part / whole, 4) if whole else 0.0
-
-
-def agent_stats(calls: int, completed: int, duration: int, cost: Decimal) -> schemas.AgentStats:
-    return schemas.AgentStats(
-        calls=calls, completed=completed, success_rate=ratio(completed, calls),
-        total_duration_seconds=duration,
-        avg_call_duration_seconds=round(duration / calls, 2) if calls else 0.0,
-        total_cost=money(cost),
-    )
-
-
-def activity_item(row: asyncpg.Record) -> schemas.ActivityItem:
-    return schemas.ActivityItem(
-        call_id=row["id"], agent_id=row["agent_id"], agent_name=row["agent_name"],
-        lead_id=row["lead_id"], status=row["status"], direction=row["direction"],
-        duration_seconds=row["duration_seconds"], cost=money(row["cost"]),
-        created_at=row["created_at"],
-    )
 
 
 class DashboardService:

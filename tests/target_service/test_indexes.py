@@ -17,7 +17,7 @@ import pytest
 from target_service.db import maintenance
 from target_service.db.queries import calls as cq
 from target_service.db.queries import dashboard as q
-from target_service.services.dashboard import kpi_window_start
+from target_service.domain import kpi_window_start
 from tests.conftest import running_app
 
 

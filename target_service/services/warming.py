@@ -9,6 +9,10 @@ bounded and drops work rather than block).
 
 After a KPI refresh evicts a hot user's overview, the same job re-warms it,
 so the next request is a hit again.
+
+It lives in `services/`, not `cache/`, because it calls the services: the
+caches stay a lower layer that never imports a service (the invalidation
+listener is handed `rewarm_overview` as a plain callback).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 
 from target_service.db.pool import Database
 from target_service.db.queries import dashboard as q
+from target_service.domain import KPI_WINDOW_DAYS
 from target_service.jobs import JobQueue
 from target_service.services.agents import AgentsService
-from target_service.services.dashboard import KPI_WINDOW_DAYS, DashboardService
+from target_service.services.dashboard import DashboardService
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,10 @@
 """Request and response models of API v1.
 
+They live at the package root, not in `api/`, because services build them:
+dependencies run api -> services -> db/cache/elevenlabs, so a service must
+never import from `target_service.api` (tests/target_service/test_layering.py).
+This module imports nothing of the service's own.
+
 Declared response models let FastAPI serialize with pydantic-core (fast,
 validated) instead of `jsonable_encoder`. Every data response carries
 `user_id`, so a client (and the harness) can check it only ever sees its own
