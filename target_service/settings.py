@@ -139,6 +139,22 @@ class Settings(BaseSettings):
     snapshot_refresh_s: float = Field(default=300.0, ge=0)
     """Rewrite an agent's stored snapshot when older than this (or changed)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _toggles_over_profile(cls, data: object) -> object:
+        """Toggles given one by one (`TARGET_TOGGLES__KPI_VIEW=true`) override the profile's.
+
+        Without this, setting one toggle replaced the profile's whole set with
+        `Toggles()` defaults: `naive` plus one toggle became `optimized`. A
+        complete `Toggles` instance is still taken as it is.
+        """
+        if isinstance(data, dict) and isinstance(data.get("toggles"), dict):
+            profile = data.get("profile", cls.model_fields["profile"].default)
+            base = PROFILES.get(profile) if isinstance(profile, str) else None
+            if base is not None:  # an unknown profile fails validation below
+                data = {**data, "toggles": {**base.model_dump(), **data["toggles"]}}
+        return data
+
     @model_validator(mode="after")
     def _fill_toggles(self) -> Settings:
         if self.toggles is None:
