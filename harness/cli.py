@@ -18,10 +18,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness import database
+from harness.stack import database
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
-from harness.progress import Progress
-from harness.stack import Stack, StackConfig
+from harness.run.progress import Progress
+from harness.stack.stack import Stack, StackConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Load-test and observe the dashboard API; gate CI on regressions.")
@@ -122,10 +122,10 @@ def run(
     state_dir: StateOpt = Path(".harness"),
 ) -> None:
     """Run a measured load test end to end and write the run directory."""
-    from harness.process import parse_cpus
-    from harness.runner import Run, RunConfig, parse_duration
+    from harness.stack.process import parse_cpus
+    from harness.run.runner import Run, RunConfig, parse_duration
 
-    from harness.tables import run_table, side_by_side
+    from harness.outputs.tables import run_table, side_by_side
 
     configs = []
     for name in [p.strip() for p in profile.split(",")]:
@@ -157,7 +157,7 @@ def run(
 @app.command("runs")
 def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("reports")) -> None:
     """List past runs, newest first."""
-    from harness.tables import runs_table
+    from harness.outputs.tables import runs_table
 
     stdout.print(runs_table(out / "runs"))
 

@@ -40,8 +40,8 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
-from harness import locust_plugin
-from harness.locust_windows import (
+from harness.loadgen import plugin as locust_plugin
+from harness.loadgen.recorder import (
     ConnectionFailure,
     InvalidBody,
     TenantLeak,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from locust import FastHttpUser, constant, task
 
-from harness import locust_plugin  # noqa: F401 - registers the harness plugin's hooks
+from harness.loadgen import plugin as locust_plugin  # noqa: F401 - registers the harness plugin's hooks
 
 
 class HealthzUser(FastHttpUser):

@@ -25,7 +25,7 @@ import gevent
 from locust import events
 from locust.runners import WorkerRunner
 
-from harness import locust_plugin
+from harness.loadgen import plugin as locust_plugin
 from scenarios import agents, dashboard  # modules: see mixed.py
 
 log = logging.getLogger("scenarios.upstream_faults")

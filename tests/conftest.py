@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from harness import database
+from harness.stack import database
 from target_service.app import create_app
 from target_service.settings import Settings
 

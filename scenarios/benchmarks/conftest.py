@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from harness import database
+from harness.stack import database
 from target_service.db.pool import Database
 from target_service.settings import Settings
 from target_service.telemetry import ServiceMetrics

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.process import ManagedProcess, free_port
+from harness.stack.process import ManagedProcess, free_port
 from tests.conftest import auth, busiest_user
 
 pytestmark = pytest.mark.e2e

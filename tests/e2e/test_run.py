@@ -14,7 +14,7 @@ import jsonschema
 import psutil
 import pytest
 
-from harness.results import json_schema
+from harness.model.result import json_schema
 
 pytestmark = pytest.mark.e2e
 MIXED_ENDPOINTS = {

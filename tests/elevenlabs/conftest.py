@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness.stubs.elevenlabs import StubProcess, start_stub
-from harness.stubs.elevenlabs_agents import make_agent_id
+from harness.stubs.elevenlabs.agents import make_agent_id
 from target_service.elevenlabs import ElevenLabsClient, ElevenLabsMetrics, ElevenLabsSettings
 
 API_KEY = "xi_test_key_3f9c1d7e5b2a4c68"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.stubs.elevenlabs import StubProcess
-from harness.stubs.elevenlabs_faults import FaultEngine, build_config
+from harness.stubs.elevenlabs.faults import FaultEngine, build_config
 from target_service.elevenlabs import (
     AgentNotFound,
     AuthenticationFailed,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.stubs.elevenlabs_agents import build_agent
+from harness.stubs.elevenlabs.agents import build_agent
 from target_service.elevenlabs import (
     AgentConfig,
     AgentNotFound,

@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from harness.stubs.elevenlabs import StubProcess, StubStartError, start_stub
-from harness.stubs.elevenlabs_agents import AgentCatalog, build_agent
-from harness.stubs.elevenlabs_faults import FaultConfig, FaultEngine, build_config
+from harness.stubs.elevenlabs.agents import AgentCatalog, build_agent
+from harness.stubs.elevenlabs.faults import FaultConfig, FaultEngine, build_config
 
 from .conftest import API_KEY, write_manifest
 

@@ -281,7 +281,7 @@ def stack():
 
     State lives outside pytest's tmp_path: pytest chmods its base directory 0700,
     which locks out the embedded server's own OS user when the tests run as root."""
-    from harness.stack import Stack, StackConfig
+    from harness.stack.stack import Stack, StackConfig
 
     root = Path(tempfile.mkdtemp(prefix="harness-plugin-tests-"))
     try:

@@ -104,7 +104,7 @@ def test_summary_of_empty_histogram_has_no_numbers():
 
 
 def test_pure_modules_never_import_locust_or_gevent():
-    code = ("import sys, harness.hdr, harness.locust_windows, harness.locust_aggregate, scenarios; "
+    code = ("import sys, harness.hdr, harness.loadgen.recorder, harness.loadgen.aggregate, scenarios; "
             "bad = [m for m in ('locust', 'gevent') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -13,8 +13,8 @@ import msgpack
 import pytest
 
 from harness import hdr
-from harness.locust_aggregate import RunAggregate, percentile
-from harness.locust_windows import (
+from harness.loadgen.aggregate import RunAggregate, percentile
+from harness.loadgen.recorder import (
     ConnectionFailure,
     InvalidBody,
     Recorder,

@@ -8,14 +8,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness import collect, results, server_metrics
+from harness.analysis import collect, server_metrics
+from harness.model import result as results
 from harness.errors import ConfigError
 
 
 def test_committed_schema_is_generated_from_the_models():
     committed = json.loads(results.SCHEMA_PATH.read_text())
     assert committed == results.json_schema(), (
-        "regenerate: python -m harness.results > harness/schemas/result.schema.json")
+        "regenerate: python -m harness.model.result > harness/model/result.schema.json")
 
 
 def sample_info(**overrides) -> results.RunInfo:

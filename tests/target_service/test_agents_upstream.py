@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from harness import server_metrics
+from harness.analysis import server_metrics
 from harness.stubs.elevenlabs import StubProcess, start_stub
 from target_service.elevenlabs.settings import ElevenLabsSettings
 from tests.conftest import auth, busiest_user, running_app

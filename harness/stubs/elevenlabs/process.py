@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from harness.stubs.elevenlabs_faults import FaultConfig, build_config
+from harness.stubs.elevenlabs.faults import FaultConfig, build_config
 
 
 class StubStartError(RuntimeError):

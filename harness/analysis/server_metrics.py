@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.results import (
+from harness.model.result import (
     CacheStats,
     Latency,
     PoolStats,

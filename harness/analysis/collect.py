@@ -11,7 +11,7 @@ result as long as the pieces exist.
 from __future__ import annotations
 
 from harness import hdr
-from harness.results import (
+from harness.model.result import (
     Agreement,
     Correctness,
     EndpointResult,

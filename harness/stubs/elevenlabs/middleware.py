@@ -1,7 +1,7 @@
 """The fault-injection layer of the ElevenLabs stub (raw ASGI middleware).
 
 It sits in front of the FastAPI routes of :mod:`harness.stubs.elevenlabs` and
-executes the :class:`~harness.stubs.elevenlabs_faults.Decision` the fault
+executes the :class:`~harness.stubs.elevenlabs.faults.Decision` the fault
 engine makes for each ``/v1/*`` request, in this order: concurrency limit
 (429 ``concurrent_limit_exceeded``), outage (503), auth (401), then one
 random fault (connection reset, hang, 429, 5xx), then latency, then the real
@@ -24,8 +24,8 @@ import struct
 import uuid
 from typing import Any
 
-from harness.stubs.elevenlabs_agents import AgentCatalog
-from harness.stubs.elevenlabs_faults import Decision, FaultEngine, StubStats, format_retry_after
+from harness.stubs.elevenlabs.agents import AgentCatalog
+from harness.stubs.elevenlabs.faults import Decision, FaultEngine, StubStats, format_retry_after
 
 _AGENT_PREFIX = "/v1/convai/agents/"
 _LIST_PATH = "/v1/convai/agents"

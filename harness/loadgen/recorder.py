@@ -2,8 +2,8 @@
 
 No Locust, no gevent, no I/O here, so all of it is unit-testable in a plain
 process (importing Locust monkey-patches the interpreter with gevent).
-`harness/locust_plugin.py` wires it to Locust's events; the master merges with
-`harness/locust_aggregate.py`.
+`harness/loadgen/plugin.py` wires it to Locust's events; the master merges with
+`harness/loadgen/aggregate.py`.
 
 Every Locust process that runs users (the local runner, or each worker) owns
 a :class:`Recorder`. Each request goes into the *one-second window of its start

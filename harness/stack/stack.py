@@ -22,10 +22,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from harness import database
+from harness.stack import database
 from harness.errors import ConfigError, HarnessError, UsageError
-from harness.process import ManagedProcess, check_port_free, free_port
-from harness.stubs.elevenlabs_faults import PRESETS as FAULT_PRESETS
+from harness.stack.process import ManagedProcess, check_port_free, free_port
+from harness.stubs.elevenlabs.faults import PRESETS as FAULT_PRESETS
 from target_service.db.seed_data import PRESETS
 
 log = logging.getLogger(__name__)

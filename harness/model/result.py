@@ -7,8 +7,8 @@ measured (exact histograms per endpoint, encoded), what the service saw from
 the inside for the same window, and whether the numbers can be trusted
 (generator saturation, client/server agreement, correctness).
 
-The models here are the schema: `harness/schemas/result.schema.json` is
-generated from them (`python -m harness.results > harness/schemas/result.schema.json`)
+The models here are the schema: `harness/model/result.schema.json` is
+generated from them (`python -m harness.model.result > harness/model/result.schema.json`)
 and a test keeps the committed file in sync, so consumers in other languages
 can validate results without Python.
 """
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import ConfigError
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+SCHEMA_PATH = Path(__file__).parent / "result.schema.json"
 
 
 class _Model(BaseModel):

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from harness.results import RunResult
+from harness.model.result import RunResult
 
 
 def _ms(value: float | None) -> str:

@@ -6,7 +6,7 @@ Locust monkey-patches the interpreter with gevent on import. The harness
 plugin inside Locust records exact histograms and writes `client.json`; this
 process scrapes the service's `/metrics` at the edges of the measured window
 and every few seconds, shows live progress, and finally combines both into
-`result.json` (harness/collect.py).
+`result.json` (harness/analysis/collect.py).
 
 Every path out of `run()` (success, Ctrl-C, SIGTERM, a component dying)
 stops Locust, the service, the stub and the database in that order and keeps
@@ -31,12 +31,15 @@ from pathlib import Path
 
 import httpx
 
-from harness import collect, outputs, results, server_metrics
+from harness.analysis import collect, server_metrics
+from harness.model import result as results
+from harness.outputs import markdown, timeseries
+from harness.run.layout import point_latest
 from harness.errors import HarnessError, Interrupted, RunFailed, UsageError
-from harness.monitor import ProcessSampler, Scraper
-from harness.process import ManagedProcess, free_port
-from harness.progress import Progress
-from harness.stack import Stack, StackConfig
+from harness.run.monitor import ProcessSampler, Scraper
+from harness.stack.process import ManagedProcess, free_port
+from harness.run.progress import Progress
+from harness.stack.stack import Stack, StackConfig
 from scenarios import SCENARIOS, SHAPE_NAMES, locustfiles_arg
 
 
@@ -290,7 +293,7 @@ class Run:
             self.notes.append("no client.json: Locust did not write its results "
                               f"(see {self.run_dir / 'logs'})")
             return None
-        # the plugin scraped the service at the window's exact edges (see locust_plugin.py)
+        # the plugin scraped the service at the window's exact edges (see harness/loadgen/plugin.py)
         edges = {}
         for edge in ("start", "end"):
             path = self.locust_dir / "metrics" / f"window-{edge}.prom"
@@ -311,12 +314,12 @@ class Run:
             "metrics": "metrics/", "logs": "logs/", "client": "locust/client.json",
             "dataset": "dataset.json"})
         results.save(result, self.run_dir / "result.json")
-        outputs.write_timeseries(client.get("windows", []), self.run_dir / "timeseries.csv")
-        (self.run_dir / "summary.md").write_text(outputs.summary_markdown(result))
+        timeseries.write_timeseries(client.get("windows", []), self.run_dir / "timeseries.csv")
+        (self.run_dir / "summary.md").write_text(markdown.summary_markdown(result))
         hist = self.locust_dir / "histograms"
         if hist.is_dir() and not (self.run_dir / "histograms").exists():
             (self.run_dir / "histograms").symlink_to(Path("locust") / "histograms")
-        outputs.point_latest(self.runs_dir, self.run_dir)
+        point_latest(self.runs_dir, self.run_dir)
         return result
 
     def _info(self, stack: Stack, client: dict) -> results.RunInfo:

@@ -8,7 +8,7 @@ Run it as its own process (the harness and the tests do)::
 
 Faults come from a preset (``healthy``, ``slow``, ``flaky``, ``rate_limited``,
 ``concurrency_limited``, ``outage``, ``hanging``, ``resetting``; see
-:data:`harness.stubs.elevenlabs_faults.PRESETS`), overlaid by
+:data:`harness.stubs.elevenlabs.faults.PRESETS`), overlaid by
 ``--faults-json`` (any :class:`FaultConfig` fields, e.g. ``per_agent``), then by
 the individual flags (``--help`` lists them). A bad flag, preset or manifest
 exits with code 2 and one line on stderr.
@@ -46,10 +46,10 @@ Request pipeline for ``/v1/*``: concurrency limit (429
 ``concurrent_limit_exceeded`` with ``current-concurrent-requests`` /
 ``maximum-concurrent-requests`` / ``Retry-After``), outage (503), auth (401),
 then one random fault (connection reset, hang, 429, 5xx), then latency, then
-the real handler (see :mod:`harness.stubs.elevenlabs_middleware`). The
+the real handler (see :mod:`harness.stubs.elevenlabs.middleware`). The
 process-side helpers (``start_stub``, ``StubProcess``,
-``StubAdmin``) live in :mod:`harness.stubs.elevenlabs_process` and are
-re-exported here.
+``StubAdmin``) live in :mod:`harness.stubs.elevenlabs.process` and are
+exported by the package.
 """
 
 from __future__ import annotations
@@ -68,24 +68,14 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from harness.stubs.elevenlabs_agents import AgentCatalog, decode_cursor
-from harness.stubs.elevenlabs_faults import PRESETS, FaultConfig, FaultEngine, build_config
-from harness.stubs.elevenlabs_middleware import (
+from harness.stubs.elevenlabs.agents import AgentCatalog, decode_cursor
+from harness.stubs.elevenlabs.faults import PRESETS, FaultConfig, FaultEngine, build_config
+from harness.stubs.elevenlabs.middleware import (
     LIST_KEY,
     FaultInjectionMiddleware,
     StubState,
     error_body,
 )
-from harness.stubs.elevenlabs_process import (  # re-exported public helpers
-    StatsSnapshot,
-    StubAdmin,
-    StubProcess,
-    StubStartError,
-    start_stub,
-)
-
-__all__ = ["LIST_KEY", "StatsSnapshot", "StubAdmin", "StubProcess", "StubStartError",
-           "StubState", "create_app", "main", "start_stub"]
 
 log = logging.getLogger("harness.stubs.elevenlabs")
 

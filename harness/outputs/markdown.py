@@ -1,42 +1,8 @@
-"""The run directory's derived files: timeseries.csv, summary.md, the `latest` link.
-
-`result.json` is the source of truth; these are views of it (and of the
-plugin's per-second windows) for spreadsheets, CI comments and humans.
-"""
+"""`summary.md`: a run in Markdown, fit for a CI job summary or a pull-request comment."""
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
-
-from harness import hdr
-from harness.results import RunResult
-
-TIMESERIES_COLUMNS = ("t", "phase", "users", "endpoint", "count", "failures", "rps",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms")
-
-
-def timeseries_rows(windows: list[dict]) -> list[dict]:
-    """One row per (second, endpoint), percentiles from that second's exact histogram."""
-    rows = []
-    for w in windows:
-        for name, data in sorted(w.get("endpoints", {}).items()):
-            s = hdr.summary(hdr.decode(data["histogram"])) if data.get("histogram") else {}
-            rows.append({"t": w.get("t"), "phase": w.get("phase"), "users": w.get("users"),
-                         "endpoint": name, "count": data.get("count", 0),
-                         "failures": data.get("failures", 0),
-                         "rps": data.get("count", 0) / max(w.get("seconds", 1) or 1, 1e-9),
-                         "p50_ms": s.get("p50_ms"), "p95_ms": s.get("p95_ms"),
-                         "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")})
-    return rows
-
-
-def write_timeseries(windows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TIMESERIES_COLUMNS)
-        writer.writeheader()
-        writer.writerows(timeseries_rows(windows))
+from harness.model.result import RunResult
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -84,13 +50,3 @@ def summary_markdown(result: RunResult) -> str:
         lines.append("**Warning: the load generator was saturated; latencies describe it, "
                      "not the service.**")
     return "\n".join(lines) + "\n"
-
-
-def point_latest(runs_dir: Path, run_dir: Path) -> None:
-    """`reports/latest` -> the newest run (a relative symlink, replaced atomically)."""
-    link = runs_dir.parent / "latest"
-    tmp = runs_dir.parent / ".latest.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(os.path.relpath(run_dir, link.parent), tmp)
-    os.replace(tmp, link)

@@ -1,7 +1,7 @@
 """The merged view of a test on the Locust master (or the local runner), and `client.json`.
 
 Pure (no Locust, no gevent, no I/O). `RunAggregate.merge` adds the deltas of
-:class:`harness.locust_windows.Recorder` exactly: counts add, HDR histograms
+:class:`harness.loadgen.recorder.Recorder` exactly: counts add, HDR histograms
 add bucket by bucket, in any order. Windows are keyed by the second a request
 *started*, and the measured window starts on a whole second, so "requests that
 started after the warm-up" is exactly "the windows from `measure_from` on";
@@ -61,7 +61,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness import hdr
-from harness.locust_windows import SCHEMA_VERSION, split_endpoint
+from harness.loadgen.recorder import SCHEMA_VERSION, split_endpoint
 
 LIVE_SPAN_S = 5
 CPU_SATURATION_PCT = 90.0

@@ -4,8 +4,8 @@ Loaded *into* Locust (every scenario imports it through `scenarios/common.py`);
 never imported by the harness process, because importing Locust monkey-patches
 the interpreter with gevent. Everything it observes comes from Locust's event
 hooks; Locust's CSV and rounded percentiles are never read. The pure parts
-are `harness/locust_windows.py` (recording, the wire format) and
-`harness/locust_aggregate.py` (merging, `client.json` and its format).
+are `harness/loadgen/recorder.py` (recording, the wire format) and
+`harness/loadgen/aggregate.py` (merging, `client.json` and its format).
 
 Command-line arguments (forwarded by Locust from the master to its workers):
 
@@ -59,8 +59,8 @@ from locust.runners import (
 )
 
 from harness import hdr
-from harness.locust_aggregate import RunAggregate
-from harness.locust_windows import (
+from harness.loadgen.aggregate import RunAggregate
+from harness.loadgen.recorder import (
     Recorder,
     UnexpectedStatus,
     classify_failure,
