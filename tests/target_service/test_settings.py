@@ -1,4 +1,4 @@
-"""Settings as the environment builds them: profiles are toggle sets, toggles override one by one."""
+"""Settings as the environment builds them: a profile is a toggle set, toggles override alone."""
 
 from __future__ import annotations
 
