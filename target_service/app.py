@@ -24,7 +24,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from target_service.api import activity, agents, dashboard, health
 from target_service.errors import ApiError, DatabaseUnavailable
 from target_service.resources import Resources
-from target_service.settings import Settings
+from target_service.settings import Settings, effective_settings
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
 
 log = logging.getLogger("target_service")
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None,
     """Build the app; resources are created when the lifespan starts, not here."""
     settings = settings or Settings()
     metrics = ServiceMetrics(registry or CollectorRegistry())
+    metrics.publish_settings(effective_settings(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,9 +9,13 @@ needed (`TARGET_TOGGLES__PARALLEL_CHARTS=false`).
 
 from __future__ import annotations
 
-from typing import Literal
+import enum
+import importlib.metadata
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretBytes, SecretStr, model_validator
+from pydantic.networks import _BaseMultiHostUrl, _BaseUrl
+from pydantic_core import MultiHostUrl, Url
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from target_service.elevenlabs.settings import ElevenLabsSettings
@@ -175,3 +179,103 @@ class Settings(BaseSettings):
             "retries": self.elevenlabs.retries and self.flags.upstream_retries,
             "circuit_breaker": self.elevenlabs.circuit_breaker and self.flags.circuit_breaker,
         })
+
+
+# ---- the effective settings, as reported on /metrics (`target_settings_info`) -------------
+
+DISTRIBUTION = "dashboard-perf-harness"
+"""The installed distribution whose version the service reports."""
+
+NOT_REPORTED = frozenset({"database_url", "api_key", "base_url", "host", "port"})
+"""Fields never reported, whatever their type. The first three are secrets or
+addresses (and excluded by type or name anyway: this list is the explicit
+backstop). `host` and `port` say where the service listens, not how it
+behaves, and the port is a fresh free port on every run: reporting it would
+make every run's settings differ."""
+
+SENSITIVE_WORDS = frozenset({"url", "uri", "dsn", "key", "token", "secret", "password",
+                             "passwd", "credentials", "auth"})
+"""A field whose name has one of these as a `_`-separated word is not reported
+unless it is a number or a boolean (`toggle_auth_cache` is fine, a plain `str`
+`auth_token` added later is not), so a secret typed as `str` does not leak."""
+
+_SECRET_TYPES = (SecretStr, SecretBytes, _BaseUrl, _BaseMultiHostUrl, Url, MultiHostUrl)
+
+
+def _reportable(name: str, value: object) -> bool:
+    """False for secrets and addresses: by type, by name, and by a value that looks like a URL."""
+    if name in NOT_REPORTED or isinstance(value, _SECRET_TYPES):
+        return False
+    if isinstance(value, (bool, int, float)):
+        return True  # a number cannot carry a secret
+    if SENSITIVE_WORDS.intersection(name.lower().split("_")):
+        return False
+    return not (isinstance(value, str) and "://" in value)
+
+
+def _render(value: object) -> str:
+    """A label value: booleans as true/false, floats as repr (`0.2`, `5.0`), enums by value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return _render(value.value)
+    if isinstance(value, float):
+        return repr(value)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(_render(v) for v in value)
+    return str(value)
+
+
+def _flatten(model: BaseModel, prefix: str, out: dict[str, str]) -> None:
+    for name in type(model).model_fields:
+        value: Any = getattr(model, name)
+        if not _reportable(name, value):
+            continue
+        if isinstance(value, BaseModel):
+            _flatten(value, f"{prefix}{name}_", out)
+            continue
+        key = f"{prefix}{name}"
+        if key in out:
+            raise ValueError(f"two settings report as {key!r}")
+        out[key] = _render(value)
+
+
+def service_version() -> str:
+    """The package version this process runs ("unknown" when not installed)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def effective_settings(settings: Settings) -> dict[str, str]:
+    """Every setting in force, flattened to `{label: value}`, secrets and addresses left out.
+
+    What the harness records as the run's target configuration, so a toggle
+    overridden in the environment shows in the run record instead of being
+    assumed from the profile's name. Built by walking the models, not by
+    listing fields, so a new setting is reported without anyone remembering
+    to; and filtered by type and name (`_reportable`), so a new secret is not.
+
+    Nested models flatten to `<field>_<subfield>`, except the toggles, which
+    are the effective ones (after the profile) as `toggle_<name>`; the
+    ElevenLabs block is the one the client really uses (`Settings.upstream`,
+    the toggles applied). `version` is the package version.
+    """
+    out: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value: Any = getattr(settings, name)
+        if name == "toggles":
+            _flatten(settings.flags, "toggle_", out)
+        elif name == "elevenlabs":
+            _flatten(settings.upstream, "elevenlabs_", out)
+        elif not _reportable(name, value):
+            continue
+        elif isinstance(value, BaseModel):
+            _flatten(value, f"{name}_", out)
+        else:
+            out[name] = _render(value)
+    out["version"] = service_version()
+    return out

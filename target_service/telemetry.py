@@ -9,12 +9,17 @@ registry. When the service runs with several uvicorn workers, the harness sets
 The harness reads these series at the start and end of a measured window, so
 histogram buckets are chosen to resolve the latencies a dashboard API has
 (sub-millisecond cache hits to multi-second naive queries).
+
+`target_settings_info{profile=...,toggle_kpi_view=...,...} 1` says which
+settings were really in force (see `publish_settings`), so a run record shows
+an environment override instead of assuming the profile's defaults.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,6 +40,10 @@ LATENCY_BUCKETS = (
 )
 
 
+SETTINGS_INFO = "target_settings_info"
+"""The info-style metric of the effective settings; its value is always 1."""
+
+
 def multiprocess_dir() -> str | None:
     """The prometheus multiprocess directory when the service runs several workers."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -45,6 +54,7 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.settings_info: Gauge | None = None  # publish_settings() labels it
         # one set of cache_* families per registry, shared by every named cache
         self.cache_families = CacheMetricFamilies(registry)
         self.http_duration = Histogram(
@@ -128,6 +138,27 @@ class ServiceMetrics:
             "Times the invalidation feed was lost (each clears the derived caches).",
             registry=registry,
         )
+
+    def publish_settings(self, labels: Mapping[str, str]) -> Gauge:
+        """Expose `target_settings_info{<labels>} 1` (from `settings.effective_settings`).
+
+        A Gauge, not prometheus-client's `Info`: `Info` is refused in
+        multiprocess mode. `multiprocess_mode="max"` drops the `pid` label and
+        merges the workers (`all`/`liveall` would keep one series per worker,
+        `sum` would say 2): every worker of a service reads the same
+        environment, so N workers show exactly one series. Once per registry.
+        """
+        if self.settings_info is not None:
+            raise RuntimeError("the settings are published once per registry")
+        names = list(labels)
+        self.settings_info = Gauge(
+            SETTINGS_INFO,
+            "The settings in force (value 1): profile, effective toggles, pool, cache, "
+            "ElevenLabs and HTTP settings, version. Secrets and URLs are never labels.",
+            names, registry=self.registry, multiprocess_mode="max",
+        )
+        self.settings_info.labels(*(labels[n] for n in names)).set(1)
+        return self.settings_info
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body, aggregated over workers in multiprocess mode."""
