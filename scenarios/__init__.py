@@ -7,44 +7,71 @@ locustfiles. The user classes live in the locustfiles themselves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 HERE = Path(__file__).resolve().parent
 
-SCENARIOS: dict[str, dict] = {
-    "dashboard": {"locustfile": "scenarios/dashboard.py", "users": {"DashboardUser": 1},
-                  "description": "overview, analytics over varied ranges, activity pages"},
-    "agents": {"locustfile": "scenarios/agents.py", "users": {"AgentsUser": 1},
-               "description": "the agents page (ElevenLabs configurations) and agent details"},
-    "writer": {"locustfile": "scenarios/writer.py", "users": {"WriterUser": 1},
-               "description": "POST calls, then the overview until it shows them (freshness)"},
-    "mixed": {"locustfile": "scenarios/mixed.py",
-              "users": {"DashboardUser": 70, "AgentsUser": 25, "WriterUser": 5},
-              "description": "dashboard 70 / agents 25 / writer 5, like a real dashboard"},
-    "upstream_faults": {"locustfile": "scenarios/upstream_faults.py",
-                        "users": {"AgentsUser": 80, "DashboardUser": 20},
-                        "needs_stub": True,
-                        # configurations stay fresh 60 s by default, which would hide a
-                        # short outage entirely; refetch often so degradation shows
-                        "target_env": {"TARGET_CONFIG_FRESH_S": "2"},
-                        "description": "agents-heavy load while the ElevenLabs stub goes "
-                                       "healthy -> flaky -> outage -> healthy"},
-    "healthz": {"locustfile": "scenarios/healthz.py", "users": {"HealthzUser": 1},
-                "description": "calibration: unpaced GET /healthz, the generator's ceiling"},
-}
-"""Scenario name -> locustfile (relative to the repository root), user weights, notes."""
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario the harness can run: what Locust loads and what the target needs."""
+
+    name: str
+    locustfile: str
+    """Relative to the repository root, e.g. `scenarios/mixed.py`."""
+    users: Mapping[str, int]
+    """Locust user class -> weight (read-only)."""
+    description: str
+    needs_stub: bool = False
+    """The scenario steers the ElevenLabs stub's faults while it runs."""
+    target_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment the target service needs for this scenario (read-only)."""
+
+    def __post_init__(self) -> None:  # read-only copies, even of a dict passed in
+        object.__setattr__(self, "users", MappingProxyType(dict(self.users)))
+        object.__setattr__(self, "target_env", MappingProxyType(dict(self.target_env)))
+
+    def __hash__(self) -> int:  # the mappings are not hashable; the name identifies it
+        return hash(self.name)
+
+
+def _registry(*scenarios: Scenario) -> Mapping[str, Scenario]:
+    return MappingProxyType({s.name: s for s in scenarios})
+
+
+SCENARIOS: Mapping[str, Scenario] = _registry(
+    Scenario("dashboard", "scenarios/dashboard.py", {"DashboardUser": 1},
+             "overview, analytics over varied ranges, activity pages"),
+    Scenario("agents", "scenarios/agents.py", {"AgentsUser": 1},
+             "the agents page (ElevenLabs configurations) and agent details"),
+    Scenario("writer", "scenarios/writer.py", {"WriterUser": 1},
+             "POST calls, then the overview until it shows them (freshness)"),
+    Scenario("mixed", "scenarios/mixed.py",
+             {"DashboardUser": 70, "AgentsUser": 25, "WriterUser": 5},
+             "dashboard 70 / agents 25 / writer 5, like a real dashboard"),
+    Scenario("upstream_faults", "scenarios/upstream_faults.py",
+             {"AgentsUser": 80, "DashboardUser": 20},
+             "agents-heavy load while the ElevenLabs stub goes "
+             "healthy -> flaky -> outage -> healthy",
+             needs_stub=True,
+             # configurations stay fresh 60 s by default, which would hide a
+             # short outage entirely; refetch often so degradation shows
+             target_env={"TARGET_CONFIG_FRESH_S": "2"}),
+    Scenario("healthz", "scenarios/healthz.py", {"HealthzUser": 1},
+             "calibration: unpaced GET /healthz, the generator's ceiling"),
+)
+"""Scenario name -> `Scenario` (read-only)."""
 
 SHAPE_NAMES: tuple[str, ...] = ("steady", "ramp", "spike", "soak")
 SHAPES_LOCUSTFILE = "scenarios/shapes.py"
 
 
-def scenario_names() -> list[str]:
-    return list(SCENARIOS)
-
-
 def locustfile(name: str) -> Path:
     """Absolute path of a scenario's locustfile (KeyError for an unknown scenario)."""
-    return HERE / Path(SCENARIOS[name]["locustfile"]).name
+    return HERE / Path(SCENARIOS[name].locustfile).name
 
 
 def locustfiles_arg(name: str, shape: str | None = None) -> str:

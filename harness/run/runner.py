@@ -95,7 +95,7 @@ class RunConfig:
             database_url=self.database_url, state_dir=self.state_dir, run_dir=run_dir,
             target_workers=self.target_workers, faults=self.faults, port=self.port,
             target_cpus=self.target_cpus,
-            target_env={**SCENARIOS[self.scenario].get("target_env", {}),
+            target_env={**SCENARIOS[self.scenario].target_env,
                         **self.extra_target_env})
 
 

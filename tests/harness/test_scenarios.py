@@ -51,7 +51,7 @@ def python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_registry_names_locustfiles_without_importing_locust():
     for name, spec in scenarios.SCENARIOS.items():
-        assert (REPO / spec["locustfile"]).is_file(), name
+        assert (REPO / spec.locustfile).is_file(), name
         assert scenarios.locustfile(name).is_file()
     assert scenarios.locustfiles_arg("mixed").endswith("scenarios/mixed.py")
     assert scenarios.locustfiles_arg("mixed", "spike").endswith(
@@ -63,12 +63,12 @@ def test_registry_names_locustfiles_without_importing_locust():
 
 def test_every_locustfile_loads_and_lists_its_users():
     for name, spec in scenarios.SCENARIOS.items():
-        out = subprocess.run([sys.executable, "-m", "locust", "-f", spec["locustfile"], "--list",
+        out = subprocess.run([sys.executable, "-m", "locust", "-f", spec.locustfile, "--list",
                               "--harness-stub-url", "http://127.0.0.1:9"],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, (name, out.stderr)
         listed = {line.strip() for line in out.stdout.splitlines()[1:]}
-        assert listed == set(spec["users"]), (name, out.stdout)
+        assert listed == set(spec.users), (name, out.stdout)
 
 
 # ---- shapes ----------------------------------------------------------------------------
