@@ -2,9 +2,9 @@
 
 `Stack` is a context manager: whatever it started is stopped on the way out,
 in reverse order, whether the block ended normally, raised, or was
-interrupted (Ctrl-C, SIGTERM). The database clone made for the run is dropped
-unless `keep_database` is set; the embedded server stops when its last user
-exits.
+interrupted (Ctrl-C, SIGTERM). The database clone made for the run is dropped;
+the embedded server stops when its last user exits. Every component listens
+on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ import asyncpg
 import httpx
 
 from harness.stack import database
-from harness.errors import ConfigError, HarnessError, UsageError
+from harness.errors import ConfigError, DatabaseError, HarnessError, UsageError
 from harness.stack.process import ManagedProcess, check_port_free, free_port
 from harness.stubs.elevenlabs.faults import PRESETS as FAULT_PRESETS
 from target_service.db.seed_data import PRESETS
 
 log = logging.getLogger(__name__)
 PROFILES = ("optimized", "naive")
+HOST = "127.0.0.1"
 
 
 @dataclass
 class StackConfig:
-    """What to bring up; validated before anything starts."""
+    """What to bring up; `validate` checks it without touching the machine."""
 
     dataset: str = "small"
     seed: int = 42
@@ -42,20 +43,21 @@ class StackConfig:
     database_url: str | None = None
     state_dir: Path = Path(".harness")
     run_dir: Path = Path(".harness/stack")
-    host: str = "127.0.0.1"
     port: int = 0
+    """The target's port; 0: a free one. Whether it is free is checked by `Stack.up`."""
     target_workers: int = 1
-    keep_database: bool = False
     faults: str = "healthy"
-    stub: bool = True
     target_cpus: set[int] | None = None
     target_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
+        """A `UsageError` for a value that cannot work; opens no socket, starts nothing."""
         if self.dataset not in PRESETS:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose from {', '.join(PRESETS)}")
         if self.profile not in PROFILES:
             raise UsageError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILES)}")
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, not {self.port}")
         if self.target_workers < 1:
             raise UsageError("--target-workers must be at least 1")
         if self.database_url is not None and not self.database_url.startswith(
@@ -64,8 +66,6 @@ class StackConfig:
         if self.faults not in FAULT_PRESETS:
             raise UsageError(f"unknown fault preset {self.faults!r}; choose from "
                              f"{', '.join(sorted(FAULT_PRESETS))}")
-        if self.port:
-            check_port_free(self.host, self.port)
 
 
 @dataclass
@@ -73,15 +73,18 @@ class StackInfo:
     """Where the running stack can be reached (printed by `harness stack up --json`)."""
 
     target_url: str
+    stub_url: str
     metrics_url: str
     database_url: str
     manifest: str
-    stub_url: str | None = None
+    postgres_version: str
+    """What the server says in `SHOW server_version`, e.g. "16.4"."""
 
     def as_json(self) -> str:
         return json.dumps({"target_url": self.target_url, "stub_url": self.stub_url,
                            "metrics_url": self.metrics_url, "manifest": self.manifest,
-                           "database_url": database.redact(self.database_url)})
+                           "database_url": database.redact(self.database_url),
+                           "postgres_version": self.postgres_version})
 
 
 class Stack:
@@ -118,9 +121,12 @@ class Stack:
         self.down()
 
     def up(self) -> StackInfo:
+        """Start everything; the caller must call `down` (also when this raises)."""
         cfg = self.config
+        if cfg.port:  # before any seeding: a taken port is the user's to fix, at once
+            check_port_free(HOST, cfg.port)
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._admin_dsn = self._start_database()
+        self._admin_dsn, postgres_version = self._start_database()
         self.on_phase(f"preparing dataset {cfg.dataset} (seed {cfg.seed})")
         dataset = asyncio.run(database.ensure_dataset(
             self._admin_dsn, cfg.dataset, cfg.seed, optimized=cfg.profile == "optimized",
@@ -130,52 +136,57 @@ class Stack:
         self._run_dsn = asyncio.run(database.clone(self._admin_dsn, dataset.template))
         manifest_path = cfg.run_dir / "dataset.json"
         manifest_path.write_text(json.dumps(self.manifest, indent=1))
-        if cfg.stub:
-            self.on_phase(f"starting the ElevenLabs stub (faults: {cfg.faults})")
-            self.stub_url = self._start_stub(manifest_path)
+        self.on_phase(f"starting the ElevenLabs stub (faults: {cfg.faults})")
+        self.stub_url = self._start_stub(manifest_path)
         self.on_phase(f"starting the target service ({cfg.profile})")
         target_url = self._start_target()
-        self.info = StackInfo(target_url=target_url, metrics_url=f"{target_url}/metrics",
-                              database_url=self._run_dsn, manifest=str(manifest_path.resolve()),
-                              stub_url=self.stub_url)
+        self.info = StackInfo(target_url=target_url, stub_url=self.stub_url,
+                              metrics_url=f"{target_url}/metrics", database_url=self._run_dsn,
+                              manifest=str(manifest_path.resolve()),
+                              postgres_version=postgres_version)
         return self.info
 
     def down(self) -> None:
-        """Stop everything this stack started; safe to call twice or after a failed `up`."""
-        if self.target is not None:
-            self.target.stop()
-            self.target = None
-        if self.stub is not None:
-            self.stub.stop()
-            self.stub = None
-        if self._run_dsn and self._admin_dsn and not self.config.keep_database:
-            try:
-                asyncio.run(database.drop(self._admin_dsn, self._run_dsn))
-            except (HarnessError, OSError, asyncpg.PostgresError) as exc:
-                log.warning("could not drop run database: %s", exc)
-            self._run_dsn = None
-        if self._embedded is not None:
-            self._embedded.stop()
-            self._embedded = None
+        """Stop everything this stack started, in reverse order.
+
+        Never raises and is safe to call twice or after a failed (or interrupted) `up`:
+        each step forgets what it stops before trying, and a step that fails (or is
+        interrupted by a second Ctrl-C) is logged and the next one still runs."""
+        target, self.target = self.target, None
+        if target is not None:
+            _guarded("stopping the target service", target.stop)
+        stub, self.stub = self.stub, None
+        if stub is not None:
+            _guarded("stopping the ElevenLabs stub", stub.stop)
+        run_dsn, self._run_dsn = self._run_dsn, None
+        if run_dsn and self._admin_dsn:
+            admin = self._admin_dsn
+            _guarded("dropping the run database",
+                     lambda: asyncio.run(database.drop(admin, run_dsn)))
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            _guarded("stopping embedded PostgreSQL", embedded.stop)
 
     # ---- components --------------------------------------------------------
 
-    def _start_database(self) -> str:
+    def _start_database(self) -> tuple[str, str]:
+        """The admin URL and the server's version."""
         cfg = self.config
-        if cfg.database_url:
+        if cfg.database_url:  # a URL the user gave that does not work: exit 2
             self.on_phase(f"connecting to {database.redact(cfg.database_url)}")
-            asyncio.run(_check_reachable(cfg.database_url))
-            return cfg.database_url
-        self.on_phase("starting embedded PostgreSQL")
-        self._embedded = database.EmbeddedPostgres(cfg.state_dir / "pg")
-        return self._embedded.start()
+            dsn, error = cfg.database_url, ConfigError
+        else:
+            self.on_phase("starting embedded PostgreSQL")
+            self._embedded = database.EmbeddedPostgres(cfg.state_dir / "pg")
+            dsn, error = self._embedded.start(), DatabaseError
+        return dsn, asyncio.run(_server_version(dsn, error))
 
     def _start_stub(self, manifest: Path) -> str:
         """The ElevenLabs stand-in; its key travels by environment, never on argv."""
         self.stub = ManagedProcess(
             "ElevenLabs stub",
             [sys.executable, "-m", "harness.stubs.elevenlabs", "--manifest", str(manifest),
-             "--port", "0", "--host", self.config.host, "--faults", self.config.faults],
+             "--port", "0", "--host", HOST, "--faults", self.config.faults],
             self.logs / "stub.log", env={"STUB_API_KEY": self._stub_key},
             cpus=self.config.target_cpus).start()
         found: dict[str, str] = {}
@@ -192,15 +203,15 @@ class Stack:
 
     def _start_target(self) -> str:
         cfg = self.config
-        port = cfg.port or free_port(cfg.host)
-        url = f"http://{cfg.host}:{port}"
+        port = cfg.port or free_port(HOST)
+        url = f"http://{HOST}:{port}"
         env = {
             "TARGET_DATABASE_URL": self._run_dsn or "",
             "TARGET_PROFILE": cfg.profile,
-            "TARGET_HOST": cfg.host,
+            "TARGET_HOST": HOST,
             "TARGET_PORT": str(port),
             "TARGET_WORKERS": str(cfg.target_workers),
-            "TARGET_ELEVENLABS_ENABLED": "true" if self.stub_url else "false",
+            "TARGET_ELEVENLABS_ENABLED": "true",
             "TARGET_ELEVENLABS__BASE_URL": self.stub_url or "",
             "TARGET_ELEVENLABS__API_KEY": self._stub_key,
             **cfg.target_env,
@@ -221,6 +232,20 @@ class Stack:
         return url
 
 
-async def _check_reachable(dsn: str) -> None:
-    conn = await database.connect(dsn, error=ConfigError, timeout=5)
-    await conn.close()
+async def _server_version(dsn: str, error: type[HarnessError]) -> str:
+    """`SHOW server_version` (also proves the server answers); `error` when it does not."""
+    conn = await database.connect(dsn, error=error, timeout=5)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    except (asyncpg.PostgresError, OSError) as exc:
+        raise error(f"PostgreSQL at {database.redact(dsn)} did not answer: {exc}") from exc
+    finally:
+        await conn.close()
+
+
+def _guarded(what: str, step: Callable[[], object]) -> None:
+    """Run one teardown step; log instead of raising (a second Ctrl-C included)."""
+    try:
+        step()
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - teardown goes on
+        log.warning("%s failed: %s: %s", what, type(exc).__name__, exc)

@@ -63,7 +63,9 @@ def test_stack_up_embedded_then_sigterm(tmp_path: Path, state_dir: Path):
                    str(state_dir), cwd=tmp_path)
     try:
         info = wait_for_json_line(proc)
-        assert set(info) == {"target_url", "stub_url", "metrics_url", "manifest", "database_url"}
+        assert set(info) == {"target_url", "stub_url", "metrics_url", "manifest", "database_url",
+                             "postgres_version"}
+        assert int(info["postgres_version"].split(".")[0]) >= 14
         exercise(info)
         stop_and_check(proc, signal.SIGTERM)
         # the embedded server stopped with its last user
