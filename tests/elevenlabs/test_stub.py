@@ -85,7 +85,9 @@ def test_manifest_fallback_to_users() -> None:
     catalog = AgentCatalog.from_manifest_data(
         {"users": [{"user_id": 1, "elevenlabs_agent_ids": ["agent_x", "agent_y"]},
                    {"user_id": 2, "elevenlabs_agent_ids": ["agent_y"]}]})
-    assert sorted(catalog.ids()) == ["agent_x", "agent_y"]
+    page = catalog.page(page_size=10, cursor=None, search=None)
+    assert sorted(a["agent_id"] for a in page["agents"]) == ["agent_x", "agent_y"]
+    assert len(catalog) == 2 and catalog.get("agent_y") is not None and not page["has_more"]
 
 
 # -- admin API ----------------------------------------------------------------

@@ -144,12 +144,6 @@ class AgentCatalog:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __contains__(self, agent_id: object) -> bool:
-        return agent_id in self._by_id
-
-    def ids(self) -> list[str]:
-        return [a.agent_id for a in self._ordered]
-
     def get(self, agent_id: str) -> StubAgent | None:
         return self._by_id.get(agent_id)
 

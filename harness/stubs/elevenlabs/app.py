@@ -71,7 +71,6 @@ from pydantic import ValidationError
 from harness.stubs.elevenlabs.agents import AgentCatalog, decode_cursor
 from harness.stubs.elevenlabs.faults import PRESETS, FaultConfig, FaultEngine, build_config
 from harness.stubs.elevenlabs.middleware import (
-    LIST_KEY,
     FaultInjectionMiddleware,
     StubState,
     error_body,

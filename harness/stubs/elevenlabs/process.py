@@ -60,9 +60,6 @@ class StatsSnapshot(BaseModel):
     def requests_for(self, agent_id: str) -> int:
         return self.by_agent.get(agent_id, 0)
 
-    def status_count(self, status: int | str) -> int:
-        return self.by_status.get(str(status), 0)
-
 
 def _fault_body(config: FaultConfig | dict[str, Any] | None, preset: str | None,
                 fields: dict[str, Any]) -> dict[str, Any]:
