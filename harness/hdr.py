@@ -25,14 +25,14 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600 * 1_000_000  # one hour
 SIGNIFICANT_FIGURES = 3
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 
 __all__ = ["HdrHistogram", "new_histogram", "record", "encode", "decode", "merge",
            "summary", "clamp_us", "LOWEST_US", "HIGHEST_US", "SIGNIFICANT_FIGURES",
            "PERCENTILES"]
 
 
-def _uncycle(h: HdrHistogram) -> HdrHistogram:
+def uncycle(h: HdrHistogram) -> HdrHistogram:
     """Break the histogram <-> encoder reference cycle.
 
     `HdrHistogram` keeps an encoder that points back at it, so every histogram
@@ -49,7 +49,7 @@ def _uncycle(h: HdrHistogram) -> HdrHistogram:
 
 def new_histogram() -> HdrHistogram:
     """An empty latency histogram: microseconds, 1 µs .. 1 hour, 3 significant digits."""
-    return _uncycle(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES))
+    return uncycle(HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES))
 
 
 def clamp_us(value_us: float) -> int:
@@ -78,7 +78,7 @@ def decode(s: str | bytes) -> HdrHistogram:
     if isinstance(s, str):
         s = s.encode("ascii")
     try:
-        return _uncycle(HdrHistogram.decode(s))
+        return uncycle(HdrHistogram.decode(s))
     except Exception as exc:  # noqa: BLE001 - hdrh raises a zoo (TypeError, zlib.error, ...)
         raise ValueError(f"not an encoded HdrHistogram: {exc}") from exc
 
@@ -115,17 +115,21 @@ def add_into(target: HdrHistogram, other: HdrHistogram) -> None:
     target.min_value = lowest
 
 
-def summary(h: HdrHistogram) -> dict:
-    """Count, min/mean/max and p50/p90/p95/p99/p99.9, in milliseconds (None when empty)."""
+def summary(h: HdrHistogram) -> dict[str, float | int | None]:
+    """Count, then min/mean/p50/p90/p95/p99/p999/max in milliseconds (None when empty).
+
+    The keys are the field names of `harness.model.result.Latency`, the one
+    shape a latency summary has anywhere in the harness."""
     count = h.get_total_count()
-    out: dict = {"count": count}
+    out: dict[str, float | int | None] = {"count": count}
     if count == 0:
-        out.update({"min_ms": None, "mean_ms": None, "max_ms": None})
-        out.update({f"{k}_ms": None for k in PERCENTILES})
+        out.update({"min": None, "mean": None})
+        out.update({k: None for k in PERCENTILES})
+        out["max"] = None
         return out
-    out["min_ms"] = h.get_min_value() / 1000.0
-    out["mean_ms"] = h.get_mean_value() / 1000.0
-    out["max_ms"] = h.get_max_value() / 1000.0
+    out["min"] = h.get_min_value() / 1000.0
+    out["mean"] = h.get_mean_value() / 1000.0
     for key, pct in PERCENTILES.items():
-        out[f"{key}_ms"] = h.get_value_at_percentile(pct) / 1000.0
+        out[key] = h.get_value_at_percentile(pct) / 1000.0
+    out["max"] = h.get_max_value() / 1000.0
     return out

@@ -1,4 +1,4 @@
-"""The merged view of a test on the Locust master (or the local runner), and `client.json`.
+"""The merged view of a test on the Locust master (or the local runner).
 
 Pure (no Locust, no gevent, no I/O). `RunAggregate.merge` adds the deltas of
 :class:`harness.loadgen.recorder.Recorder` exactly: counts add, HDR histograms
@@ -7,51 +7,13 @@ add bucket by bucket, in any order. Windows are keyed by the second a request
 started after the warm-up" is exactly "the windows from `measure_from` on";
 per-endpoint totals are classified as they are merged.
 
-`client.json` (schema_version 1), as written by the plugin at the end of a test::
-
-    {"schema_version": 1, "locust_version": "2.47.0", "role": "local|master",
-     "started_at": <first spawn, epoch s>, "spawn_complete_at": <first spawning_complete>,
-     "measure_from": <start of the measured window>, "ended_at": <test_stopping>,
-     "warmup_s": 10.0, "workers": 2, "incomplete_workers": [], "host": "...",
-     "locustfiles": "...", "shape": null | "HarnessShape",
-     "endpoints": {"GET /api/v1/agents/{agent_id}": {
-         "method": "GET", "route": "/api/v1/agents/{agent_id}",
-         "count": 1234, "failures": {"http_500": 2, "tenant_leak": 0, ...}, "bytes": 123456,
-         "histogram": "<HDR base64, raw latency µs, measured window>",
-         "corrected_histogram": "<HDR base64, corrected for coordinated omission>",
-         "warmup_count": 100, "warmup_failures": 0, "x_cache": {"HIT": 1000, "MISS": 234},
-         "degraded": 0, "partial": 0,
-         "latency_ms": {"count", "min_ms", "mean_ms", "max_ms", "p50_ms", ..., "p99_9_ms"},
-         "corrected_latency_ms": {...}}},
-     "windows": [{"t": 1700000001, "phase": "ramp|warmup|measure", "users": 5,
-                  "spawning": true, "tasks_intended": 10, "tasks_started": 9,
-                  "endpoints": {"GET /...": {"count": 10, "failures": 0,
-                                             "histogram": "<HDR base64>"}}}],
-     "checks": {"scope": {...}, "tenant_leaks": 0,
-                "unexpected_statuses": {"GET /...": {"500": 2}},
-                "degraded_responses": 0, "partial_responses": 0,
-                "freshness": {"samples": 12, "timeouts": 0, "histogram": "<HDR µs>",
-                              "lag_ms": {...}}},
-     "pacing": {"unit": "task starts per second", "intended_rps": 50.0,
-                "achieved_rps": 48.7, "shortfall_ratio": 0.026, "intended_tasks": 2922,
-                "started_tasks": 2846, "achieved_request_rps": 61.2},
-     "generator": {"processes": [{"role": "master|worker|local", "id": "...", "pid": 1,
-                                  "host": "...", "cpu_max": 40.0, "cpu_p90": 30.0,
-                                  "cpu_above_90_share": 0.0, "samples": 60,
-                                  "requests": 1234, "cpu_warnings": 0, "saturated": false}],
-                   "saturated": false, "rule": "..."},
-     "events": [{"t": 1700000030.1, "name": "faults:flaky"}],
-     "histogram_files": {"GET /...": "histograms/get_....hdr"}}
-
-Every window from the first spawn to the end is listed (empty seconds too).
-`phase` is `measure` from `measure_from` on, else `ramp` until the first
-`spawning_complete`, else `warmup`; `spawning` marks the ramp-up even when it
-reaches into the measured window (no warm-up, slow spawn rate).
-Scope: latency, throughput, failures per endpoint, degraded/partial counts,
-freshness and pacing cover the *measured window*; `checks.tenant_leaks` and
-`checks.unexpected_statuses` cover the *whole run* (a correctness failure
-during warm-up is still a failure). Pacing rates leave out the last, partial
-second.
+Memory stays flat however long the run: a window stays open (its histograms
+kept as the encoded pieces that arrived, a few hundred bytes each) only until
+every process has reported past it plus a margin for slow requests;
+`take_closed` then hands it over, merged, to be streamed to the interval log
+and `windows.jsonl`, and forgets it. A piece that arrives for a window already
+handed over opens it again and is handed over later: readers add lines of the
+same second, so late data is never lost.
 """
 
 from __future__ import annotations
@@ -61,100 +23,69 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness import hdr
-from harness.loadgen.recorder import SCHEMA_VERSION, split_endpoint
+from harness.loadgen.health import ProcessHealth, generator_health
+from harness.model.client import (
+    Checks,
+    ClientDoc,
+    ClientEndpoint,
+    ClientWindow,
+    Event,
+    Freshness,
+    LiveEndpoint,
+    LiveStatus,
+    Pacing,
+    Phase,
+    WindowCell,
+)
 
 LIVE_SPAN_S = 5
-CPU_SATURATION_PCT = 90.0
-CPU_SATURATION_SHARE = 0.10
-
-
-class _HistCell:
-    """A histogram that is kept encoded once it is old, to bound the master's memory."""
-
-    __slots__ = ("hist", "enc")
-
-    def __init__(self) -> None:
-        self.hist = None
-        self.enc: str | None = None
-
-    def add(self, encoded: str | None) -> None:
-        if not encoded:
-            return
-        other = hdr.decode(encoded)
-        if other.get_total_count() == 0:
-            return
-        if self.hist is None:
-            self.hist = hdr.decode(self.enc) if self.enc else hdr.new_histogram()
-            self.enc = None
-        hdr.add_into(self.hist, other)
-
-    def freeze(self) -> None:
-        if self.hist is not None:
-            self.enc = hdr.encode(self.hist)
-            self.hist = None
-
-    def histogram(self):
-        if self.hist is not None:
-            return self.hist
-        return hdr.decode(self.enc) if self.enc else hdr.new_histogram()
-
-    def encoded(self) -> str:
-        if self.hist is not None:
-            return hdr.encode(self.hist)
-        return self.enc or hdr.encode(hdr.new_histogram())
 
 
 @dataclass
-class _AggCell:
+class _Cell:
+    """One endpoint in one open window: counts, and histogram pieces not yet merged."""
+
     count: int = 0
-    failures: int = 0
-    hist: _HistCell = field(default_factory=_HistCell)
+    failures: Counter = field(default_factory=Counter)
+    raw: list[str] = field(default_factory=list)
+    corrected: list[str] = field(default_factory=list)
 
 
 @dataclass
-class _AggWindow:
-    endpoints: dict[str, _AggCell] = field(default_factory=dict)
+class _Window:
+    phase: Phase
+    """Decided when the window's first piece arrives, so the totals and the window
+    always agree on it (only `ramp` and `warmup` are refined when it closes)."""
+    endpoints: dict[str, _Cell] = field(default_factory=dict)
     tasks_intended: int = 0
     tasks_started: int = 0
 
 
 @dataclass
+class ClosedWindow:
+    """A window handed over for writing: its record and, per endpoint, merged histograms."""
+
+    record: ClientWindow
+    histograms: dict[str, tuple[hdr.HdrHistogram, hdr.HdrHistogram]]
+    """endpoint -> (raw, corrected)"""
+
+
+@dataclass
 class _Totals:
-    """Per endpoint, over the measured window (and the warm-up count)."""
+    """Per endpoint: the measured windows, and the counts of the others."""
 
     count: int = 0
     failures: Counter = field(default_factory=Counter)
-    raw: object = field(default_factory=hdr.new_histogram)
-    corrected: object = field(default_factory=hdr.new_histogram)
+    raw: hdr.HdrHistogram = field(default_factory=hdr.new_histogram)
+    corrected: hdr.HdrHistogram = field(default_factory=hdr.new_histogram)
     bytes: int = 0
     x_cache: Counter = field(default_factory=Counter)
     degraded: int = 0
     partial: int = 0
     warmup_count: int = 0
     warmup_failures: int = 0
-
-
-@dataclass
-class ProcessHealth:
-    role: str
-    id: str
-    pid: int | None = None
-    host: str | None = None
-    samples: list = field(default_factory=list)
-    cpu_warnings: int = 0
-    final: bool = False
-    last_horizon: float = 0.0
-    reports: int = 0
-    requests: int = 0
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
+    cooldown_count: int = 0
+    cooldown_failures: int = 0
 
 
 class RunAggregate:
@@ -168,48 +99,57 @@ class RunAggregate:
         self._boundary: int | None = None
         self.stopping_at: float | None = None
         self.ended_at: float | None = None
-        self.windows: dict[int, _AggWindow] = {}
+        self.windows: dict[int, _Window] = {}
+        """Open windows only (see `take_closed`)."""
         self.totals: dict[str, _Totals] = {}
         self.users: dict[int, int] = {}
+        self._last_users = 0
         self.processes: dict[str, ProcessHealth] = {}
         self.tenant_leaks = 0
         self.unexpected: dict[str, Counter] = {}
         self.freshness = hdr.new_histogram()
         self.freshness_timeouts = 0
-        self.events: list[dict] = []
+        self.events: list[Event] = []
+        self._pace = Counter()  # intended/started tasks and requests of the measured span
+        self._next_second: int | None = None  # the first second never handed over
 
     # -- clock --------------------------------------------------------------------------
 
     def start(self, t: float) -> None:
         """The first spawn: the measured window begins `warmup_s` later, on a whole second."""
         self.started_at = t
+        self._next_second = math.floor(t)
         if self.warmup_s > 0:
             self._boundary = math.ceil(t + self.warmup_s)
             self.measure_from = float(self._boundary)
         else:
             self._boundary = math.floor(t)
             self.measure_from = t
+        self.add_event(t, "phase:ramp")
+        self.add_event(self.measure_from, "phase:measured")
 
     def spawn_complete(self, t: float) -> None:
         if self.spawn_complete_at is None:
             self.spawn_complete_at = t
+            self.add_event(t, "spawning_complete")
 
     def stopping(self, t: float) -> None:
         if self.stopping_at is None:
             self.stopping_at = t
+            self.add_event(t, "phase:cooldown")
 
     def set_users(self, t: float, n: int) -> None:
         self.users[int(t)] = int(n)
 
-    def add_event(self, t: float, name: str, **extra: object) -> None:
-        self.events.append({"t": t, "name": name, **extra})
+    def add_event(self, t: float, name: str, ok: bool = True, error: str | None = None) -> None:
+        self.events.append(Event(t=t, name=name, ok=ok, error=error))
 
-    def in_measure(self, t: int) -> bool:
-        return self._boundary is not None and t >= self._boundary
-
-    def phase_of(self, t: int) -> str:
-        if self.in_measure(t):
-            return "measure"
+    def phase_of(self, t: int) -> Phase:
+        """The phase of the window starting at second `t`."""
+        if self.stopping_at is not None and t >= math.ceil(self.stopping_at):
+            return "cooldown"
+        if self._boundary is not None and t >= self._boundary:
+            return "measured"
         if self.spawn_complete_at is None or t < self.spawn_complete_at:
             return "ramp"
         return "warmup"
@@ -221,7 +161,7 @@ class RunAggregate:
         if self.spawn_complete_at is None or now < self.spawn_complete_at:
             return "ramp"
         if self.measure_from is not None and now >= self.measure_from:
-            return "measure"
+            return "measured"
         return "warmup"
 
     # -- merging ------------------------------------------------------------------------
@@ -237,7 +177,6 @@ class RunAggregate:
               host: str | None = None) -> None:
         """Add one delta of one process (exact; any order)."""
         proc = self.process(source, role, pid, host)
-        proc.reports += 1
         proc.requests += int(delta.get("requests", 0))
         proc.samples.extend((float(t), float(v)) for t, v in delta.get("cpu", ()))
         proc.cpu_warnings += int(delta.get("cpu_warnings", 0))
@@ -251,211 +190,179 @@ class RunAggregate:
         t = int(wd["t"])
         w = self.windows.get(t)
         if w is None:
-            w = self.windows[t] = _AggWindow()
+            w = self.windows[t] = _Window(self.phase_of(t))
         w.tasks_intended += int(wd.get("tasks_intended", 0))
         w.tasks_started += int(wd.get("tasks_started", 0))
-        measured = self.in_measure(t)
-        if measured:
+        phase = w.phase
+        if phase == "measured":
             if wd.get("freshness"):
                 hdr.add_into(self.freshness, hdr.decode(wd["freshness"]))
             self.freshness_timeouts += int(wd.get("freshness_timeouts", 0))
         for key, c in wd.get("endpoints", {}).items():
             cell = w.endpoints.get(key)
             if cell is None:
-                cell = w.endpoints[key] = _AggCell()
-            n_fail = sum(c.get("failures", {}).values())
-            cell.count += int(c["count"])
-            cell.failures += n_fail
-            cell.hist.add(c.get("raw"))
-            tot = self.totals.get(key)
-            if tot is None:
-                tot = self.totals[key] = _Totals()
-            self.tenant_leaks += int(c.get("failures", {}).get("tenant_leak", 0))
+                cell = w.endpoints[key] = _Cell()
+            n = int(c["count"])
+            failures = {k: int(v) for k, v in c.get("failures", {}).items() if v}
+            cell.count += n
+            cell.failures.update(failures)
+            if c.get("raw"):
+                cell.raw.append(c["raw"])
+            if c.get("corrected"):
+                cell.corrected.append(c["corrected"])
+            self.tenant_leaks += failures.get("tenant_leak", 0)
             if c.get("unexpected"):
                 self.unexpected.setdefault(key, Counter()).update(
                     {str(k): int(v) for k, v in c["unexpected"].items()})
-            if not measured:
-                tot.warmup_count += int(c["count"])
-                tot.warmup_failures += n_fail
-                continue
-            tot.count += int(c["count"])
-            tot.failures.update(c.get("failures", {}))
-            if c.get("raw"):
-                hdr.add_into(tot.raw, hdr.decode(c["raw"]))
-            if c.get("corrected"):
-                hdr.add_into(tot.corrected, hdr.decode(c["corrected"]))
-            tot.bytes += int(c.get("bytes", 0))
-            tot.x_cache.update(c.get("x_cache", {}))
-            tot.degraded += int(c.get("degraded", 0))
-            tot.partial += int(c.get("partial", 0))
+            tot = self.totals.get(key)
+            if tot is None:
+                tot = self.totals[key] = _Totals()
+            if phase in ("ramp", "warmup"):
+                tot.warmup_count += n
+                tot.warmup_failures += sum(failures.values())
+            elif phase == "cooldown":
+                tot.cooldown_count += n
+                tot.cooldown_failures += sum(failures.values())
+            else:
+                tot.count += n
+                tot.failures.update(failures)
+                if c.get("raw"):
+                    hdr.add_into(tot.raw, hdr.decode(c["raw"]))
+                if c.get("corrected"):
+                    hdr.add_into(tot.corrected, hdr.decode(c["corrected"]))
+                tot.bytes += int(c.get("bytes", 0))
+                tot.x_cache.update(c.get("x_cache", {}))
+                tot.degraded += int(c.get("degraded", 0))
+                tot.partial += int(c.get("partial", 0))
 
-    def freeze_before(self, t: float) -> None:
-        """Keep windows older than `t` encoded only (bounded memory on long runs)."""
-        for wt, w in self.windows.items():
-            if wt < t:
-                for cell in w.endpoints.values():
-                    cell.hist.freeze()
-
-    # -- reading ------------------------------------------------------------------------
+    # -- closing windows ----------------------------------------------------------------
 
     def users_at(self, t: int) -> int:
-        """Users at the end of window `t` (the nearest sample when there is none for it)."""
+        """Users at the end of window `t` (the latest sample at or before it)."""
         if t in self.users:
             return self.users[t]
         earlier = [k for k in self.users if k <= t]
         if earlier:
             return self.users[max(earlier)]
-        later = [k for k in self.users if k > t]
-        return self.users[min(later)] if later else 0
+        return self._last_users
 
-    def live(self, now: float, horizon: float, users: int) -> dict:
+    def take_closed(self, before: float) -> list[ClosedWindow]:
+        """Hand over (and forget) every window that started before `before`.
+
+        Empty seconds from the first spawn on are handed over too (once), so the
+        time series has no holes; `before=math.inf` hands over everything."""
+        seconds = {t for t in self.windows if t < before}
+        if self._next_second is not None:
+            upto = self._fill_upto(before)
+            seconds.update(range(self._next_second, upto))
+            self._next_second = max(self._next_second, upto)
+        out = [self._close(t) for t in sorted(seconds)]
+        for t in [k for k in self.users if k < before - 1]:
+            self._last_users = self.users.pop(t)
+        return out
+
+    def _fill_upto(self, before: float) -> int:
+        """The first second not to fill with empty windows: `before`, at most the end."""
+        end_t = self.stopping_at or self.ended_at
+        limit = math.floor(end_t) + 1 if end_t is not None else None
+        if math.isinf(before):
+            return limit if limit is not None else max(self.windows, default=-1) + 1
+        upto = math.ceil(before)
+        return min(upto, limit) if limit is not None else upto
+
+    def _close(self, t: int) -> ClosedWindow:
+        w = self.windows.pop(t, None) or _Window(self.phase_of(t))
+        phase = w.phase if w.phase in ("measured", "cooldown") else self.phase_of(t)
+        cells, hists = {}, {}
+        for key, cell in sorted(w.endpoints.items()):
+            cells[key] = WindowCell(count=cell.count, failures=dict(sorted(cell.failures.items())))
+            hists[key] = (hdr.merge(cell.raw), hdr.merge(cell.corrected))
+        if phase == "measured" and self._paced_second(t):
+            self._pace.update(intended=w.tasks_intended, started=w.tasks_started,
+                              requests=sum(c.count for c in w.endpoints.values()))
+        spawning = self.spawn_complete_at is None or t < self.spawn_complete_at
+        record = ClientWindow(t=t, phase=phase, users=self.users_at(t), spawning=spawning,
+                              tasks_intended=w.tasks_intended, tasks_started=w.tasks_started,
+                              endpoints=cells)
+        return ClosedWindow(record, hists)
+
+    def _paced_second(self, t: int) -> bool:
+        """Pacing rates leave out the last, partial second of the measured window."""
+        return self.stopping_at is None or t < math.floor(self.stopping_at)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def live(self, now: float, horizon: float, users: int) -> LiveStatus:
         """Progress over the last `LIVE_SPAN_S` complete seconds before `horizon`."""
         end = int(horizon)
-        start = end - LIVE_SPAN_S
         per: dict[str, dict] = {}
         total = 0
-        for t in range(start, end):
+        for t in range(end - LIVE_SPAN_S, end):
             w = self.windows.get(t)
             if w is None:
                 continue
             for key, cell in w.endpoints.items():
-                acc = per.setdefault(key, {"count": 0, "failures": 0, "hists": []})
+                acc = per.setdefault(key, {"count": 0, "failures": 0, "pieces": []})
                 acc["count"] += cell.count
-                acc["failures"] += cell.failures
-                acc["hists"].append(cell.hist.histogram())
+                acc["failures"] += sum(cell.failures.values())
+                acc["pieces"].extend(cell.raw)
                 total += cell.count
         endpoints = {}
         for key, acc in sorted(per.items()):
-            merged = hdr.merge(acc["hists"])
+            merged = hdr.merge(acc["pieces"])
             p95 = merged.get_value_at_percentile(95.0) / 1000.0 if acc["count"] else None
-            endpoints[key] = {"rps": round(acc["count"] / LIVE_SPAN_S, 3),
-                              "p95_ms": p95,
-                              "error_rate": round(acc["failures"] / acc["count"], 6)
-                              if acc["count"] else 0.0}
-        return {"t": now, "phase": self.phase(now), "users": users,
-                "rps": round(total / LIVE_SPAN_S, 3), "endpoints": endpoints,
-                "started_at": self.started_at, "measure_from": self.measure_from}
+            endpoints[key] = LiveEndpoint(
+                rps=round(acc["count"] / LIVE_SPAN_S, 3), p95_ms=p95,
+                error_rate=round(acc["failures"] / acc["count"], 6) if acc["count"] else 0.0)
+        return LiveStatus(t=now, phase=self.phase(now), users=users,
+                          rps=round(total / LIVE_SPAN_S, 3), endpoints=endpoints,
+                          started_at=self.started_at, measure_from=self.measure_from)
 
-    def _measured_span(self) -> tuple[int, int] | None:
-        """Windows [first, last) of the measured window, for rates; the last, partial
-        second is left out (the first starts at `measure_from`)."""
-        if self._boundary is None:
-            return None
-        end_t = self.stopping_at or self.ended_at
-        if end_t is None:
-            return None
+    def pacing(self) -> Pacing:
+        """Intended vs achieved task starts over the closed measured seconds."""
+        if self._boundary is None or self.stopping_at is None:
+            return Pacing()
         first = max(self._boundary, math.floor(self.started_at or self._boundary))
-        last = math.floor(end_t)
-        return (first, last) if last > first else None
-
-    def pacing(self) -> dict:
-        span = self._measured_span()
-        out = {"unit": "task starts per second", "intended_rps": None, "achieved_rps": None,
-               "shortfall_ratio": None, "intended_tasks": 0, "started_tasks": 0,
-               "achieved_request_rps": None}
-        if span is None:
-            return out
-        first, last = span
-        intended = sum(w.tasks_intended for t, w in self.windows.items() if first <= t < last)
-        started = sum(w.tasks_started for t, w in self.windows.items() if first <= t < last)
-        requests = sum(c.count for t, w in self.windows.items() if first <= t < last
-                       for c in w.endpoints.values())
+        last = math.floor(self.stopping_at)
         seconds = last - max(self.measure_from or first, first)  # the first may be partial
-        out.update(intended_tasks=intended, started_tasks=started,
-                   achieved_request_rps=round(requests / seconds, 3))
+        if seconds <= 0:
+            return Pacing()
+        intended, started = self._pace["intended"], self._pace["started"]
+        out = Pacing(intended_tasks=intended, started_tasks=started,
+                     achieved_request_rps=round(self._pace["requests"] / seconds, 3))
         if intended:
-            out["intended_rps"] = round(intended / seconds, 3)
-            out["achieved_rps"] = round(started / seconds, 3)
-            out["shortfall_ratio"] = round(max(0.0, 1.0 - started / intended), 4)
+            out.intended_rps = round(intended / seconds, 3)
+            out.achieved_rps = round(started / seconds, 3)
+            out.shortfall_ratio = round(max(0.0, 1.0 - started / intended), 4)
         return out
 
-    def generator(self) -> dict:
-        procs = []
-        saturated = False
-        lo = self.measure_from
-        hi = self.stopping_at or self.ended_at
-        for p in sorted(self.processes.values(), key=lambda p: (p.role != "master", p.id)):
-            # each sample is the CPU share since the previous one: weigh it by that interval
-            # (a saturated process samples late, so fewer, longer samples)
-            timed, prev = [], None
-            for t, v in sorted(p.samples):
-                timed.append((t, v, min(max(t - prev, 0.0), 60.0) if prev is not None else 1.0))
-                prev = t
-            window = [(v, w) for t, v, w in timed
-                      if (lo is None or t >= lo) and (hi is None or t <= hi)]
-            window = window or [(v, w) for _, v, w in timed]
-            values = [v for v, _ in window]
-            total = sum(w for _, w in window)
-            above = sum(w for v, w in window if v > CPU_SATURATION_PCT)
-            share = above / total if total else 0.0
-            hot = share > CPU_SATURATION_SHARE or p.cpu_warnings > 0
-            saturated = saturated or hot
-            procs.append({"role": p.role, "id": p.id, "pid": p.pid, "host": p.host,
-                          "cpu_max": max(values) if values else None,
-                          "cpu_p90": percentile(values, 90.0),
-                          "cpu_above_90_share": round(share, 4), "samples": len(values),
-                          "requests": p.requests,
-                          "cpu_warnings": p.cpu_warnings, "saturated": hot})
-        return {"processes": procs, "saturated": saturated,
-                "rule": f"a process above {CPU_SATURATION_PCT:.0f}% CPU for more than "
-                        f"{CPU_SATURATION_SHARE:.0%} of the measured window, or a Locust "
-                        "CPU warning"}
-
-    def endpoint_histograms(self) -> dict[str, tuple]:
-        return {k: (t.raw, t.corrected) for k, t in self.totals.items()}
-
-    def client_json(self, locust_version: str, workers: int, extra: dict | None = None) -> dict:
-        endpoints = {}
-        for key, tot in sorted(self.totals.items()):
-            method, route = split_endpoint(key)
-            endpoints[key] = {
-                "method": method, "route": route, "count": tot.count,
-                "failures": dict(sorted(tot.failures.items())), "bytes": tot.bytes,
-                "histogram": hdr.encode(tot.raw), "corrected_histogram": hdr.encode(tot.corrected),
-                "warmup_count": tot.warmup_count, "warmup_failures": tot.warmup_failures,
-                "x_cache": dict(sorted(tot.x_cache.items())), "degraded": tot.degraded,
-                "partial": tot.partial,
-                "latency_ms": hdr.summary(tot.raw),
-                "corrected_latency_ms": hdr.summary(tot.corrected),
-            }
-        windows = []
-        seconds = set(self.windows)
-        if self.started_at is not None:
-            last = self.stopping_at or self.ended_at or self.started_at
-            seconds.update(range(math.floor(self.started_at), math.floor(last) + 1))
-        for t in sorted(seconds):
-            w = self.windows.get(t) or _AggWindow()
-            windows.append({
-                "t": t, "phase": self.phase_of(t), "users": self.users_at(t),
-                "spawning": self.spawn_complete_at is None or t < self.spawn_complete_at,
-                "tasks_intended": w.tasks_intended, "tasks_started": w.tasks_started,
-                "endpoints": {k: {"count": c.count, "failures": c.failures,
-                                  "histogram": c.hist.encoded()}
-                              for k, c in sorted(w.endpoints.items())}})
-        out = {
-            "schema_version": SCHEMA_VERSION, "locust_version": locust_version,
-            "started_at": self.started_at, "spawn_complete_at": self.spawn_complete_at,
-            "measure_from": self.measure_from, "ended_at": self.stopping_at or self.ended_at,
-            "warmup_s": self.warmup_s, "workers": workers,
-            "endpoints": endpoints, "windows": windows,
-            "checks": {
-                "scope": {"tenant_leaks": "run", "unexpected_statuses": "run",
-                          "degraded_responses": "measure", "partial_responses": "measure",
-                          "freshness": "measure"},
-                "tenant_leaks": self.tenant_leaks,
-                "unexpected_statuses": {k: dict(sorted(v.items()))
-                                        for k, v in sorted(self.unexpected.items())},
-                "degraded_responses": sum(t.degraded for t in self.totals.values()),
-                "partial_responses": sum(t.partial for t in self.totals.values()),
-                "freshness": {"samples": self.freshness.get_total_count(),
-                              "timeouts": self.freshness_timeouts,
-                              "histogram": hdr.encode(self.freshness),
-                              "lag_ms": hdr.summary(self.freshness)},
-            },
-            "pacing": self.pacing(),
-            "generator": self.generator(),
-            "events": sorted(self.events, key=lambda e: e["t"]),
+    def client_doc(self, locust_version: str, role: str, workers: int,
+                   **extra: object) -> ClientDoc:
+        """`client.json`; call after the last window was taken (`take_closed(inf)`)."""
+        endpoints = {
+            key: ClientEndpoint(
+                count=tot.count, failures=dict(sorted(tot.failures.items())), bytes=tot.bytes,
+                histogram=hdr.encode(tot.raw), corrected_histogram=hdr.encode(tot.corrected),
+                x_cache=dict(sorted(tot.x_cache.items())), degraded=tot.degraded,
+                partial=tot.partial, warmup_count=tot.warmup_count,
+                warmup_failures=tot.warmup_failures, cooldown_count=tot.cooldown_count,
+                cooldown_failures=tot.cooldown_failures)
+            for key, tot in sorted(self.totals.items())
         }
-        if extra:
-            out.update(extra)
-        return out
+        checks = Checks(
+            tenant_leaks=self.tenant_leaks,
+            unexpected_statuses={k: dict(sorted(v.items()))
+                                 for k, v in sorted(self.unexpected.items())},
+            degraded_responses=sum(t.degraded for t in self.totals.values()),
+            partial_responses=sum(t.partial for t in self.totals.values()),
+            freshness=Freshness(samples=self.freshness.get_total_count(),
+                                timeouts=self.freshness_timeouts,
+                                histogram=hdr.encode(self.freshness)))
+        health = generator_health(list(self.processes.values()), self.measure_from,
+                                  self.stopping_at or self.ended_at)
+        return ClientDoc(
+            locust_version=locust_version, role=role, started_at=self.started_at,
+            spawn_complete_at=self.spawn_complete_at, measure_from=self.measure_from,
+            stopping_at=self.stopping_at, ended_at=self.ended_at, warmup_s=self.warmup_s,
+            workers=workers, endpoints=endpoints, checks=checks, pacing=self.pacing(),
+            generator=health, events=sorted(self.events, key=lambda e: e.t), **extra)

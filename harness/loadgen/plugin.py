@@ -4,12 +4,15 @@ Loaded *into* Locust (every scenario imports it through `scenarios/common.py`);
 never imported by the harness process, because importing Locust monkey-patches
 the interpreter with gevent. Everything it observes comes from Locust's event
 hooks; Locust's CSV and rounded percentiles are never read. The pure parts
-are `harness/loadgen/recorder.py` (recording, the wire format) and
-`harness/loadgen/aggregate.py` (merging, `client.json` and its format).
+are `harness/loadgen/recorder.py` (recording, the wire format),
+`harness/loadgen/aggregate.py` (merging, closing windows, `client.json`) and
+`harness/loadgen/output.py` (the files); the documents are the models of
+`harness/model/client.py`.
 
 Command-line arguments (forwarded by Locust from the master to its workers):
 
-``--harness-out DIR``        write `live.json`, `client.json` and `histograms/` there
+``--harness-out DIR``        write `client.json`, `windows.jsonl`, `windows.hlog`,
+                             `live.json` and the window-edge scrapes there (see `output`)
                              (absent: nothing is recorded, plain Locust use)
 ``--harness-warmup S``       seconds from the first spawn excluded from the measured window
 ``--harness-manifest PATH``  the dataset manifest (env `HARNESS_MANIFEST`)
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -58,20 +62,17 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from harness import hdr
 from harness.loadgen.aggregate import RunAggregate
-from harness.loadgen.recorder import (
-    Recorder,
-    UnexpectedStatus,
-    classify_failure,
-    endpoint_key,
-    endpoint_slugs,
-)
+from harness.loadgen.output import RunFiles
+from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
+from harness.model.endpoint import endpoint_key
 
 log = logging.getLogger("harness.plugin")
 _ATTR = "_harness_plugin"
 FINAL_GRACE_S = 10.0
-FREEZE_AFTER_S = 30
+CLOSE_AFTER_S = 35
+"""A window is written once every process has reported this long past it: longer than
+the scenarios' 30 s network timeout, so late pieces (still added exactly) are rare."""
 
 
 # ---- arguments ---------------------------------------------------------------------
@@ -80,7 +81,7 @@ FREEZE_AFTER_S = 30
 def _add_arguments(parser, **_kw) -> None:
     group = parser.add_argument_group("harness", "options of the dashboard-perf harness plugin")
     group.add_argument("--harness-out", type=str, default="",
-                       help="Directory for live.json, client.json and histograms/ "
+                       help="Directory for client.json, windows.jsonl/.hlog and live.json "
                             "(absent: nothing is recorded)")
     group.add_argument("--harness-warmup", type=float, default=0.0,
                        help="Seconds from the first spawn excluded from the measured window")
@@ -125,6 +126,7 @@ class Plugin:
             self.role = "local"
         self.recorder = Recorder()
         self.aggregate: RunAggregate | None = None
+        self.files: RunFiles | None = None
         self.active = False
         self.written = False
         self.expected_finals: set[str] = set()
@@ -184,6 +186,9 @@ class Plugin:
             return
         self.aggregate = RunAggregate(self._warmup())
         self.aggregate.start(now)
+        if self.out_dir is not None:
+            self.files = RunFiles(self.out_dir)
+            self.files.begin(now)
         if self.role == "master":
             manifest = self.manifest()
             if manifest is not None:
@@ -225,8 +230,10 @@ class Plugin:
             self.active = False
             if "start" in self._server_window:  # every request is done: close the window
                 self._scrape_server("end")
-            if self.out_dir is not None and not self.written:
+            if self.files is not None and not self.written:
+                self.files.windows(self.aggregate.take_closed(math.inf))
                 self.write_results()
+                self.files.close()
                 self.written = True
         finally:
             self._done.set()
@@ -385,7 +392,8 @@ class Plugin:
         self.aggregate.set_users(now - 0.5, self.runner.user_count)
         if self.role == "local":
             self._merge_local()
-        self.aggregate.freeze_before(self._horizon(now) - FREEZE_AFTER_S)
+        if self.files is not None:
+            self.files.windows(self.aggregate.take_closed(self._horizon(now) - CLOSE_AFTER_S))
         self._write_live(now)
 
     def _horizon(self, now: float) -> float:
@@ -417,49 +425,30 @@ class Plugin:
             log.warning("harness: could not scrape %s at the window %s: %s", url, edge, exc)
             return
         self._server_window[edge] = time.time()
-        _atomic_write(out / "metrics" / f"window-{edge}.prom", text)
+        if self.files is not None:
+            self.files.scrape(edge, text)
 
     # -- output ---------------------------------------------------------------------------
 
     def _write_live(self, now: float | None = None) -> None:
-        out = self.out_dir
-        if out is None or self.aggregate is None:
+        if self.files is None or self.aggregate is None:
             return
         now = now or time.time()
-        live = self.aggregate.live(now, self._horizon(now) - 1, self.runner.user_count)
-        _atomic_write(out / "live.json", json.dumps(live))
+        self.files.live(self.aggregate.live(now, self._horizon(now) - 1, self.runner.user_count))
 
     def write_results(self) -> Path:
-        out = self.out_dir
-        assert out is not None and self.aggregate is not None
-        hist_dir = out / "histograms"
-        hist_dir.mkdir(parents=True, exist_ok=True)
-        histograms = self.aggregate.endpoint_histograms()
-        slugs = endpoint_slugs(histograms)
-        for key, (raw, corrected) in histograms.items():
-            _atomic_write(hist_dir / f"{slugs[key]}.hdr", hdr.encode(raw))
-            _atomic_write(hist_dir / f"{slugs[key]}.corrected.hdr", hdr.encode(corrected))
-        incomplete = sorted(self._missing_finals()) if self.role == "master" else []
-        doc = self.aggregate.client_json(
-            LOCUST_VERSION, workers=len(self.worker_sources),
-            extra={"role": self.role, "host": getattr(self.env, "host", None),
-                   "locustfiles": option(self.env, "locustfile"),
-                   "shape": type(self.env.shape_class).__name__ if self.env.shape_class
-                   else None,
-                   "histogram_files": {k: f"histograms/{s}.hdr" for k, s in slugs.items()},
-                   "server_window": dict(self._server_window),
-                   "incomplete_workers": incomplete})
-        _atomic_write(out / "client.json", json.dumps(doc, indent=1))
-        log.info("harness: wrote %s (%d endpoints, %d requests measured)", out / "client.json",
-                 len(doc["endpoints"]), sum(e["count"] for e in doc["endpoints"].values()))
-        return out / "client.json"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        assert self.files is not None and self.aggregate is not None
+        doc = self.aggregate.client_doc(
+            LOCUST_VERSION, role=self.role, workers=len(self.worker_sources),
+            host=getattr(self.env, "host", None), locustfiles=option(self.env, "locustfile"),
+            shape=type(self.env.shape_class).__name__ if self.env.shape_class else None,
+            server_window=dict(self._server_window),
+            incomplete_workers=sorted(self._missing_finals()) if self.role == "master" else [])
+        path = self.files.client(doc)
+        log.info("harness: wrote %s (%d endpoints, %d requests measured, %d windows)", path,
+                 len(doc.endpoints), sum(e.count for e in doc.endpoints.values()),
+                 self.files.windows_written)
+        return path
 
 
 # ---- wiring -------------------------------------------------------------------------

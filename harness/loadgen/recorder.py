@@ -36,11 +36,11 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from harness import hdr
 
-SCHEMA_VERSION = 1
+DELTA_VERSION = 1
+"""Version of the delta a worker sends (`"v"`); the master refuses no version yet."""
 
 
 # ---- failures raised by the scenarios' response checks -------------------------------
@@ -107,42 +107,6 @@ def classify_failure(exc: BaseException | None, status: int | None = None) -> st
     if isinstance(exc, (ConnectionError, OSError)) or status == 0:
         return "connection"
     return _snake(name)
-
-
-# ---- endpoint names -----------------------------------------------------------------
-
-def endpoint_key(method: str, name: str) -> str:
-    """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query."""
-    if "://" in name:
-        name = urlsplit(name).path or "/"
-    name = name.split("?", 1)[0]
-    return f"{method.upper()} {name}"
-
-
-def split_endpoint(key: str) -> tuple[str, str]:
-    method, _, route = key.partition(" ")
-    return method, route
-
-
-def slugify(key: str) -> str:
-    """A file-name-safe slug of an endpoint key: `GET /api/v1/agents/{agent_id}` ->
-    `get_api_v1_agents_agent_id`."""
-    slug = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
-    return slug or "endpoint"
-
-
-def endpoint_slugs(keys: Iterable[str]) -> dict[str, str]:
-    """Unique slugs for a set of endpoint keys (a numeric suffix settles collisions)."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for key in sorted(keys):
-        base = slugify(key)
-        slug, n = base, 2
-        while slug in used:
-            slug, n = f"{base}_{n}", n + 1
-        used.add(slug)
-        out[key] = slug
-    return out
 
 
 # ---- per-process recording ----------------------------------------------------------
@@ -282,7 +246,7 @@ class Recorder:
     def take_delta(self, final: bool = False) -> dict:
         """What was recorded since the last call (JSON-able), and start afresh."""
         self.seq += 1
-        delta = {"v": SCHEMA_VERSION, "seq": self.seq, "final": final, "horizon": self.clock(),
+        delta = {"v": DELTA_VERSION, "seq": self.seq, "final": final, "horizon": self.clock(),
                  "windows": [w.wire(t) for t, w in sorted(self._windows.items())],
                  "cpu": self._cpu, "cpu_warnings": self._cpu_warnings,
                  "requests": self._requests}

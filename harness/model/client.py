@@ -1,0 +1,253 @@
+"""What the Locust side hands the harness: `client.json`, `windows.jsonl`, `live.json`.
+
+The plugin's master (or local runner) writes these with the models below and
+the harness reads them back with the same models, validated, the way Locust's
+`StatsEntryDict` travels both ways: a field renamed on one side fails loudly on
+the other instead of turning into a silent `None`.
+
+* `client.json` (`ClientDoc`): written once, at the end of the test. Per
+  endpoint the *measured window's* totals and its two whole-window HDR
+  histograms (raw and corrected for coordinated omission), the correctness
+  checks, pacing, the generator's health, events, and where the time series is.
+* `windows.jsonl` (`ClientWindow` per line): one line per closed one-second
+  window (keyed by the second requests *started* in), streamed while the test
+  runs, so the master holds only the last few seconds in memory. A window may
+  appear on more than one line when a late report arrived after it was
+  written; readers add lines of the same second (`merge_windows`).
+* `windows.hlog`: the per-window histograms in HdrHistogram's interval-log
+  format (see `harness.model.intervals`), written beside `windows.jsonl`.
+* `live.json` (`LiveStatus`): the last seconds, rewritten every second, for
+  progress on the terminal.
+
+Scope: latency, throughput, failures, degraded/partial counts and freshness
+cover the measured windows; `checks.tenant_leaks` and
+`checks.unexpected_statuses` cover the whole run (a tenant leak during the
+warm-up is still a leak).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import ConfigError
+
+CLIENT_SCHEMA_VERSION = 2
+Phase = Literal["ramp", "warmup", "measured", "cooldown"]
+"""A window's phase: `ramp` until every user is spawned, then `warmup` until the
+measured window opens on a whole second, `measured`, and `cooldown` for the
+seconds after the test began stopping (counted for client/server agreement,
+left out of latency and throughput)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClientEndpoint(_Model):
+    """One endpoint over the measured windows (plus warm-up and cool-down counts)."""
+
+    count: int
+    failures: dict[str, int] = {}
+    bytes: int = 0
+    histogram: str
+    """HDR histogram (base64, compressed V2) of raw latency in µs."""
+    corrected_histogram: str
+    """The same requests, latency measured from the task's intended start."""
+    x_cache: dict[str, int] = {}
+    degraded: int = 0
+    partial: int = 0
+    warmup_count: int = 0
+    warmup_failures: int = 0
+    cooldown_count: int = 0
+    cooldown_failures: int = 0
+
+
+class Freshness(_Model):
+    samples: int = 0
+    timeouts: int = 0
+    histogram: str | None = None
+    """Commit-to-visible lag of the writer's writes, µs."""
+
+
+class Checks(_Model):
+    tenant_leaks: int = 0
+    unexpected_statuses: dict[str, dict[str, int]] = {}
+    degraded_responses: int = 0
+    partial_responses: int = 0
+    freshness: Freshness = Freshness()
+
+
+class Pacing(_Model):
+    """Intended vs achieved task starts of paced users over the measured window."""
+
+    intended_rps: float | None = None
+    achieved_rps: float | None = None
+    shortfall_ratio: float | None = None
+    intended_tasks: int = 0
+    started_tasks: int = 0
+    achieved_request_rps: float | None = None
+
+
+class GeneratorProcess(_Model):
+    role: str
+    id: str
+    pid: int | None = None
+    host: str | None = None
+    cpu_max: float | None = None
+    cpu_p90: float | None = None
+    cpu_above_90_share: float = 0.0
+    samples: int = 0
+    requests: int = 0
+    cpu_warnings: int = 0
+    saturated: bool = False
+
+
+class GeneratorHealth(_Model):
+    processes: list[GeneratorProcess] = []
+    saturated: bool = False
+    rule: str = ""
+
+
+class Event(_Model):
+    """A named moment of the run: a fault switched, a phase began."""
+
+    t: float
+    name: str
+    ok: bool = True
+    error: str | None = None
+
+
+class WindowCell(_Model):
+    count: int = 0
+    failures: dict[str, int] = {}
+
+
+class ClientWindow(_Model):
+    """One second of the test (a line of `windows.jsonl`)."""
+
+    t: int
+    phase: Phase
+    users: int = 0
+    spawning: bool = False
+    tasks_intended: int = 0
+    tasks_started: int = 0
+    endpoints: dict[str, WindowCell] = {}
+
+
+class ClientDoc(_Model):
+    """`client.json`: everything the clients measured, written at the end of the test."""
+
+    schema_version: Literal[2] = CLIENT_SCHEMA_VERSION
+    locust_version: str
+    role: Literal["local", "master"]
+    host: str | None = None
+    locustfiles: str | None = None
+    shape: str | None = None
+    started_at: float | None = None
+    """The first spawn (epoch seconds)."""
+    spawn_complete_at: float | None = None
+    measure_from: float | None = None
+    """Start of the measured window: a whole second after the warm-up."""
+    stopping_at: float | None = None
+    """When the test began stopping: the measured window ends here."""
+    ended_at: float | None = None
+    """When the last worker's final report was merged."""
+    warmup_s: float = 0.0
+    workers: int = 0
+    incomplete_workers: list[str] = []
+    endpoints: dict[str, ClientEndpoint] = {}
+    windows_file: str = "windows.jsonl"
+    interval_log: str = "windows.hlog"
+    checks: Checks = Checks()
+    pacing: Pacing = Pacing()
+    generator: GeneratorHealth = GeneratorHealth()
+    events: list[Event] = []
+    server_window: dict[str, float] = {}
+    """When the plugin scraped the service at the window's `start` and `end`."""
+
+
+class LiveEndpoint(_Model):
+    rps: float
+    p95_ms: float | None
+    error_rate: float
+
+
+class LiveStatus(_Model):
+    """`live.json`: the last few complete seconds, for progress lines."""
+
+    t: float
+    phase: str
+    users: int
+    rps: float
+    endpoints: dict[str, LiveEndpoint] = {}
+    started_at: float | None = None
+    measure_from: float | None = None
+
+
+def merge_windows(windows: Iterable[ClientWindow]) -> list[ClientWindow]:
+    """One window per second, in order: lines of the same second added up exactly."""
+    by_t: dict[int, ClientWindow] = {}
+    for w in windows:
+        have = by_t.get(w.t)
+        if have is None:
+            by_t[w.t] = w.model_copy(deep=True)
+            continue
+        have.tasks_intended += w.tasks_intended
+        have.tasks_started += w.tasks_started
+        have.users = max(have.users, w.users)
+        for key, cell in w.endpoints.items():
+            mine = have.endpoints.setdefault(key, WindowCell())
+            mine.count += cell.count
+            for kind, n in cell.failures.items():
+                mine.failures[kind] = mine.failures.get(kind, 0) + n
+    return [by_t[t] for t in sorted(by_t)]
+
+
+def _invalid(path: Path, exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return ConfigError(f"{path}: invalid at {where}: {first['msg']}")
+
+
+def load_client(path: Path) -> ClientDoc:
+    """Read `client.json`; a missing or malformed file is a ConfigError naming it."""
+    try:
+        return ClientDoc.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no client results at {path}") from exc
+    except ValidationError as exc:
+        raise _invalid(path, exc) from exc
+
+
+def load_windows(path: Path) -> list[ClientWindow]:
+    """Read `windows.jsonl` (missing: no windows); a bad line is a ConfigError with its number.
+
+    A last line cut short by a killed writer is dropped, not an error: every
+    line before it was complete when written."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(ClientWindow.model_validate_json(line))
+        except ValidationError as exc:
+            if n == len(lines):
+                break
+            raise ConfigError(f"{path}:{n}: invalid window: {exc.errors()[0]['msg']}") from exc
+    return out
+
+
+def save_json(model: BaseModel, path: Path, indent: int | None = None) -> None:
+    """Write atomically (a temporary file renamed over the target): readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(model.model_dump_json(indent=indent), encoding="utf-8")
+    tmp.replace(path)

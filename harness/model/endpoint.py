@@ -1,0 +1,50 @@
+"""Endpoint keys: how one endpoint is named in every document of a run.
+
+An endpoint is `"METHOD /route/{template}"` (the route template, never a
+concrete path, so ids and query strings group together). The same key names
+the endpoint in `client.json`, `windows.jsonl`, `result.json`, the service's
+`http_request_duration_seconds{method, route}` and, as a tag, in the interval
+log; these helpers are the one place that turns one form into another.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+HistogramKind = Literal["raw", "corrected"]
+
+
+def endpoint_key(method: str, name: str) -> str:
+    """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query."""
+    if "://" in name:
+        name = urlsplit(name).path or "/"
+    name = name.split("?", 1)[0]
+    return f"{method.upper()} {name}"
+
+
+def split_endpoint(key: str) -> tuple[str, str]:
+    """`"GET /api/v1/agents"` -> `("GET", "/api/v1/agents")`."""
+    method, _, route = key.partition(" ")
+    return method, route
+
+
+def interval_tag(key: str, kind: HistogramKind = "raw") -> str:
+    """The interval-log tag of an endpoint's histograms: `raw:GET:/api/v1/agents`.
+
+    HdrHistogram log tags may hold neither whitespace nor commas, so the space
+    of the key becomes a colon; route templates never contain either.
+    """
+    method, route = split_endpoint(key)
+    if not route or any(c in route for c in " ,\t\n"):
+        raise ValueError(f"endpoint {key!r} cannot be an interval-log tag")
+    return f"{kind}:{method}:{route}"
+
+
+def parse_interval_tag(tag: str) -> tuple[str, HistogramKind]:
+    """The inverse of `interval_tag`: `(endpoint key, kind)`; ValueError when malformed."""
+    kind, sep, rest = tag.partition(":")
+    method, sep2, route = rest.partition(":")
+    if not (sep and sep2 and method and route) or kind not in ("raw", "corrected"):
+        raise ValueError(f"not an endpoint tag: {tag!r}")
+    return f"{method} {route}", kind  # type: ignore[return-value]
