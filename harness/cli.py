@@ -117,41 +117,51 @@ def run(
     database_url: DbUrlOpt = None,
     out: Annotated[Path, typer.Option(help="Reports directory (runs/<id>/ inside).")] = Path(
         "reports"),
-    baseline: Annotated[str | None, typer.Option(help="Baseline to gate against.")] = None,
-    no_gate: Annotated[bool, typer.Option("--no-gate", help="Do not gate.")] = False,
     state_dir: StateOpt = Path(".harness"),
 ) -> None:
     """Run a measured load test end to end and write the run directory."""
-    from harness.stack.process import parse_cpus
-    from harness.run.runner import Run, RunConfig, parse_duration
+    from dataclasses import replace
 
     from harness.outputs.tables import run_table, side_by_side
+    from harness.run import record
+    from harness.run.config import RunConfig, parse_duration
+    from harness.run.runner import Run
+    from harness.stack.process import parse_cpus
 
+    stack = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
+                        state_dir=state_dir, port=port, target_workers=target_workers,
+                        faults=faults, target_cpus=parse_cpus(target_cpus))
     configs = []
     for name in [p.strip() for p in profile.split(",")]:
-        config = RunConfig(scenario=scenario, shape=shape, profile=name, users=users,
-                           spawn_rate=spawn_rate, duration_s=parse_duration(duration),
-                           warmup_s=parse_duration(warmup), dataset=dataset, seed=seed,
+        config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
+                           duration_s=parse_duration(duration), warmup_s=parse_duration(warmup),
                            workers=workers, remote_workers=remote_workers,
-                           master_bind_host=master_bind_host, target_workers=target_workers,
-                           faults=faults, database_url=database_url, out=out,
-                           state_dir=state_dir, port=port, target_cpus=parse_cpus(target_cpus),
-                           locust_cpus=parse_cpus(locust_cpus), pace_scale=pace_scale)
+                           master_bind_host=master_bind_host, pace_scale=pace_scale,
+                           locust_cpus=parse_cpus(locust_cpus), out=out,
+                           stack=replace(stack, profile=name))
         config.validate()  # every profile before the first run starts
         configs.append(config)
     finished = []
     for config in configs:  # one after another: never two stacks on one machine at once
         with Progress(err) as progress:
             outcome = Run(config, progress).execute()
-        if outcome.result is None:
-            raise HarnessError(f"the run produced no result; see {outcome.run_dir / 'logs'}")
-        stdout.print(run_table(outcome.result))
+            progress.phase("writing the run record")
+            try:
+                result = record.collect(outcome.run_dir)
+                record.write(result, outcome.run_dir)
+            except (HarnessError, OSError) as exc:
+                if outcome.error is not None:  # what ended the run matters more
+                    err.print(f"no run record: {exc}", highlight=False, soft_wrap=True)
+                    raise outcome.error from None
+                raise RunFailed(f"the run record could not be written: {exc} "
+                                f"(measurements kept in {outcome.run_dir})") from exc
+        stdout.print(run_table(result))
         stdout.print(f"run directory: {outcome.run_dir}")
-        finished.append(outcome.result)
+        if outcome.error is not None:
+            raise outcome.error
+        finished.append(result)
     if len(finished) > 1:
         stdout.print(side_by_side(finished))
-    if baseline and not no_gate:
-        err.print("[yellow]the gate is not available yet; not gated[/yellow]")
 
 
 @app.command("runs")

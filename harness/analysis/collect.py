@@ -1,16 +1,20 @@
-"""Assemble a `RunResult` from what the run produced. Pure: dicts and strings in.
+"""Assemble a `RunResult` from what a run produced. Pure: models in, a model out.
 
-Inputs are the Locust plugin's `client.json` (exact HDR histograms per
-endpoint, counted failures and checks, generator health), the service's
-Prometheus scrapes at the edges of the measured window (and between), and
-the run's metadata. The runner reads the files; this module only combines
-them, so the same code turns a partial run (interrupted, target died) into a
-result as long as the pieces exist.
+Inputs are the Locust side's `ClientDoc` and windows (exact HDR histograms
+per endpoint, counted failures and checks, generator health), the service's
+side (`ServerSide`, from its scrapes), the process sampler's memory figures
+and the run's description. `harness.run.record` reads the files; this module
+only combines them, so the same code turns a partial run (interrupted, target
+died) into a result as long as the pieces exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from harness import hdr
+from harness.model.client import ClientDoc, ClientEndpoint, ClientWindow, merge_windows
+from harness.model.endpoint import interval_tag, split_endpoint
 from harness.model.result import (
     Agreement,
     Correctness,
@@ -19,113 +23,119 @@ from harness.model.result import (
     Generator,
     GeneratorProcess,
     Latency,
+    MemoryGrowth,
     RunInfo,
     RunResult,
     ServerSide,
+    Window,
+    Windows,
 )
 
 EMPTY = hdr.encode(hdr.new_histogram())
 
 
-def latency(encoded: str | None) -> Latency:
-    """Percentiles (ms) of an encoded histogram."""
-    if not encoded:
-        return Latency(count=0)
-    s = hdr.summary(hdr.decode(encoded))
-    return Latency(count=s["count"], min=s["min_ms"], mean=s["mean_ms"], p50=s["p50_ms"],
-                   p90=s["p90_ms"], p95=s["p95_ms"], p99=s["p99_ms"], p999=s["p99_9_ms"],
-                   max=s["max_ms"])
-
-
-def measured_seconds(client: dict) -> float:
-    start = client.get("measure_from") or client.get("started_at") or 0.0
-    end = client.get("ended_at") or start
+def measured_seconds(client: ClientDoc) -> float:
+    """Length of the measured window: from `measure_from` until the test began stopping."""
+    start = client.measure_from or client.started_at or 0.0
+    end = client.stopping_at or client.ended_at or start
     return max(end - start, 1e-9)
 
 
-def endpoint(name: str, data: dict, seconds: float, server_count: float | None) -> EndpointResult:
-    count = int(data.get("count", 0))
-    failures = {k: int(v) for k, v in data.get("failures", {}).items() if v}
-    method, _, route = name.partition(" ")
+def endpoint(key: str, data: ClientEndpoint, seconds: float,
+             server_count: float | None) -> EndpointResult:
+    failures = {k: v for k, v in data.failures.items() if v}
+    method, route = split_endpoint(key)
     return EndpointResult(
-        method=data.get("method", method), route=data.get("route", route), count=count,
-        failures=failures,
-        failure_rate=round(sum(failures.values()) / count, 6) if count else 0.0,
-        throughput_rps=round(count / seconds, 3),
-        latency_ms=latency(data.get("histogram")),
-        corrected_latency_ms=latency(data.get("corrected_histogram")),
-        histogram=data.get("histogram") or EMPTY,
-        corrected_histogram=data.get("corrected_histogram") or EMPTY,
-        x_cache={k: int(v) for k, v in data.get("x_cache", {}).items()},
-        degraded=int(data.get("degraded", 0)), partial=int(data.get("partial", 0)),
-        server_count=None if server_count is None else int(server_count),
-    )
+        method=method, route=route, count=data.count, failures=failures,
+        failure_rate=round(sum(failures.values()) / data.count, 6) if data.count else 0.0,
+        throughput_rps=round(data.count / seconds, 3),
+        latency_ms=Latency.of(data.histogram), corrected_latency_ms=Latency.of(
+            data.corrected_histogram),
+        histogram=data.histogram or EMPTY, corrected_histogram=data.corrected_histogram or EMPTY,
+        x_cache=dict(data.x_cache), degraded=data.degraded, partial=data.partial,
+        warmup_count=data.warmup_count, cooldown_count=data.cooldown_count,
+        server_count=None if server_count is None else int(server_count))
 
 
 def totals(endpoints: dict[str, EndpointResult], seconds: float) -> EndpointResult:
     """All endpoints together: histograms added, failures summed."""
-    raw = hdr.merge(e.histogram for e in endpoints.values())
-    corrected = hdr.merge(e.corrected_histogram for e in endpoints.values())
     failures: dict[str, int] = {}
     for e in endpoints.values():
         for k, v in e.failures.items():
             failures[k] = failures.get(k, 0) + v
-    servers = [e.server_count for e in endpoints.values()]
-    data = {"method": "ALL", "route": "*", "count": raw.get_total_count(),
-            "failures": failures, "histogram": hdr.encode(raw),
-            "corrected_histogram": hdr.encode(corrected)}
-    server = sum(s for s in servers if s is not None) if any(s is not None for s in servers) \
-        else None
-    return endpoint("ALL *", data, seconds, server)
+    servers = [e.server_count for e in endpoints.values() if e.server_count is not None]
+    data = ClientEndpoint(
+        count=sum(e.count for e in endpoints.values()), failures=failures,
+        histogram=hdr.encode(hdr.merge(e.histogram for e in endpoints.values())),
+        corrected_histogram=hdr.encode(hdr.merge(e.corrected_histogram
+                                                 for e in endpoints.values())),
+        x_cache={}, degraded=sum(e.degraded for e in endpoints.values()),
+        partial=sum(e.partial for e in endpoints.values()),
+        warmup_count=sum(e.warmup_count for e in endpoints.values()),
+        cooldown_count=sum(e.cooldown_count for e in endpoints.values()))
+    return endpoint("ALL *", data, seconds, sum(servers) if servers else None)
 
 
-def correctness(client: dict) -> Correctness:
-    checks = client.get("checks", {})
-    fresh = checks.get("freshness", {})
+def correctness(client: ClientDoc) -> Correctness:
+    checks = client.checks
+    fresh = checks.freshness
     return Correctness(
-        tenant_leaks=int(checks.get("tenant_leaks", 0)),
-        unexpected_statuses={ep: {str(k): int(v) for k, v in by.items()}
-                             for ep, by in checks.get("unexpected_statuses", {}).items()},
-        degraded_responses=int(checks.get("degraded_responses", 0)),
-        partial_responses=int(checks.get("partial_responses", 0)),
-        freshness=Freshness(samples=int(fresh.get("samples", 0)),
-                            timeouts=int(fresh.get("timeouts", 0)),
-                            latency_ms=latency(fresh.get("histogram"))
-                            if fresh.get("histogram") else None),
-    )
+        tenant_leaks=checks.tenant_leaks,
+        unexpected_statuses={ep: dict(by) for ep, by in checks.unexpected_statuses.items()},
+        degraded_responses=checks.degraded_responses,
+        partial_responses=checks.partial_responses,
+        freshness=Freshness(samples=fresh.samples, timeouts=fresh.timeouts,
+                            latency_ms=Latency.of(fresh.histogram) if fresh.samples else None))
 
 
-def generator(client: dict) -> Generator:
-    gen = client.get("generator", {})
-    pacing = client.get("pacing", {})
+def generator(client: ClientDoc, memory: dict[str, MemoryGrowth]) -> Generator:
+    gen, pacing = client.generator, client.pacing
     return Generator(
-        processes=[GeneratorProcess(role=p.get("role", "?"), cpu_max=p.get("cpu_max"),
-                                    cpu_p90=p.get("cpu_p90"),
-                                    cpu_warnings=int(p.get("cpu_warnings", 0)))
-                   for p in gen.get("processes", [])],
-        saturated=bool(gen.get("saturated", False)),
-        memory=gen.get("memory", {}),
-        intended_rps=pacing.get("intended_rps"), achieved_rps=pacing.get("achieved_rps"),
-        shortfall_ratio=pacing.get("shortfall_ratio"),
-    )
+        processes=[GeneratorProcess(role=p.role, cpu_max=p.cpu_max, cpu_p90=p.cpu_p90,
+                                    cpu_warnings=p.cpu_warnings) for p in gen.processes],
+        saturated=gen.saturated, memory=memory,
+        intended_rps=pacing.intended_rps, achieved_rps=pacing.achieved_rps,
+        shortfall_ratio=pacing.shortfall_ratio)
 
 
-def build(info: RunInfo, client: dict, server: ServerSide | None,
-          artifacts: dict[str, str] | None = None) -> RunResult:
+def windows(seconds: Iterable[ClientWindow], endpoints: Iterable[str],
+            interval_log: str) -> Windows:
+    """The time series section: one `Window` per second, lines of one second added."""
+    merged = merge_windows(seconds)
+    keys = sorted(set(endpoints) | {k for w in merged for k in w.endpoints})
+    return Windows(
+        interval_log=interval_log,
+        tags={k: {"raw": interval_tag(k, "raw"), "corrected": interval_tag(k, "corrected")}
+              for k in keys},
+        seconds=[Window(**w.model_dump()) for w in merged])
+
+
+def agreement(endpoints: dict[str, EndpointResult], server_total: int | None) -> Agreement:
+    """Client and server counts of the same requests: everything that started from the
+    window's opening on, cool-down included, against the service's count over the window."""
+    client_count = sum(e.count + e.cooldown_count for e in endpoints.values())
+    diff = (round(abs(client_count - server_total) / client_count, 6)
+            if server_total is not None and client_count else None)
+    return Agreement(client_count=client_count, server_count=server_total, diff_ratio=diff)
+
+
+def build(info: RunInfo, client: ClientDoc, seconds: list[ClientWindow],
+          server: ServerSide | None, memory: dict[str, MemoryGrowth] | None = None,
+          artifacts: dict[str, str] | None = None,
+          interval_log: str = "windows.hlog") -> RunResult:
     """The run's result; `server` is None when the window's scrapes are missing."""
-    seconds = measured_seconds(client)
+    span = measured_seconds(client)
     server_counts = {name: r.count for name, r in server.routes.items()} if server else {}
     endpoints = {
-        name: endpoint(name, data, seconds,
-                       server_counts.get(name, 0.0) if server is not None else None)
-        for name, data in sorted(client.get("endpoints", {}).items())
+        key: endpoint(key, data, span, server_counts.get(key, 0.0) if server else None)
+        for key, data in sorted(client.endpoints.items())
     }
-    total = totals(endpoints, seconds)
-    agreement = Agreement(
-        client_count=total.count, server_count=total.server_count,
-        diff_ratio=(round(abs(total.count - total.server_count) / total.count, 6)
-                    if total.server_count is not None and total.count else None))
-    return RunResult(run=info, endpoints=endpoints, totals=total, server=server,
-                     correctness=correctness(client), generator=generator(client),
-                     agreement=agreement, events=list(client.get("events", [])),
-                     artifacts=artifacts or {})
+    total = totals(endpoints, span)
+    server_total = (sum(e.server_count or 0 for e in endpoints.values())
+                    if server is not None else None)
+    return RunResult(
+        run=info, endpoints=endpoints, totals=total,
+        windows=windows(seconds, endpoints, interval_log), server=server,
+        correctness=correctness(client), generator=generator(client, memory or {}),
+        agreement=agreement(endpoints, server_total), events=list(client.events),
+        artifacts=artifacts or {})

@@ -1,8 +1,8 @@
 """What the service saw, from its Prometheus scrapes. Pure: text in, numbers out.
 
 The harness scrapes `/metrics` when the measured window opens, when it closes,
-and every few seconds in between (for gauges such as pool usage, whose peaks
-fall between two counter readings). Counters and histograms are turned into
+and every two seconds throughout (for gauges such as pool usage, whose peaks
+fall between two counter readings, and for the server's series over time). Counters and histograms are turned into
 window values by subtracting the opening scrape from the closing one; a
 counter that went down (a restarted worker) is taken from zero. Histogram
 percentiles are interpolated inside Prometheus buckets, exactly as
@@ -15,16 +15,20 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.model.result import (
     CacheStats,
+    FailedScrape,
     Latency,
     PoolStats,
     QueryStats,
     RouteStats,
+    ServerSample,
     ServerSide,
+    TargetSettings,
     UpstreamStats,
 )
 
@@ -183,11 +187,97 @@ def queries(window: Samples) -> dict[str, QueryStats]:
     }
 
 
-def summarize(start: str, end: str, during: list[str]) -> ServerSide:
-    """The server-side section of a result from the window's opening/closing scrapes."""
-    first, last = parse(start), parse(end)
+@dataclass(frozen=True)
+class Scrape:
+    """One scrape of `/metrics`: its text, or why there is none."""
+
+    t: float
+    text: str | None
+    edge: str | None = None
+    """`start` or `end` for the measured window's edges."""
+    error: str | None = None
+
+
+def _gauge(samples: Samples, name: str) -> float | None:
+    return total(samples, name) if select(samples, name) else None
+
+
+def sample(t: float, since: float, phase: str, edge: str | None, d: Samples,
+           now: Samples) -> ServerSample:
+    """One row of the series: counter deltas `d` over (since, t], gauges from `now`."""
+    evictions: dict[str, dict[str, float]] = {}
+    for labels, value in select(d, "cache_evictions_total"):
+        by = evictions.setdefault(labels.get("cache", ""), {})
+        by[labels.get("cause", "")] = by.get(labels.get("cause", ""), 0.0) + value
+    requests: dict[str, float] = defaultdict(float)
+    errors: dict[str, float] = defaultdict(float)
+    for labels, value in select(d, "http_request_duration_seconds_count"):
+        key = f"{labels.get('method', '')} {labels.get('route', '')}"
+        requests[key] += value
+        if labels.get("status", "").startswith("5"):
+            errors[key] += value
+    return ServerSample(
+        t=t, since=since, phase=phase, edge=edge, requests=dict(requests),
+        errors_5xx={k: v for k, v in errors.items() if v},
+        cache_hits=by_label(d, "cache_hits_total", "cache"),
+        cache_misses=by_label(d, "cache_misses_total", "cache"),
+        cache_stale_hits=by_label(d, "cache_stale_hits_total", "cache"),
+        cache_evictions=evictions,
+        upstream_requests=total(d, "elevenlabs_requests_total"),
+        upstream_attempts=total(d, "elevenlabs_attempts_total"),
+        upstream_retries=by_label(d, "elevenlabs_retries_total", "reason"),
+        upstream_failures=by_label(d, "elevenlabs_failures_total", "reason"),
+        upstream_fallbacks=by_label(d, "elevenlabs_fallbacks_total", "source"),
+        breaker_state=_gauge(now, "elevenlabs_circuit_breaker_state"),
+        pool_size=_gauge(now, "db_pool_size"), pool_in_use=_gauge(now, "db_pool_in_use"),
+        pool_waiting=_gauge(now, "db_pool_waiting"),
+        kpi_staleness_s=_gauge(now, "kpi_view_staleness_seconds"))
+
+
+EDGE_BAND_S = 0.25
+"""A periodic scrape this close to a window-edge scrape is left out of the series: the
+two were taken by different processes, so their order within the band is unknown, and
+a pair in the wrong order would look like a counter reset."""
+
+
+def series(scrapes: list[tuple[Scrape, Samples]], start: float,
+           end: float) -> list[ServerSample]:
+    """A row per answered scrape after the first, in time order, phased by the window."""
+    rows = []
+    edges = [s.t for s, _ in scrapes if s.edge is not None]
+    kept = [(s, v) for s, v in scrapes
+            if s.edge is not None or all(abs(s.t - e) > EDGE_BAND_S for e in edges)]
+    ordered = sorted(kept, key=lambda pair: (pair[0].t, pair[0].edge != "start"))
+    for (prev, before), (cur, now) in zip(ordered, ordered[1:], strict=False):
+        phase = "before" if cur.t <= start else "measured" if cur.t <= end else "after"
+        rows.append(sample(cur.t, prev.t, phase, cur.edge, delta(before, now), now))
+    return rows
+
+
+def target_settings(samples: Samples) -> TargetSettings | None:
+    """The service's effective settings from its `target_settings_info` metric."""
+    found = select(samples, "target_settings_info")
+    if not found:
+        return None
+    labels = max(found, key=lambda lv: lv[1])[0]
+    toggles = {k.removeprefix("toggle_"): v == "true" for k, v in labels.items()
+               if k.startswith("toggle_")}
+    rest = {k: v for k, v in sorted(labels.items())
+            if not k.startswith("toggle_") and k not in ("profile", "version")}
+    return TargetSettings(profile=labels.get("profile"), version=labels.get("version"),
+                          toggles=dict(sorted(toggles.items())), settings=rest)
+
+
+def summarize(start: Scrape, end: Scrape, during: list[Scrape]) -> ServerSide:
+    """The server-side section of a result from the window's edge scrapes and the rest.
+
+    `during` holds every periodic scrape attempt of the run (answered or not);
+    gauge peaks are taken over the measured window's scrapes."""
+    first, last = parse(start.text or ""), parse(end.text or "")
     window = delta(first, last)
-    scrapes = [first, *(parse(t) for t in during), last]
+    answered = [(s, parse(s.text)) for s in during if s.text is not None]
+    inside = [samples for s, samples in answered if start.t <= s.t <= end.t]
+    scrapes = [first, *inside, last]
     acquire = histogram_quantile(window, "db_pool_acquire_seconds", 0.95)
     pool = PoolStats(
         max_size=_gauge_max(scrapes, "db_pool_max_size"),
@@ -203,6 +293,9 @@ def summarize(start: str, end: str, during: list[str]) -> ServerSide:
         "change_to_visible_p95_s": histogram_quantile(window,
                                                       "kpi_view_change_to_visible_seconds", 0.95),
     }
-    return ServerSide(scrapes=len(scrapes), routes=routes(window), caches=caches(window),
+    timed = [(start, first), *answered, (end, last)]
+    return ServerSide(scrapes=len(timed), routes=routes(window), caches=caches(window),
                       upstream=upstream(window, scrapes), db_pool=pool, queries=queries(window),
-                      kpi_view=kpi)
+                      kpi_view=kpi, series=series(timed, start.t, end.t),
+                      failed_scrapes=[FailedScrape(t=s.t, error=s.error or "no answer")
+                                      for s in during if s.text is None])

@@ -1,31 +1,38 @@
-"""The result of a run: `result.json`, self-describing and versioned.
+"""The result of a run: `result.json`, self-describing and versioned (schema_version 2).
 
 Like pytest-benchmark's JSON, a result carries everything needed to interpret
 it later without the machine that produced it: what ran (scenario, profile,
-load, dataset), where (git commit, Python, CPU count), what the clients
-measured (exact histograms per endpoint, encoded), what the service saw from
-the inside for the same window, and whether the numbers can be trusted
+load, dataset, the settings the service reported, the machine), what the
+clients measured (exact histograms per endpoint, and per one-second window a
+reference into the run's interval log), what the service saw from the inside
+for the same window and over time, and whether the numbers can be trusted
 (generator saturation, client/server agreement, correctness).
 
 The models here are the schema: `harness/model/result.schema.json` is
 generated from them (`python -m harness.model.result > harness/model/result.schema.json`)
 and a test keeps the committed file in sync, so consumers in other languages
-can validate results without Python.
+can validate results without Python. `load` also reads schema_version 1
+results (written before windows existed): they load without windows, target
+settings or machine.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness import hdr
 from harness.errors import ConfigError
+from harness.model.client import Event, Phase, WindowCell
+from harness.model.endpoint import HistogramKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SCHEMA_PATH = Path(__file__).parent / "result.schema.json"
 
 
@@ -46,12 +53,48 @@ class Latency(_Model):
     p999: float | None = None
     max: float | None = None
 
+    @classmethod
+    def of(cls, histogram: hdr.HdrHistogram | str | None) -> Latency:
+        """The one way a histogram (or its encoding) becomes percentiles."""
+        if histogram is None or histogram == "":
+            return cls(count=0)
+        if isinstance(histogram, str):
+            histogram = hdr.decode(histogram)
+        return cls(**hdr.summary(histogram))
+
 
 class DatasetInfo(_Model):
     preset: str
     seed: int
     generator_version: int
     anchor_date: str
+
+
+class TargetSettings(_Model):
+    """The settings in force, as the service itself reported them (`target_settings_info`)."""
+
+    profile: str | None = None
+    version: str | None = None
+    toggles: dict[str, bool] = {}
+    """Every optimization toggle after environment overrides."""
+    settings: dict[str, str] = {}
+    """Pool sizes, cache TTLs, ElevenLabs deadlines, workers...: label -> value."""
+
+
+class Machine(_Model):
+    """Where the run happened: what a comparison across runs must match or explain."""
+
+    cpu_model: str | None = None
+    logical_cpus: int
+    physical_cpus: int | None = None
+    memory_bytes: int | None = None
+    kernel: str
+    os: str
+    pinning: dict[str, list[int]] = {}
+    """Role (target, locust) -> CPUs it was pinned to; empty when nothing was pinned."""
+    postgres_version: str | None = None
+    versions: dict[str, str] = {}
+    """python, locust, fastapi, uvicorn, asyncpg, ... -> version."""
 
 
 class RunInfo(_Model):
@@ -81,6 +124,8 @@ class RunInfo(_Model):
     measure_from: str | None
     ended_at: str
     notes: list[str] = []
+    target: TargetSettings | None = None
+    machine: Machine | None = None
 
 
 class EndpointResult(_Model):
@@ -101,6 +146,10 @@ class EndpointResult(_Model):
     x_cache: dict[str, int] = {}
     degraded: int = 0
     partial: int = 0
+    warmup_count: int = 0
+    cooldown_count: int = 0
+    """Requests started after the test began stopping: not in the latency figures, but
+    the service counted them inside the window, so `agreement` does too."""
     server_count: int | None = None
     """Requests the service counted for this route in the same window."""
 
@@ -152,8 +201,44 @@ class RouteStats(_Model):
     p95_ms: float | None
 
 
+class ServerSample(_Model):
+    """One scrape of the service, as the change since the scrape before it.
+
+    Counters are deltas over `(since, t]` (a counter that went down, e.g. a
+    restarted worker, counts from zero); gauges are the values at `t`. Rows of
+    the measured window add up exactly to the window-edge scrapes."""
+
+    t: float
+    since: float
+    phase: Literal["before", "measured", "after"]
+    edge: Literal["start", "end"] | None = None
+    requests: dict[str, float] = {}
+    """Per "METHOD route"."""
+    errors_5xx: dict[str, float] = {}
+    cache_hits: dict[str, float] = {}
+    cache_misses: dict[str, float] = {}
+    cache_stale_hits: dict[str, float] = {}
+    cache_evictions: dict[str, dict[str, float]] = {}
+    """cache -> cause -> evictions."""
+    upstream_requests: float = 0.0
+    upstream_attempts: float = 0.0
+    upstream_retries: dict[str, float] = {}
+    upstream_failures: dict[str, float] = {}
+    upstream_fallbacks: dict[str, float] = {}
+    breaker_state: float | None = None
+    pool_size: float | None = None
+    pool_in_use: float | None = None
+    pool_waiting: float | None = None
+    kpi_staleness_s: float | None = None
+
+
+class FailedScrape(_Model):
+    t: float
+    error: str
+
+
 class ServerSide(_Model):
-    """What the service's own /metrics say about the measured window."""
+    """What the service's own /metrics say about the measured window, and over time."""
 
     scrapes: int
     routes: dict[str, RouteStats]
@@ -162,6 +247,9 @@ class ServerSide(_Model):
     db_pool: PoolStats
     queries: dict[str, QueryStats]
     kpi_view: dict[str, float | None] = {}
+    series: list[ServerSample] = []
+    failed_scrapes: list[FailedScrape] = []
+    """Scrapes that got no answer: shown, never silently dropped."""
 
 
 class Freshness(_Model):
@@ -214,19 +302,50 @@ class Agreement(_Model):
     diff_ratio: float | None
 
 
+class Window(_Model):
+    """One second of the run: its phase, users, and per endpoint the requests that
+    started in it. Their histograms are in the interval log, tagged
+    `interval_tag(endpoint, kind)`, at start time `t`."""
+
+    t: int
+    phase: Phase
+    users: int = 0
+    spawning: bool = False
+    tasks_intended: int = 0
+    tasks_started: int = 0
+    endpoints: dict[str, WindowCell] = {}
+
+
+class Windows(_Model):
+    """The time series: every second from the first spawn to the end."""
+
+    interval_log: str
+    """Path of the `.hlog`, relative to the run directory."""
+    tags: dict[str, dict[HistogramKind, str]]
+    """endpoint -> {"raw": tag, "corrected": tag} in the interval log."""
+    seconds: list[Window]
+
+
 class RunResult(_Model):
     """The whole `result.json`."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run: RunInfo
     endpoints: dict[str, EndpointResult]
     totals: EndpointResult
+    windows: Windows | None
+    """None only for results read from schema_version 1."""
     server: ServerSide | None
     correctness: Correctness
     generator: Generator
     agreement: Agreement
-    events: list[dict[str, float | str]] = []
+    events: list[Event] = []
     artifacts: dict[str, str] = Field(default_factory=dict)
+
+
+def iso_time(ts: float | None) -> str | None:
+    """Epoch seconds as the ISO-8601 UTC text the record stores (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def json_schema() -> dict:
@@ -238,23 +357,35 @@ def json_schema() -> dict:
 
 def save(result: RunResult, path: Path) -> None:
     """Write atomically: a reader never sees half a result."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def upgrade_v1(raw: dict) -> dict:
+    """A schema_version 1 document as version 2: no windows, events typed."""
+    out = dict(raw, schema_version=SCHEMA_VERSION, windows=None)
+    out["events"] = [{"t": e.get("t", 0.0), "name": str(e.get("name", "?")),
+                      "ok": e.get("ok", True) is not False,
+                      **({"error": str(e["error"])} if e.get("error") else {})}
+                     for e in raw.get("events", []) if isinstance(e, dict)]
+    return out
 
 
 def load(path: Path) -> RunResult:
-    """Read a result; a missing, malformed or other-version file is a usage error (exit 2)."""
+    """Read a result (version 1 or 2); missing, malformed or unknown is a ConfigError."""
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"no result at {path}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
-        version = raw.get("schema_version") if isinstance(raw, dict) else None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version not in READABLE_VERSIONS:
         raise ConfigError(f"{path}: unsupported schema_version {version!r} "
-                          f"(this harness reads {SCHEMA_VERSION})")
+                          f"(this harness reads {', '.join(map(str, READABLE_VERSIONS))})")
+    if version == 1:
+        raw = upgrade_v1(raw)
     try:
         return RunResult.model_validate(raw)
     except ValidationError as exc:

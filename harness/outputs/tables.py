@@ -75,7 +75,7 @@ def runs_table(runs_dir: Path) -> Table:
     """One row per run directory with a readable result.json, newest first."""
     table = Table(title=f"runs in {runs_dir}")
     for col in ("run", "scenario", "profile", "status", "when (UTC)", "main endpoint",
-                "p95 ms", "verdict"):
+                "p95 ms"):
         table.add_column(col)
     dirs = sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True) \
         if runs_dir.is_dir() else []
@@ -83,19 +83,12 @@ def runs_table(runs_dir: Path) -> Table:
         try:
             result = json.loads((d / "result.json").read_text())
         except (OSError, ValueError):
-            table.add_row(d.name, "–", "–", "no result", "–", "–", "–", "–")
+            table.add_row(d.name, "–", "–", "no result", "–", "–", "–")
             continue
         run = result.get("run", {})
         main = main_endpoint(result)
-        verdict = "–"
-        gate = d / "gate.json"
-        if gate.exists():
-            try:
-                verdict = json.loads(gate.read_text()).get("verdict", "–")
-            except (OSError, ValueError):
-                verdict = "unreadable"
         table.add_row(d.name, run.get("scenario", "–"), run.get("profile", "–"),
                       run.get("status", "–"), (run.get("started_at") or "–")[:19],
                       main[0] if main else "–",
-                      _ms(main[1].get("latency_ms", {}).get("p95")) if main else "–", verdict)
+                      _ms(main[1].get("latency_ms", {}).get("p95")) if main else "–")
     return table

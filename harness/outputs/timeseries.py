@@ -1,7 +1,8 @@
 """`timeseries.csv`: one row per second and endpoint, for spreadsheets and pandas.
 
-A view of the run record's windows; `result.json` and the interval log stay
-the source of truth.
+A view of the run record's windows, with each second's percentiles from its
+exact histogram in the interval log; `result.json` and the log stay the
+source of truth.
 """
 
 from __future__ import annotations
@@ -9,29 +10,28 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness import hdr
+from harness.model.intervals import IntervalLog
+from harness.model.result import Latency, RunResult
 
-TIMESERIES_COLUMNS = ("t", "phase", "users", "endpoint", "count", "failures", "rps",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms")
-
-
-def timeseries_rows(windows: list[dict]) -> list[dict]:
-    """One row per (second, endpoint), percentiles from that second's exact histogram."""
-    rows = []
-    for w in windows:
-        for name, data in sorted(w.get("endpoints", {}).items()):
-            s = hdr.summary(hdr.decode(data["histogram"])) if data.get("histogram") else {}
-            rows.append({"t": w.get("t"), "phase": w.get("phase"), "users": w.get("users"),
-                         "endpoint": name, "count": data.get("count", 0),
-                         "failures": data.get("failures", 0),
-                         "rps": data.get("count", 0) / max(w.get("seconds", 1) or 1, 1e-9),
-                         "p50_ms": s.get("p50_ms"), "p95_ms": s.get("p95_ms"),
-                         "p99_ms": s.get("p99_ms"), "max_ms": s.get("max_ms")})
-    return rows
+COLUMNS = ("t", "phase", "users", "endpoint", "count", "failures", "rps",
+           "p50_ms", "p95_ms", "p99_ms", "max_ms")
 
 
-def write_timeseries(windows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TIMESERIES_COLUMNS)
+def rows(result: RunResult, log: IntervalLog | None) -> list[dict]:
+    """One row per (second, endpoint) with requests; no percentiles without a log."""
+    out = []
+    for w in result.windows.seconds if result.windows else []:
+        for key, cell in sorted(w.endpoints.items()):
+            lat = Latency.of(log.histogram(key, w.t)) if log is not None else Latency(count=0)
+            out.append({"t": w.t, "phase": w.phase, "users": w.users, "endpoint": key,
+                        "count": cell.count, "failures": sum(cell.failures.values()),
+                        "rps": cell.count, "p50_ms": lat.p50, "p95_ms": lat.p95,
+                        "p99_ms": lat.p99, "max_ms": lat.max})
+    return out
+
+
+def write_timeseries(result: RunResult, log: IntervalLog | None, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(timeseries_rows(windows))
+        writer.writerows(rows(result, log))

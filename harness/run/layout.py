@@ -1,16 +1,76 @@
-"""The run directory: where each file of a run lives, and the `latest` link."""
+"""The run directory: where each file of a run lives, and the `latest` link.
+
+```
+reports/runs/<run-id>/
+  run.json        what ran and where (written by the runner)
+  client.json     what the clients measured (the Locust plugin)
+  windows.jsonl   per-second counts, streamed while the run goes (the plugin)
+  windows.hlog    per-second histograms, HdrHistogram interval log (the plugin)
+  live.json       the last seconds, for progress (the plugin)
+  metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom, scrapes.jsonl
+  processes.csv   RSS and CPU of every process, every 2 s
+  logs/           one log per process
+  dataset.json    the dataset manifest
+  result.json     the run record (harness.run.record)
+  summary.md, timeseries.csv
+reports/latest -> runs/<newest run>
+```
+Every path is named here once; the writers and readers ask this module.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from harness.errors import ConfigError
+from harness.model.result import RunInfo
 
-def point_latest(runs_dir: Path, run_dir: Path) -> None:
+RUN_INFO = "run.json"
+RESULT = "result.json"
+
+
+def run_dir(out: Path, run_id: str) -> Path:
+    return out / "runs" / run_id
+
+
+def metrics_dir(run: Path) -> Path:
+    return run / "metrics"
+
+
+def processes_csv(run: Path) -> Path:
+    return run / "processes.csv"
+
+
+def live_json(run: Path) -> Path:
+    return run / "live.json"
+
+
+def dataset_json(run: Path) -> Path:
+    return run / "dataset.json"
+
+
+def save_run_info(info: RunInfo, run: Path) -> None:
+    tmp = run / f".{RUN_INFO}.tmp"
+    tmp.write_text(info.model_dump_json(indent=1), encoding="utf-8")
+    tmp.replace(run / RUN_INFO)
+
+
+def load_run_info(run: Path) -> RunInfo:
+    path = run / RUN_INFO
+    try:
+        return RunInfo.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{run} is not a run directory (no {RUN_INFO})") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: invalid run description: {exc}") from exc
+
+
+def point_latest(runs_dir: Path, run: Path) -> None:
     """`reports/latest` -> the newest run (a relative symlink, replaced atomically)."""
     link = runs_dir.parent / "latest"
     tmp = runs_dir.parent / ".latest.tmp"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
-    os.symlink(os.path.relpath(run_dir, link.parent), tmp)
+    os.symlink(os.path.relpath(run, link.parent), tmp)
     os.replace(tmp, link)

@@ -1,15 +1,21 @@
 """Watching a run from the outside: the service's metrics and every process's footprint.
 
-* `Scraper` saves `/metrics` every few seconds into `metrics/` (the plugin
-  scrapes the exact window edges; these samples catch gauge peaks between).
+* `Scraper` saves `/metrics` every two seconds into `metrics/` (gzipped), and records
+  every attempt, answered or not, in `metrics/scrapes.jsonl` (the plugin
+  scrapes the exact window edges; these give gauge peaks and the server's
+  series over time).
 * `ProcessSampler` records RSS and CPU of the harness, the target and every
   Locust process, so a run can show that the harness itself stays flat in
   memory (the soak figure in the README) and that nothing grew without bound.
+
+Both run on a thread; `stop()` joins it, so what they collected is complete
+and no longer changing when it is read.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import threading
 import time
 from pathlib import Path
@@ -17,36 +23,45 @@ from pathlib import Path
 import httpx
 import psutil
 
-SCRAPE_EVERY_S = 5.0
+from harness.model.scrape import INDEX_FILE, ScrapeRecord
+
+SCRAPE_EVERY_S = 2.0
 SAMPLE_EVERY_S = 2.0
 
 
 class Scraper:
-    """Scrapes `/metrics` every few seconds into `metrics/`, on a thread."""
+    """Scrapes `/metrics` every couple of seconds into `metrics/`, on a thread."""
 
-    def __init__(self, url: str, directory: Path) -> None:
+    def __init__(self, url: str, directory: Path, every: float = SCRAPE_EVERY_S) -> None:
         self.url = url
         self.directory = directory
-        self.paths: list[Path] = []
-        """Files of the periodic scrapes; read back only when the result is built, so a
-        long run does not hold every exposition in memory."""
+        self.every = every
+        self.records: list[ScrapeRecord] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scraper", daemon=True)
         self._n = 0
 
-    def scrape(self, name: str | None = None) -> Path | None:
+    def scrape(self) -> ScrapeRecord:
+        """One attempt, saved and indexed whatever its outcome."""
+        now = time.time()
         try:
-            text = httpx.get(self.url, timeout=5).text
-        except httpx.HTTPError:
-            return None
-        self._n += 1
-        path = self.directory / f"{name or f'scrape-{self._n:04d}'}.prom"
-        path.write_text(text)
-        return path
+            response = httpx.get(self.url, timeout=min(5.0, self.every * 2))
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            record = ScrapeRecord(t=now, error=f"{type(exc).__name__}: {exc}"[:300])
+        else:
+            self._n += 1
+            name = f"scrape-{self._n:05d}.prom.gz"  # ~10x smaller: a scrape is ~75 KB
+            (self.directory / name).write_bytes(gzip.compress(response.content, 6))
+            record = ScrapeRecord(t=now, file=name)
+        with (self.directory / INDEX_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(record.model_dump_json() + "\n")
+        self.records.append(record)
+        return record
 
-    def during(self) -> list[str]:
-        """The periodic scrapes' texts (for gauge peaks between the window's edges)."""
-        return [p.read_text() for p in self.paths if p.exists()]
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.records if r.file is None)
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -54,13 +69,12 @@ class Scraper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _loop(self) -> None:
-        while not self._stop.wait(SCRAPE_EVERY_S):
-            path = self.scrape()
-            if path is not None:
-                self.paths.append(path)
+        while not self._stop.wait(self.every):
+            self.scrape()
 
 
 class ProcessSampler:
@@ -73,7 +87,6 @@ class ProcessSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
-        self._t0 = time.time()
 
     def watch(self, name: str, pid: int | None) -> None:
         if pid is None:
@@ -91,7 +104,8 @@ class ProcessSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
@@ -113,19 +127,12 @@ class ProcessSampler:
             writer.writerows((round(t, 3), n, round(r, 2), round(c, 1))
                              for t, n, r, c in self.samples)
 
-    def memory_growth(self) -> dict[str, dict[str, float | None]]:
-        """Per process: peak RSS in the first minute, in the last minute, and their ratio."""
-        out: dict[str, dict[str, float | None]] = {}
-        by_name: dict[str, list[tuple[float, float]]] = {}
-        for t, name, rss, _ in self.samples:
-            by_name.setdefault(name, []).append((t, rss))
-        for name, points in by_name.items():
-            start, end = points[0][0], points[-1][0]
-            first = [r for t, r in points if t - start <= 60]
-            last = [r for t, r in points if end - t <= 60]
-            first_peak, last_peak = max(first), max(last)
-            out[name] = {"first_minute_peak_mb": round(first_peak, 1),
-                         "last_minute_peak_mb": round(last_peak, 1),
-                         "growth": round(last_peak / first_peak - 1, 4) if first_peak else None,
-                         "minutes": round((end - start) / 60, 2)}
-        return out
+
+def read_csv(path: Path) -> list[tuple[float, str, float, float]]:
+    """The samples of a `processes.csv` (missing: none)."""
+    try:
+        with path.open(newline="") as f:
+            return [(float(r["t"]), r["process"], float(r["rss_mb"]), float(r["cpu_percent"]))
+                    for r in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []

@@ -15,6 +15,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from harness.model.client import LiveStatus
+
 
 class Progress:
     """Progress reporting for `harness run`; use as a context manager."""
@@ -51,39 +53,35 @@ class Progress:
             self._last_seed = now
             self.phase(f"seeding {table}: {rows:,} rows")
 
-    def live(self, live: dict | None, total_s: float) -> None:
-        if not live:
+    def live(self, live: LiveStatus | None, elapsed_s: float, total_s: float) -> None:
+        if live is None:
             return
         if self._live is not None:
-            self._live.update(self.render(live, total_s))
+            self._live.update(self.render(live, elapsed_s, total_s))
             return
         now = time.monotonic()
         if now - self._last_line >= 10:
             self._last_line = now
-            self.console.print(self.line(live), highlight=False)
+            self.console.print(self.line(live, elapsed_s), highlight=False, markup=False)
 
     @staticmethod
-    def line(live: dict) -> str:
-        worst = max((e.get("p95_ms") or 0 for e in live.get("endpoints", {}).values()),
-                    default=0)
-        return (f"[{live.get('phase', '?')}] users={live.get('users', 0)} "
-                f"rps={live.get('rps', 0):.1f} worst p95={worst:.1f} ms "
-                f"elapsed={live.get('elapsed_s', 0):.0f}s")
+    def line(live: LiveStatus, elapsed_s: float) -> str:
+        worst = max((e.p95_ms or 0 for e in live.endpoints.values()), default=0)
+        return (f"[{live.phase}] users={live.users} rps={live.rps:.1f} "
+                f"worst p95={worst:.1f} ms elapsed={elapsed_s:.0f}s")
 
     @staticmethod
-    def render(live: dict, total_s: float) -> Group:
-        elapsed = live.get("elapsed_s") or 0.0
+    def render(live: LiveStatus, elapsed_s: float, total_s: float) -> Group:
         head = Text.assemble(
-            (f"{live.get('phase', '?')}", "bold cyan"),
-            f"  {elapsed:.0f}s / {total_s:.0f}s  (remaining {max(total_s - elapsed, 0):.0f}s)  "
-            f"users {live.get('users', 0)}  rps {live.get('rps', 0):.1f}")
+            (live.phase, "bold cyan"),
+            f"  {elapsed_s:.0f}s / {total_s:.0f}s  (remaining {max(total_s - elapsed_s, 0):.0f}s)"
+            f"  users {live.users}  rps {live.rps:.1f}")
         table = Table(box=None, pad_edge=False)
         table.add_column("endpoint")
         table.add_column("rps", justify="right")
         table.add_column("p95 ms", justify="right")
         table.add_column("errors", justify="right")
-        for name, e in sorted(live.get("endpoints", {}).items()):
-            err = e.get("error_rate") or 0.0
-            table.add_row(name, f"{e.get('rps', 0):.1f}", f"{e.get('p95_ms') or 0:.1f}",
-                          Text(f"{100 * err:.1f}%", style="red" if err else ""))
+        for name, e in sorted(live.endpoints.items()):
+            table.add_row(name, f"{e.rps:.1f}", f"{e.p95_ms or 0:.1f}",
+                          Text(f"{100 * e.error_rate:.1f}%", style="red" if e.error_rate else ""))
         return Group(head, table)

@@ -1,0 +1,85 @@
+"""What `harness run` was asked to do: the load, and the stack it runs against.
+
+One configuration object per concern: `RunConfig` holds the load (scenario,
+shape, users, durations, Locust workers) and a `StackConfig` for everything
+the stack needs, instead of repeating its fields. `validate` runs once, before
+anything starts, and touches nothing on the machine (whether a port is free is
+checked by `Stack.up`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.stack.stack import StackConfig
+from scenarios import SCENARIOS, SHAPE_NAMES
+
+
+@dataclass
+class RunConfig:
+    """The load of one run, and its stack."""
+
+    scenario: str = "mixed"
+    shape: str | None = None
+    users: int = 50
+    spawn_rate: float = 10.0
+    duration_s: float = 60.0
+    warmup_s: float = 10.0
+    workers: int = 1
+    remote_workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    pace_scale: float = 1.0
+    locust_cpus: set[int] | None = None
+    out: Path = Path("reports")
+    stack: StackConfig = field(default_factory=StackConfig)
+
+    @property
+    def profile(self) -> str:
+        return self.stack.profile
+
+    def validate(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {self.scenario!r}; choose from "
+                             f"{', '.join(SCENARIOS)}")
+        if self.shape is not None and self.shape not in SHAPE_NAMES:
+            raise UsageError(f"unknown shape {self.shape!r}; choose from {', '.join(SHAPE_NAMES)}")
+        if self.users < 1 or self.spawn_rate <= 0:
+            raise UsageError("--users must be at least 1 and --spawn-rate positive")
+        if self.duration_s <= 0 or self.warmup_s < 0:
+            raise UsageError("--duration must be positive and --warmup not negative")
+        if self.workers < 0 or self.remote_workers < 0:
+            raise UsageError("--workers must not be negative")
+        if self.pace_scale < 0:
+            raise UsageError("--pace-scale must not be negative")
+        self.stack.validate()
+
+    def stack_for(self, run_dir: Path) -> StackConfig:
+        """The stack of one run in `run_dir` (the scenario may set target options, e.g.
+        upstream_faults' short configuration freshness)."""
+        env = {**SCENARIOS[self.scenario].target_env, **self.stack.target_env}
+        return replace(self.stack, run_dir=run_dir, target_env=env)
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `2m`, `1h`, `1m30s` -> seconds; anything else is a usage error."""
+    value = text.strip().lower()
+    if not value:
+        raise UsageError("empty duration")
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    total, number = 0.0, ""
+    for ch in value:
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in "hms" and number:
+            total += float(number) * {"h": 3600, "m": 60, "s": 1}[ch]
+            number = ""
+        else:
+            raise UsageError(f"malformed duration {text!r} (use e.g. 90s, 2m, 1m30s)")
+    if number:
+        raise UsageError(f"malformed duration {text!r} (a number needs a unit: s, m or h)")
+    return total

@@ -1,0 +1,94 @@
+"""A run directory in, the run record out: `result.json` and its views.
+
+`collect` reads what the runner, the Locust plugin and the monitors left in a
+run directory and hands it to the pure `harness.analysis.collect`; `write`
+writes `result.json`, `summary.md` and `timeseries.csv`. Both work on any
+run directory, also one whose run was interrupted or whose target died: what
+is missing is said in the record's notes, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from harness.analysis import collect as assemble
+from harness.analysis import server_metrics
+from harness.analysis.memory import memory_growth
+from harness.errors import ConfigError
+from harness.loadgen.output import CLIENT_FILE, INTERVAL_LOG
+from harness.model import intervals
+from harness.model.client import ClientDoc, load_client, load_windows
+from harness.model.result import RunResult, iso_time, save
+from harness.model.scrape import INDEX_FILE, load_index
+from harness.outputs import markdown, timeseries
+from harness.run import layout
+from harness.run.monitor import read_csv
+
+ARTIFACTS = {"client": CLIENT_FILE, "windows": "windows.jsonl", "interval_log": INTERVAL_LOG,
+             "metrics": "metrics/", "processes": "processes.csv", "logs": "logs/",
+             "dataset": "dataset.json", "summary": "summary.md",
+             "timeseries": "timeseries.csv"}
+
+
+def _scrape(path: Path, t: float | None, edge: str) -> server_metrics.Scrape | None:
+    if t is None or not path.exists():
+        return None
+    return server_metrics.Scrape(t=t, text=path.read_text(encoding="utf-8"), edge=edge)
+
+
+def _read_scrape(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8", "replace")
+
+
+def server_side(run: Path, client: ClientDoc) -> tuple[server_metrics.ServerSide | None, str]:
+    """The service's view of the window, or None and why."""
+    mdir = layout.metrics_dir(run)
+    start = _scrape(mdir / "window-start.prom", client.server_window.get("start"), "start")
+    end = _scrape(mdir / "window-end.prom", client.server_window.get("end"), "end")
+    if start is None or end is None:
+        return None, "server metrics missing for the window (no start/end scrape)"
+    during = [server_metrics.Scrape(t=r.t, text=_read_scrape(mdir / r.file) if r.file else None,
+                                    error=r.error)
+              for r in load_index(mdir / INDEX_FILE) if r.file is None or (mdir / r.file).exists()]
+    return server_metrics.summarize(start, end, during), ""
+
+
+def collect(run: Path) -> RunResult:
+    """The run record of a run directory (ConfigError when there is nothing to build from)."""
+    info = layout.load_run_info(run)
+    try:
+        client = load_client(run / CLIENT_FILE)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}: Locust did not write its results "
+                          f"(see {run / 'logs'})") from exc
+    notes = list(info.notes)
+    if client.incomplete_workers:
+        notes.append(f"workers without a final report: {client.incomplete_workers}")
+    server, missing = server_side(run, client)
+    if missing:
+        notes.append(missing)
+    elif server is not None and server.failed_scrapes:
+        notes.append(f"{len(server.failed_scrapes)} of {server.scrapes} metric scrapes failed")
+    start_text = layout.metrics_dir(run) / "window-start.prom"
+    target = (server_metrics.target_settings(server_metrics.parse(start_text.read_text()))
+              if start_text.exists() else None)
+    info = info.model_copy(update={
+        "measure_from": iso_time(client.measure_from),
+        "ended_at": iso_time(client.ended_at or client.stopping_at) or info.ended_at,
+        "notes": notes, "target": target})
+    return assemble.build(info, client, load_windows(run / client.windows_file), server,
+                          memory=memory_growth(read_csv(layout.processes_csv(run))),
+                          artifacts=dict(ARTIFACTS), interval_log=client.interval_log)
+
+
+def write(result: RunResult, run: Path) -> Path:
+    """`result.json`, `summary.md`, `timeseries.csv`; `reports/latest` points here."""
+    save(result, run / layout.RESULT)
+    (run / "summary.md").write_text(markdown.summary_markdown(result), encoding="utf-8")
+    hlog = run / result.windows.interval_log if result.windows else None
+    log = intervals.load(hlog) if hlog is not None and hlog.exists() else None
+    timeseries.write_timeseries(result, log, run / "timeseries.csv")
+    layout.point_latest(run.parent, run)
+    return run / layout.RESULT
