@@ -59,6 +59,7 @@ def stack_up(
     config = StackConfig(dataset=dataset, seed=seed, profile=profile, database_url=database_url,
                          state_dir=state_dir, run_dir=state_dir / "stack", port=port,
                          target_workers=target_workers, faults=faults)
+    config.validate()
     progress = Progress(err)  # phase lines only: no live panel while the stack waits
     with Stack(config, on_phase=progress.phase, on_seed_progress=progress.seed) as stack:
         info = stack.info
@@ -147,8 +148,12 @@ def run(
             outcome = Run(config, progress).execute()
             progress.phase("writing the run record")
             try:
+                started = time.perf_counter()
                 result = record.collect(outcome.run_dir)
-                record.write(result, outcome.run_dir)
+                written = record.write(result, outcome.run_dir)
+                progress.phase(f"run record written in {time.perf_counter() - started:.2f}s: "
+                               + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB"
+                                           for p in written))
             except (HarnessError, OSError) as exc:
                 if outcome.error is not None:  # what ended the run matters more
                     err.print(f"no run record: {exc}", highlight=False, soft_wrap=True)

@@ -35,7 +35,12 @@ def summary_markdown(result: RunResult) -> str:
         lat = c.freshness.latency_ms
         lines.append(f"Freshness after writes: {c.freshness.samples} samples, "
                      f"p95 {_fmt(lat.p95 if lat else None)} ms, {c.freshness.timeouts} timeouts.")
-    if result.server is not None:
+    if result.server is None:
+        lines.append("**Server metrics missing for the measured window.**")
+    else:
+        if result.server.failed_scrapes:
+            lines.append(f"**{len(result.server.failed_scrapes)} metric scrape(s) failed** "
+                         f"({result.server.scrapes} answered).")
         for name, cache in result.server.caches.items():
             lines.append(f"Cache `{name}`: hit ratio {_fmt(cache.hit_ratio, 3)}.")
         up = result.server.upstream

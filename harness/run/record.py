@@ -42,17 +42,17 @@ def _read_scrape(path: Path) -> str:
     return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8", "replace")
 
 
-def server_side(run: Path, client: ClientDoc) -> tuple[server_metrics.ServerSide | None, str]:
-    """The service's view of the window, or None and why."""
+def scrapes(run: Path, client: ClientDoc) -> tuple[server_metrics.Scrape | None,
+                                                   server_metrics.Scrape | None,
+                                                   list[server_metrics.Scrape]]:
+    """The window's edge scrapes (None when missing) and every periodic attempt."""
     mdir = layout.metrics_dir(run)
     start = _scrape(mdir / "window-start.prom", client.server_window.get("start"), "start")
     end = _scrape(mdir / "window-end.prom", client.server_window.get("end"), "end")
-    if start is None or end is None:
-        return None, "server metrics missing for the window (no start/end scrape)"
     during = [server_metrics.Scrape(t=r.t, text=_read_scrape(mdir / r.file) if r.file else None,
                                     error=r.error)
               for r in load_index(mdir / INDEX_FILE) if r.file is None or (mdir / r.file).exists()]
-    return server_metrics.summarize(start, end, during), ""
+    return start, end, during
 
 
 def collect(run: Path) -> RunResult:
@@ -66,14 +66,18 @@ def collect(run: Path) -> RunResult:
     notes = list(info.notes)
     if client.incomplete_workers:
         notes.append(f"workers without a final report: {client.incomplete_workers}")
-    server, missing = server_side(run, client)
-    if missing:
-        notes.append(missing)
-    elif server is not None and server.failed_scrapes:
-        notes.append(f"{len(server.failed_scrapes)} of {server.scrapes} metric scrapes failed")
-    start_text = layout.metrics_dir(run) / "window-start.prom"
-    target = (server_metrics.target_settings(server_metrics.parse(start_text.read_text()))
-              if start_text.exists() else None)
+    start, end, during = scrapes(run, client)
+    server = None
+    if start is None or end is None:
+        notes.append("server metrics missing for the window (no start/end scrape)")
+    else:
+        server = server_metrics.summarize(start, end, during)
+        if server.failed_scrapes:
+            notes.append(f"{len(server.failed_scrapes)} of "
+                         f"{server.scrapes + len(server.failed_scrapes)} metric scrapes failed")
+    # the settings the service reported: at the window's opening, else its first answer
+    first = start or next((s for s in during if s.text is not None), None)
+    target = server_metrics.target_settings(server_metrics.parse(first.text)) if first else None
     info = info.model_copy(update={
         "measure_from": iso_time(client.measure_from),
         "ended_at": iso_time(client.ended_at or client.stopping_at) or info.ended_at,
@@ -83,12 +87,14 @@ def collect(run: Path) -> RunResult:
                           artifacts=dict(ARTIFACTS), interval_log=client.interval_log)
 
 
-def write(result: RunResult, run: Path) -> Path:
-    """`result.json`, `summary.md`, `timeseries.csv`; `reports/latest` points here."""
+def write(result: RunResult, run: Path) -> list[Path]:
+    """`result.json`, `summary.md`, `timeseries.csv`; `reports/latest` points here.
+
+    Returns the record's two big files (result and interval log), for the size report."""
     save(result, run / layout.RESULT)
     (run / "summary.md").write_text(markdown.summary_markdown(result), encoding="utf-8")
     hlog = run / result.windows.interval_log if result.windows else None
     log = intervals.load(hlog) if hlog is not None and hlog.exists() else None
     timeseries.write_timeseries(result, log, run / "timeseries.csv")
     layout.point_latest(run.parent, run)
-    return run / layout.RESULT
+    return [run / layout.RESULT, *([hlog] if hlog is not None and hlog.exists() else [])]

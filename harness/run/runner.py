@@ -49,12 +49,15 @@ log = logging.getLogger(__name__)
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """The commit the harness runs from, and whether tracked files differ from it."""
+    """The commit the harness (and its target service) runs from, and whether tracked
+    files differ from it; asked of the source tree, not the working directory."""
+    source = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()
+                                timeout=5, check=True, cwd=source).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+                                    capture_output=True, text=True, timeout=5,
+                                    cwd=source).stdout.strip())
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
         return None, None

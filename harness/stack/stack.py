@@ -88,11 +88,13 @@ class StackInfo:
 
 
 class Stack:
-    """The database, the ElevenLabs stub and the target service of one run."""
+    """The database, the ElevenLabs stub and the target service of one run.
+
+    Takes a validated config (`StackConfig.validate`, which the CLI runs once, before
+    anything starts)."""
 
     def __init__(self, config: StackConfig, on_phase: Callable[[str], None] = lambda _: None,
                  on_seed_progress: Callable[[str, int], None] | None = None) -> None:
-        config.validate()
         self.config = config
         self.on_phase = on_phase
         self.on_seed_progress = on_seed_progress

@@ -49,7 +49,7 @@ def test_validate_opens_no_socket_even_for_a_busy_port(busy_port, monkeypatch, t
 
     monkeypatch.setattr(socket, "socket", no_sockets)
     StackConfig(port=busy_port, run_dir=tmp_path).validate()
-    Stack(StackConfig(port=busy_port, run_dir=tmp_path))  # construction validates too
+    Stack(StackConfig(port=busy_port, run_dir=tmp_path))  # nor does building the stack
 
 
 @pytest.mark.parametrize("field, value, message", [
