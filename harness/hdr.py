@@ -20,6 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -115,6 +116,71 @@ def add_into(target: HdrHistogram, other: HdrHistogram) -> None:
     target.min_value = lowest
 
 
+class _Layout:
+    """Every bucket's value range, as numpy arrays, for one histogram shape.
+
+    hdrh answers `get_value_at_percentile` and `get_mean_value` by walking its
+    ~23,000 buckets in Python (milliseconds per call); the time series of a long
+    run asks that of thousands of windows. The same answers come from a cumulative
+    sum and a search over these arrays, exactly (a test compares them with hdrh)."""
+
+    def __init__(self, h: HdrHistogram) -> None:
+        index = np.arange(h.counts_len, dtype=np.int64)
+        bucket = (index >> h.sub_bucket_half_count_magnitude) - 1
+        sub = (index & (h.sub_bucket_half_count - 1)) + h.sub_bucket_half_count
+        first = bucket < 0
+        sub = np.where(first, sub - h.sub_bucket_half_count, sub)
+        bucket = np.where(first, 0, bucket)
+        self.lowest = sub << (bucket + h.unit_magnitude)
+        # hdrh's get_highest_equivalent_value: the range of the bucket the value is in
+        size = np.int64(1) << (h.unit_magnitude + bucket + (sub >= h.sub_bucket_count))
+        self.highest = self.lowest + size - 1
+        self.median = self.lowest + (size >> 1)
+
+
+_LAYOUTS: dict[tuple[int, int, int], _Layout] = {}
+
+
+def _layout(h: HdrHistogram) -> _Layout:
+    key = (h.counts_len, h.sub_bucket_half_count_magnitude, h.unit_magnitude)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _LAYOUTS[key] = _Layout(h)
+    return layout
+
+
+def counts(h: HdrHistogram) -> np.ndarray:
+    """The histogram's bucket counts as a numpy view (no copy)."""
+    return np.ctypeslib.as_array(h.counts)
+
+
+def values_at_percentiles(h: HdrHistogram, percentiles: Iterable[float]) -> list[int]:
+    """`h.get_value_at_percentile(p)` for each p, exactly, in one vectorized pass."""
+    total = h.get_total_count()
+    pcts = list(percentiles)
+    if total == 0:
+        return [0 for _ in pcts]
+    cum = np.cumsum(counts(h), dtype=np.int64)
+    layout = _layout(h)
+    out = []
+    for p in pcts:
+        target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)  # hdrh's target count
+        index = int(np.searchsorted(cum, target, side="left"))
+        out.append(int(layout.highest[index] if p else layout.lowest[index]))
+    return out
+
+
+def mean_value(h: HdrHistogram) -> float:
+    """`h.get_mean_value()`, exactly: each bucket counted at its median equivalent value."""
+    total = h.get_total_count()
+    if total == 0:
+        return 0.0
+    c = counts(h)
+    nonzero = np.flatnonzero(c)
+    return float(np.dot(c[nonzero].astype(np.float64),
+                        _layout(h).median[nonzero].astype(np.float64)) / total)
+
+
 def summary(h: HdrHistogram) -> dict[str, float | int | None]:
     """Count, then min/mean/p50/p90/p95/p99/p999/max in milliseconds (None when empty).
 
@@ -128,8 +194,9 @@ def summary(h: HdrHistogram) -> dict[str, float | int | None]:
         out["max"] = None
         return out
     out["min"] = h.get_min_value() / 1000.0
-    out["mean"] = h.get_mean_value() / 1000.0
-    for key, pct in PERCENTILES.items():
-        out[key] = h.get_value_at_percentile(pct) / 1000.0
+    out["mean"] = mean_value(h) / 1000.0
+    for key, value in zip(PERCENTILES, values_at_percentiles(h, PERCENTILES.values()),
+                          strict=True):
+        out[key] = value / 1000.0
     out["max"] = h.get_max_value() / 1000.0
     return out

@@ -39,6 +39,9 @@ from harness.model.client import (
 )
 
 LIVE_SPAN_S = 5
+CLOSE_AFTER_S = 35
+"""A window is handed over once every process has reported this long past it: longer
+than the scenarios' 30 s network timeout, so late pieces (still added exactly) are rare."""
 
 
 @dataclass
@@ -262,13 +265,16 @@ class RunAggregate:
         return out
 
     def _fill_upto(self, before: float) -> int:
-        """The first second not to fill with empty windows: `before`, at most the end."""
+        """The first second not to fill with empty windows: `before`; for the final hand-over
+        (`before=inf`) the second after the stop or after the last window with data,
+        whichever is later, so cool-down seconds without requests are no holes either."""
+        if not math.isinf(before):
+            return math.ceil(before)
         end_t = self.stopping_at or self.ended_at
-        limit = math.floor(end_t) + 1 if end_t is not None else None
-        if math.isinf(before):
-            return limit if limit is not None else max(self.windows, default=-1) + 1
-        upto = math.ceil(before)
-        return min(upto, limit) if limit is not None else upto
+        last = max(self.windows, default=None)
+        ends = [t for t in (math.floor(end_t) + 1 if end_t is not None else None,
+                            last + 1 if last is not None else None) if t is not None]
+        return max(ends) if ends else (self._next_second or 0)
 
     def _close(self, t: int) -> ClosedWindow:
         w = self.windows.pop(t, None) or _Window(self.phase_of(t))

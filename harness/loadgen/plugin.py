@@ -52,7 +52,7 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from harness.loadgen.aggregate import RunAggregate
+from harness.loadgen.aggregate import CLOSE_AFTER_S, RunAggregate
 from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
@@ -61,9 +61,6 @@ from harness.model.endpoint import endpoint_key
 log = logging.getLogger("harness.plugin")
 _ATTR = "_harness_plugin"
 FINAL_GRACE_S = 10.0
-CLOSE_AFTER_S = 35
-"""A window is written once every process has reported this long past it: longer than
-the scenarios' 30 s network timeout, so late pieces (still added exactly) are rare."""
 
 
 def plugin_of(environment) -> Plugin | None:
@@ -99,6 +96,7 @@ class Plugin:
         self.host = socket.gethostname()
         self._finishing = False
         self._server_window: dict[str, float] = {}
+        self._start_scraped = False
         self._done = gevent.event.Event()
         self._ticker = gevent.spawn(self._tick_loop)
 
@@ -142,6 +140,7 @@ class Plugin:
         self.expected_finals = set()
         self.worker_sources = set()
         self._server_window = {}
+        self._start_scraped = False
         if self.role == "worker":
             return
         self.aggregate = RunAggregate(self._warmup())
@@ -346,8 +345,11 @@ class Plugin:
         if self.role == "worker" or self.aggregate is None:
             return
         measure_from = self.aggregate.measure_from
-        if measure_from is not None and now >= measure_from and not self._server_window:
-            self._scrape_server("start")  # this tick is the whole second measure_from
+        if measure_from is not None and now >= measure_from and not self._start_scraped:
+            # this tick is the whole second measure_from; one try only: a start edge scraped
+            # later would not match the clients' window, so a failure leaves it missing
+            self._start_scraped = True
+            self._scrape_server("start")
         # the tick at second S closes window S-1: its user count is the one at its end
         self.aggregate.set_users(now - 0.5, self.runner.user_count)
         if self.role == "local":

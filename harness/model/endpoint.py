@@ -10,16 +10,16 @@ log; these helpers are the one place that turns one form into another.
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 HistogramKind = Literal["raw", "corrected"]
 
 
 def endpoint_key(method: str, name: str) -> str:
     """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query."""
-    if "://" in name:
-        name = urlsplit(name).path or "/"
-    name = name.split("?", 1)[0]
+    if "://" in name:  # scheme://host[:port]/path?query#fragment -> /path
+        after_host = name.split("://", 1)[1]
+        name = "/" + after_host.split("/", 1)[1] if "/" in after_host else "/"
+    name = name.split("#", 1)[0].split("?", 1)[0]
     return f"{method.upper()} {name}"
 
 

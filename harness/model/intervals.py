@@ -18,6 +18,7 @@ the line, never a shorter run. A line of the same tag and second written twice
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +44,8 @@ class IntervalWriter:
             self._writer.output_log_format_version()
             self._writer.output_comment("[dashboard-perf-harness: one line per endpoint and "
                                         "second; values in microseconds; max column in ms]")
-            if start_time_s is not None:
-                fh.write(f"#[StartTime: {start_time_s:.3f} (seconds since epoch)]\n")
+            if start_time_s is not None:  # the first window's second: readers skip earlier
+                fh.write(f"#[StartTime: {math.floor(start_time_s):.3f} (seconds since epoch)]\n")
             fh.write("#[BaseTime: 0.000 (seconds since epoch)]\n")
             self._writer.output_legend()
 

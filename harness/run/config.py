@@ -9,6 +9,8 @@ checked by `Stack.up`).
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +47,11 @@ class RunConfig:
                              f"{', '.join(SCENARIOS)}")
         if self.shape is not None and self.shape not in SHAPE_NAMES:
             raise UsageError(f"unknown shape {self.shape!r}; choose from {', '.join(SHAPE_NAMES)}")
+        numbers = {"--spawn-rate": self.spawn_rate, "--duration": self.duration_s,
+                   "--warmup": self.warmup_s, "--pace-scale": self.pace_scale}
+        for flag, value in numbers.items():
+            if not math.isfinite(value):
+                raise UsageError(f"{flag} must be a finite number, not {value}")
         if self.users < 1 or self.spawn_rate <= 0:
             raise UsageError("--users must be at least 1 and --spawn-rate positive")
         if self.duration_s <= 0 or self.warmup_s < 0:
@@ -62,24 +69,20 @@ class RunConfig:
         return replace(self.stack, run_dir=run_dir, target_env=env)
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
 def parse_duration(text: str) -> float:
-    """`90`, `90s`, `2m`, `1h`, `1m30s` -> seconds; anything else is a usage error."""
+    """`90`, `90s`, `2m`, `1h`, `1m30s`, `1.5m` -> seconds; anything else is a usage error."""
     value = text.strip().lower()
     if not value:
         raise UsageError("empty duration")
-    try:
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
         return float(value)
-    except ValueError:
-        pass
-    total, number = 0.0, ""
-    for ch in value:
-        if ch.isdigit() or ch == ".":
-            number += ch
-        elif ch in "hms" and number:
-            total += float(number) * {"h": 3600, "m": 60, "s": 1}[ch]
-            number = ""
-        else:
-            raise UsageError(f"malformed duration {text!r} (use e.g. 90s, 2m, 1m30s)")
-    if number:
-        raise UsageError(f"malformed duration {text!r} (a number needs a unit: s, m or h)")
-    return total
+    match = _DURATION.fullmatch(value)
+    if match is None or not any(match.groups()):
+        if re.fullmatch(r"[\dhms.]*\d", value):
+            raise UsageError(f"malformed duration {text!r} (a number needs a unit: s, m or h)")
+        raise UsageError(f"malformed duration {text!r} (use e.g. 90s, 2m, 1m30s)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds

@@ -82,12 +82,12 @@ def parse_cpus(text: str | None) -> set[int] | None:
     if not hasattr(os, "sched_setaffinity"):
         raise UsageError("CPU pinning (--target-cpus, --locust-cpus) needs Linux")
     cpus: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            cpus.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError as exc:
-        raise UsageError(f"malformed CPU list {text!r} (use e.g. 0 or 0,1 or 2-3)") from exc
+    malformed = UsageError(f"malformed CPU list {text!r} (use e.g. 0 or 0,1 or 2-3)")
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or (dash and int(hi) < int(lo)):
+            raise malformed
+        cpus.update(range(int(lo), int(hi or lo) + 1))
     available = os.sched_getaffinity(0)
     if not cpus <= available:
         raise UsageError(f"CPUs {sorted(cpus - available)} are not available here")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -25,6 +26,16 @@ from pathlib import Path
 import pytest
 
 from harness import hdr
+from harness.model import intervals
+from harness.model.client import (
+    ClientDoc,
+    ClientWindow,
+    LiveStatus,
+    load_client,
+    load_windows,
+    merge_windows,
+)
+from harness.model.endpoint import endpoint_key, interval_tag, split_endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -124,37 +135,93 @@ def run_locust(cmd: list[str], timeout: float = 60, cwd: Path | None = None,
         shutil.rmtree(log.parent, ignore_errors=True)
 
 
-# ---- checking client.json ------------------------------------------------------------
+# ---- checking what the plugin wrote ---------------------------------------------------
 
-def assert_client_json_shape(doc: dict) -> None:
-    """The documented `client.json` (schema_version 1)."""
-    assert doc["schema_version"] == 1
-    for key in ("locust_version", "started_at", "spawn_complete_at", "measure_from",
-                "ended_at", "warmup_s", "workers", "endpoints", "windows", "checks", "pacing",
-                "generator", "events"):
-        assert key in doc, key
-    for name, ep in doc["endpoints"].items():
-        assert name == f"{ep['method']} {ep['route']}"
-        for key in ("count", "failures", "bytes", "histogram", "corrected_histogram",
-                    "warmup_count", "x_cache", "degraded", "partial"):
-            assert key in ep, (name, key)
-        assert hdr.decode(ep["histogram"]).get_total_count() == ep["count"]
-        assert hdr.decode(ep["corrected_histogram"]).get_total_count() == ep["count"]
-    for w in doc["windows"]:
-        assert w["phase"] in ("ramp", "warmup", "measure")
-        assert isinstance(w["t"], int) and isinstance(w["users"], int)
-        assert isinstance(w["spawning"], bool)
-        for c in w["endpoints"].values():
-            assert hdr.decode(c["histogram"]).get_total_count() == c["count"]
-    checks = doc["checks"]
-    for key in ("tenant_leaks", "unexpected_statuses", "degraded_responses",
-                "partial_responses", "freshness"):
-        assert key in checks, key
-    assert set(doc["pacing"]) >= {"intended_rps", "achieved_rps", "shortfall_ratio"}
-    assert set(doc["generator"]) >= {"processes", "saturated"}
-    for p in doc["generator"]["processes"]:
-        assert p["role"] in ("master", "worker", "local")
-        assert {"cpu_max", "cpu_p90", "cpu_warnings"} <= set(p)
+PHASE_ORDER = ("ramp", "warmup", "measured", "cooldown")
+
+
+def plugin_windows(out: Path) -> list[ClientWindow]:
+    """The plugin's `windows.jsonl` in `out`, one window per second (lines of a second added)."""
+    return merge_windows(load_windows(out / "windows.jsonl"))
+
+
+def assert_plugin_output(out: Path) -> ClientDoc:
+    """Everything the plugin wrote into `--harness-out` agrees with itself, exactly.
+
+    `client.json` validates as `ClientDoc`; its histograms hold its counts; the windows
+    of `windows.jsonl` have no holes, their phases are in order and on the documented
+    edges, and per phase they add up to the document's counts and failures; the
+    interval log holds, per endpoint and second, the window's count, and its measured
+    seconds re-aggregate, bucket for bucket, to the document's whole-window histograms."""
+    doc = load_client(out / "client.json")
+    assert doc.schema_version == 2
+    assert doc.windows_file == "windows.jsonl" and doc.interval_log == "windows.hlog"
+    for key, ep in doc.endpoints.items():
+        assert endpoint_key(*split_endpoint(key)) == key, key
+        assert hdr.decode(ep.histogram).get_total_count() == ep.count, key
+        assert hdr.decode(ep.corrected_histogram).get_total_count() == ep.count, key
+        assert sum(ep.failures.values()) <= ep.count, key
+    assert doc.checks.degraded_responses == sum(e.degraded for e in doc.endpoints.values())
+    assert doc.checks.partial_responses == sum(e.partial for e in doc.endpoints.values())
+    assert all(p.role in ("master", "worker", "local") for p in doc.generator.processes)
+
+    windows = merge_windows(load_windows(out / doc.windows_file))
+    assert windows, "windows.jsonl holds no window"
+    seconds = [w.t for w in windows]
+    assert seconds == list(range(seconds[0], seconds[-1] + 1)), "holes in the time series"
+    assert doc.started_at is not None and seconds[0] == math.floor(doc.started_at)
+    ranks = [PHASE_ORDER.index(w.phase) for w in windows]
+    assert ranks == sorted(ranks), [w.phase for w in windows]
+    assert doc.measure_from is not None
+    if doc.warmup_s > 0:  # the measured window opens on a whole second
+        assert doc.measure_from == math.ceil(doc.started_at + doc.warmup_s)
+    boundary = math.floor(doc.measure_from)
+    cool_from = math.ceil(doc.stopping_at) if doc.stopping_at is not None else math.inf
+    for w in windows:
+        if w.phase in ("ramp", "warmup"):
+            assert w.t < boundary, (w.t, w.phase)
+            assert (w.phase == "ramp") == w.spawning, (w.t, w.phase)
+        elif w.phase == "measured":
+            assert boundary <= w.t < cool_from, (w.t, w.phase)
+        else:
+            assert w.t >= cool_from, (w.t, w.phase)
+        if doc.spawn_complete_at is not None:
+            assert w.spawning == (w.t < doc.spawn_complete_at), w.t
+    assert set().union(*(w.endpoints for w in windows)) == set(doc.endpoints)
+
+    log = intervals.load(out / doc.interval_log)
+    tags = {interval_tag(k, kind) for k in doc.endpoints for kind in ("raw", "corrected")}
+    assert log.tags() <= tags, log.tags() - tags
+    assert {t for _, t in log.entries} <= set(seconds), "interval-log seconds without a window"
+    for key, ep in doc.endpoints.items():
+        by_phase: Counter = Counter()
+        fail_by_phase: Counter = Counter()
+        failures: Counter = Counter()
+        for w in windows:
+            cell = w.endpoints.get(key)
+            n = cell.count if cell else 0
+            for kind in ("raw", "corrected"):  # the log holds each window's requests
+                assert log.histogram(key, w.t, kind).get_total_count() == n, (key, w.t, kind)
+            if cell is None:
+                continue
+            by_phase[w.phase] += cell.count
+            fail_by_phase[w.phase] += sum(cell.failures.values())
+            if w.phase == "measured":
+                failures.update(cell.failures)
+        assert by_phase["measured"] == ep.count, key
+        assert by_phase["ramp"] + by_phase["warmup"] == ep.warmup_count, key
+        assert by_phase["cooldown"] == ep.cooldown_count, key
+        assert dict(failures) == ep.failures, key
+        assert fail_by_phase["ramp"] + fail_by_phase["warmup"] == ep.warmup_failures, key
+        assert fail_by_phase["cooldown"] == ep.cooldown_failures, key
+        measured = [w.t for w in windows if w.phase == "measured"]
+        for kind, encoded in (("raw", ep.histogram), ("corrected", ep.corrected_histogram)):
+            merged = log.merged(key, measured, kind)  # bucket for bucket
+            assert merged.get_total_count() == ep.count, (key, kind)
+            assert hdr.encode(merged) == encoded, (key, kind)
+    if (out / "live.json").exists():
+        LiveStatus.model_validate_json((out / "live.json").read_bytes())
+    return doc
 
 
 def write_manifest(path: Path, users: list[dict]) -> Path:

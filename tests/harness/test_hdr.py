@@ -108,3 +108,19 @@ def test_pure_modules_never_import_locust_or_gevent():
             "bad = [m for m in ('locust', 'gevent') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vectorized_percentiles_and_mean_equal_hdrh_exactly(seed):
+    """hdr.summary answers with numpy what hdrh computes by walking its buckets."""
+    import random
+
+    rng = random.Random(seed)
+    h = hdr.new_histogram()
+    for _ in range(rng.choice([1, 3, 200, 4000])):
+        hdr.record(h, rng.lognormvariate(rng.uniform(2, 14), rng.uniform(0.1, 2.0)))
+    pcts = [0, 0.1, 1, 10, 50, 90, 95, 99, 99.9, 99.99, 100]
+    assert hdr.values_at_percentiles(h, pcts) == [h.get_value_at_percentile(p) for p in pcts]
+    assert hdr.mean_value(h) == pytest.approx(h.get_mean_value(), rel=1e-12)
+    decoded = hdr.decode(hdr.encode(h))  # decoded histograms share the layout
+    assert hdr.values_at_percentiles(decoded, pcts) == hdr.values_at_percentiles(h, pcts)

@@ -7,13 +7,16 @@ with gevent); everything that needs it runs `python -m locust` as a child.
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import msgpack
 import pytest
 
 from harness import hdr
-from harness.loadgen.aggregate import RunAggregate, percentile
+from harness.loadgen.aggregate import RunAggregate
+from harness.loadgen.health import RULE, ProcessHealth, generator_health, percentile
+from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import (
     ConnectionFailure,
     InvalidBody,
@@ -22,13 +25,13 @@ from harness.loadgen.recorder import (
     TimeoutFailure,
     UnexpectedStatus,
     classify_failure,
-    endpoint_key,
-    endpoint_slugs,
-    slugify,
 )
+from harness.model.client import ClientDoc, LiveStatus, Pacing
+from harness.model.endpoint import endpoint_key
 from tests.harness.conftest import (
-    assert_client_json_shape,
+    assert_plugin_output,
     locust_cmd,
+    plugin_windows,
     run_locust,
     write_manifest,
 )
@@ -66,14 +69,11 @@ def test_failure_kinds():
     assert classify_failure(KeyError("x")) == "key_error"
 
 
-def test_endpoint_names_and_slugs():
+def test_endpoint_names():
     assert endpoint_key("get", "/api/v1/agents/{agent_id}") == "GET /api/v1/agents/{agent_id}"
     assert endpoint_key("GET", "/api/v1/activity?limit=20&before=x") == "GET /api/v1/activity"
     assert endpoint_key("GET", "http://h:1/api/v1/agents?x=1") == "GET /api/v1/agents"
-    assert slugify("GET /api/v1/agents/{agent_id}") == "get_api_v1_agents_agent_id"
-    slugs = endpoint_slugs(["GET /a-b", "GET /a_b", "POST /api/v1/calls"])
-    assert len(set(slugs.values())) == 3
-    assert slugs["POST /api/v1/calls"] == "post_api_v1_calls"
+    assert endpoint_key("post", "http://h:1") == "POST /"
 
 
 # ---- recording and merging ----------------------------------------------------------
@@ -164,9 +164,20 @@ def test_merge_of_many_workers_equals_one_process_exactly():
             assert ha.get_total_count() == hb.get_total_count() == a[key].count
             assert hdr.encode(ha) == hdr.encode(hb)  # bucket for bucket
     assert sum(p.requests for p in workers.processes.values()) == len(samples)
-    wa, wb = workers.client_json("2.x", 3)["windows"], single.client_json("2.x", 0)["windows"]
-    assert [(w["t"], {k: c["count"] for k, c in w["endpoints"].items()}) for w in wa] == \
-        [(w["t"], {k: c["count"] for k, c in w["endpoints"].items()}) for w in wb]
+    for agg in (single, workers):
+        agg.stopping(T0 + 10.5)
+    wa, wb = workers.take_closed(math.inf), single.take_closed(math.inf)
+    assert [w.record.t - T0 for w in wa] == list(range(11))  # T0 .. T0+10, no holes
+    assert [w.record for w in wa] == [w.record for w in wb]  # counts, failures, phases
+    assert sum(c.count for w in wa for c in w.record.endpoints.values()) == len(samples)
+    for a_w, b_w in zip(wa, wb, strict=True):
+        assert a_w.histograms.keys() == b_w.histograms.keys()
+        for key, (raw, corrected) in a_w.histograms.items():
+            assert hdr.encode(raw) == hdr.encode(b_w.histograms[key][0])
+            assert hdr.encode(corrected) == hdr.encode(b_w.histograms[key][1])
+            assert raw.get_total_count() == a_w.record.endpoints[key].count
+    da, db = workers.client_doc("2.x", "master", 3), single.client_doc("2.x", "local", 0)
+    assert isinstance(da, ClientDoc) and da.endpoints == db.endpoints
 
 
 def test_warmup_boundary_is_a_whole_second_and_exact():
@@ -191,7 +202,7 @@ def test_warmup_boundary_is_a_whole_second_and_exact():
     assert no_warmup.totals["GET /x"].count == 1
 
 
-def test_phases_users_and_windows():
+def test_phases_users_and_windows(tmp_path):
     agg = RunAggregate(warmup_s=3)
     agg.start(T0 + 0.5)
     agg.spawn_complete(T0 + 1.5)
@@ -203,30 +214,65 @@ def test_phases_users_and_windows():
         rec.request("GET /x", t + 0.5, 2.0, 0, None)
     agg.merge(rec.take_delta(), "local", "local")
     assert agg.phase(T0 + 1) == "ramp"
-    assert agg.phase(T0 + 2) == "warmup" and agg.phase(T0 + 4.1) == "measure"
+    assert agg.phase(T0 + 2) == "warmup" and agg.phase(T0 + 4.1) == "measured"
     agg.stopping(T0 + 6.2)
     assert agg.phase(T0 + 6.3) == "stopping"
-    doc = agg.client_json("2.x", workers=0)
-    phases = [(w["t"] - T0, w["phase"], w["users"]) for w in doc["windows"]]
+    files = RunFiles(tmp_path)
+    files.begin(T0 + 0.5)
+    closed = agg.take_closed(math.inf)
+    files.windows(closed)
+    windows = [w.record for w in closed]
+    phases = [(w.t - T0, w.phase, w.users) for w in windows]
     assert phases == [(0, "ramp", 5), (1, "ramp", 10), (2, "warmup", 10), (3, "warmup", 10),
-                      (4, "measure", 10), (5, "measure", 10), (6, "measure", 10)]
-    assert [w["spawning"] for w in doc["windows"]] == [True, True] + [False] * 5
-    assert doc["windows"][-1]["endpoints"] == {}  # empty seconds are kept: a time series
-    assert doc["spawn_complete_at"] == T0 + 1.5
-    assert_client_json_shape(doc)
+                      (4, "measured", 10), (5, "measured", 10), (6, "measured", 10)]
+    assert [w.spawning for w in windows] == [True, True] + [False] * 5
+    assert windows[-1].endpoints == {}  # empty seconds are kept: a time series
+    assert agg.take_closed(math.inf) == []  # each second is handed over once
+    assert agg.windows == {}
+    doc = agg.client_doc("2.x", "local", workers=0)
+    assert doc.spawn_complete_at == T0 + 1.5 and doc.measure_from == T0 + 4
+    ep = doc.endpoints["GET /x"]
+    assert (ep.count, ep.warmup_count, ep.cooldown_count) == (2, 4, 0)
+    files.client(doc)
+    files.close()
+    assert assert_plugin_output(tmp_path) == doc
+    assert plugin_windows(tmp_path) == windows
 
 
-def test_late_data_for_frozen_windows_still_adds_up():
+def test_late_data_for_closed_windows_still_adds_up(tmp_path):
     agg = RunAggregate()
     agg.start(T0)
+    files = RunFiles(tmp_path)
+    files.begin(T0)
     rec = Recorder()
     rec.request("GET /x", T0 + 0.1, 5.0, 0, None)
     agg.merge(rec.take_delta(), "w1")
-    agg.freeze_before(T0 + 100)
-    rec.request("GET /x", T0 + 0.2, 7.0, 0, None)  # a slow request reported later
+    first = agg.take_closed(T0 + 1)
+    assert [w.record.t for w in first] == [T0] and agg.windows == {}
+    assert first[0].record.endpoints["GET /x"].count == 1
+    files.windows(first)
+    rec.request("GET /x", T0 + 0.2, 7.0, 0, "timeout")  # a slow request reported later
     agg.merge(rec.take_delta(), "w1")
-    cell = agg.windows[T0].endpoints["GET /x"]
-    assert cell.count == 2 and hdr.decode(cell.hist.encoded()).get_total_count() == 2
+    assert list(agg.windows) == [T0]  # the second is open again
+    again = agg.take_closed(T0 + 1)
+    assert [w.record.t for w in again] == [T0]
+    assert again[0].record.endpoints["GET /x"].count == 1  # only the late piece
+    assert again[0].record.endpoints["GET /x"].failures == {"timeout": 1}
+    files.windows(again)
+    merged = hdr.merge([first[0].histograms["GET /x"][0], again[0].histograms["GET /x"][0]])
+    assert merged.get_total_count() == 2
+    assert merged.get_max_value() == pytest.approx(7_000, rel=1e-3)
+    assert merged.get_min_value() == pytest.approx(5_000, rel=1e-3)
+    doc = agg.client_doc("2.x", "local", 0)
+    assert doc.endpoints["GET /x"].count == 2
+    assert doc.endpoints["GET /x"].failures == {"timeout": 1}
+    assert hdr.encode(merged) == doc.endpoints["GET /x"].histogram
+    files.client(doc)
+    files.close()
+    assert (tmp_path / "windows.jsonl").read_text().count("\n") == 2  # two lines, one second
+    assert_plugin_output(tmp_path)  # readers add them up exactly
+    [window] = plugin_windows(tmp_path)
+    assert window.t == T0 and window.endpoints["GET /x"].count == 2
 
 
 def test_pacing_shortfall_and_freshness():
@@ -241,36 +287,57 @@ def test_pacing_shortfall_and_freshness():
     rec.freshness(T0 + 2, None)
     agg.merge(rec.take_delta(), "local", "local")
     agg.stopping(T0 + 10.5)
+    before = agg.pacing()  # nothing closed yet: nothing counted
+    assert (before.intended_tasks, before.started_tasks) == (0, 0)
+    assert before.intended_rps is None and before.achieved_request_rps == 0.0
+    agg.take_closed(math.inf)
     pacing = agg.pacing()
-    assert pacing["intended_rps"] == 2.0 and pacing["achieved_rps"] == 1.0
-    assert pacing["shortfall_ratio"] == 0.5
-    assert pacing["achieved_request_rps"] == 1.0
-    doc = agg.client_json("2.x", 0)
-    fresh = doc["checks"]["freshness"]
-    assert fresh["samples"] == 1 and fresh["timeouts"] == 1
-    assert hdr.decode(fresh["histogram"]).get_max_value() == pytest.approx(250_000, rel=1e-3)
+    assert isinstance(pacing, Pacing)
+    assert (pacing.intended_tasks, pacing.started_tasks) == (20, 10)
+    assert pacing.intended_rps == 2.0 and pacing.achieved_rps == 1.0
+    assert pacing.shortfall_ratio == 0.5
+    assert pacing.achieved_request_rps == 1.0
+    doc = agg.client_doc("2.x", "local", 0)
+    assert doc.pacing == pacing
+    fresh = doc.checks.freshness
+    assert fresh.samples == 1 and fresh.timeouts == 1
+    assert hdr.decode(fresh.histogram).get_max_value() == pytest.approx(250_000, rel=1e-3)
 
 
 def test_generator_saturation_rule():
+    lo, hi = T0, T0 + 100
+    calm = ProcessHealth("worker", "w1", samples=[(T0 + i, 50.0) for i in range(100)])
+    calm.samples[5] = (T0 + 5, 99.0)  # 1% of the window: fine
+    assert generator_health([calm], lo, hi).saturated is False
+    hot = ProcessHealth("worker", "w2",
+                        samples=[(T0 + i, 95.0 if i % 5 == 0 else 40.0) for i in range(100)])
+    master = ProcessHealth("master", "zz", samples=[(T0 + i, 5.0) for i in range(100)])
+    gen = generator_health([hot, calm, master], lo, hi)
+    assert gen.saturated is True and gen.rule == RULE
+    assert [p.id for p in gen.processes] == ["zz", "w1", "w2"]  # the master first
+    by_id = {p.id: p for p in gen.processes}
+    assert by_id["w2"].saturated and not by_id["w1"].saturated and not by_id["zz"].saturated
+    assert by_id["w2"].cpu_above_90_share == 0.2 and by_id["w1"].cpu_above_90_share == 0.01
+    assert by_id["w2"].cpu_max == 95.0 and by_id["w2"].cpu_p90 == 95.0
+    assert by_id["w1"].cpu_max == 99.0 and by_id["w1"].cpu_p90 == 50.0
+    assert by_id["w1"].samples == 100
+    # only the measured window counts: hot before it is fine
+    before = ProcessHealth("worker", "w3", samples=[(T0 - 50 + i, 99.0) for i in range(50)]
+                           + [(T0 + i, 10.0) for i in range(100)])
+    judged = generator_health([before], lo, hi).processes[0]
+    assert not judged.saturated and judged.samples == 100 and judged.cpu_max == 10.0
+    # Locust's own warning saturates too, even without samples
+    warned = generator_health([ProcessHealth("master", "m", cpu_warnings=1)], lo, hi)
+    assert warned.saturated is True and warned.processes[0].cpu_max is None
+    # the aggregate judges its processes over the measured window
     agg = RunAggregate()
     agg.start(T0)
+    agg.process("w2", "worker").samples = list(hot.samples)
     agg.stopping(T0 + 100)
-    calm = agg.process("w1", "worker")
-    calm.samples = [(T0 + i, 50.0) for i in range(100)]
-    calm.samples[5] = (T0 + 5, 99.0)  # 1% of the window: fine
-    assert agg.generator()["saturated"] is False
-    hot = agg.process("w2", "worker")
-    hot.samples = [(T0 + i, 95.0 if i % 5 == 0 else 40.0) for i in range(100)]  # 20%
-    gen = agg.generator()
-    assert gen["saturated"] is True
-    by_id = {p["id"]: p for p in gen["processes"]}
-    assert by_id["w2"]["saturated"] and not by_id["w1"]["saturated"]
-    assert by_id["w2"]["cpu_max"] == 95.0 and by_id["w1"]["cpu_p90"] == 50.0
-    agg2 = RunAggregate()
-    agg2.start(T0)
-    agg2.process("m", "master").cpu_warnings = 1  # Locust's own warning saturates too
-    assert agg2.generator()["saturated"] is True
+    agg.take_closed(math.inf)
+    assert agg.client_doc("2.x", "master", 1).generator.saturated is True
     assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90) == 9
+    assert percentile([3.0], 50) == 3.0
     assert percentile([], 90) is None
 
 
@@ -285,15 +352,16 @@ def test_live_progress_from_recent_windows():
                         "http_500" if i == 0 and s % 2 else None)
     agg.merge(rec.take_delta(), "local", "local")
     live = agg.live(T0 + 11, horizon=T0 + 10, users=7)
-    assert live["phase"] == "measure" and live["users"] == 7
-    assert live["rps"] == 10.0
-    ep = live["endpoints"]["GET /x"]
-    assert ep["rps"] == 10.0
-    assert ep["error_rate"] == pytest.approx(3 / 50)  # seconds 5, 7, 9 of 5..9
-    assert ep["p95_ms"] == pytest.approx(100.0, rel=1e-2)
+    assert isinstance(live, LiveStatus)
+    assert live.phase == "measured" and live.users == 7
+    assert live.rps == 10.0 and live.started_at == T0 and live.measure_from == T0
+    ep = live.endpoints["GET /x"]
+    assert ep.rps == 10.0
+    assert ep.error_rate == pytest.approx(3 / 50)  # seconds 5, 7, 9 of 5..9
+    assert ep.p95_ms == pytest.approx(100.0, rel=1e-2)
     agg.stopping(T0 + 12)
-    assert agg.live(T0 + 12, T0 + 10, 7)["phase"] == "stopping"
-    json.dumps(live)
+    assert agg.live(T0 + 12, T0 + 10, 7).phase == "stopping"
+    assert LiveStatus.model_validate_json(live.model_dump_json()) == live
 
 
 # ---- in real Locust processes (against a fake API: no stack needed) ------------------
@@ -308,32 +376,37 @@ def test_tenant_leak_unexpected_status_and_coordinated_omission(fake_api, tmp_pa
         "scenarios/dashboard.py", fake_api.url, out, fake_api.manifest, users=3, run_time="4s",
         extra=["--harness-pace-scale", "50", "--harness-seed", "3"]), timeout=60)
     assert proc.returncode == 1, proc.output  # Locust's exit code when requests failed
-    doc = json.loads((out / "client.json").read_text())
-    assert_client_json_shape(doc)
-    overview = doc["endpoints"]["GET /api/v1/dashboard/overview"]
-    analytics = doc["endpoints"]["GET /api/v1/dashboard/analytics"]
-    activity = doc["endpoints"]["GET /api/v1/activity"]
-    assert overview["count"] > 0 and overview["failures"] == {"tenant_leak": overview["count"]}
-    assert doc["checks"]["tenant_leaks"] == overview["count"] + overview["warmup_count"]
+    doc = assert_plugin_output(out)
+    assert doc.role == "local" and doc.workers == 0
+    overview = doc.endpoints["GET /api/v1/dashboard/overview"]
+    analytics = doc.endpoints["GET /api/v1/dashboard/analytics"]
+    activity = doc.endpoints["GET /api/v1/activity"]
+    assert overview.count > 0 and overview.failures == {"tenant_leak": overview.count}
+    every_overview = overview.count + overview.warmup_count + overview.cooldown_count
+    assert doc.checks.tenant_leaks == every_overview  # the whole run, not only measured
+    assert overview.warmup_failures + overview.cooldown_failures == \
+        overview.warmup_count + overview.cooldown_count
     assert "TENANT LEAK on GET /api/v1/dashboard/overview" in proc.output
     assert "ERROR" in proc.output.split("TENANT LEAK", 1)[0].rsplit("\n", 1)[-1]
-    assert analytics["failures"] == {"http_500": analytics["count"]}
-    assert doc["checks"]["unexpected_statuses"]["GET /api/v1/dashboard/analytics"] == {
-        "500": analytics["count"]}
-    assert activity["failures"] == {} and activity["count"] > 0
-    assert activity["x_cache"] == {"HIT": activity["count"]}
-    assert activity["degraded"] == activity["count"] == doc["checks"]["degraded_responses"]
+    assert analytics.failures == {"http_500": analytics.count}
+    every_analytics = analytics.count + analytics.warmup_count + analytics.cooldown_count
+    assert doc.checks.unexpected_statuses["GET /api/v1/dashboard/analytics"] == {
+        "500": every_analytics}
+    assert activity.failures == {} and activity.count > 0
+    assert activity.x_cache == {"HIT": activity.count}
+    assert activity.degraded == activity.count == doc.checks.degraded_responses
     # pace 0.5 x 50 = 25 task starts/s per user (every 40 ms), but half the tasks are an
     # overview taking 200 ms: the users fall further and further behind their schedule
-    pacing = doc["pacing"]
-    assert pacing["intended_rps"] == pytest.approx(3 * 25, rel=0.15)
-    assert pacing["shortfall_ratio"] > 0.3, pacing
-    raw, corrected = (hdr.decode(overview["histogram"]),
-                      hdr.decode(overview["corrected_histogram"]))
+    pacing = doc.pacing
+    assert pacing.intended_rps == pytest.approx(3 * 25, rel=0.15)
+    assert pacing.shortfall_ratio > 0.3, pacing
+    raw, corrected = hdr.decode(overview.histogram), hdr.decode(overview.corrected_histogram)
     assert raw.get_value_at_percentile(50) >= 200_000
     assert corrected.get_value_at_percentile(99) > raw.get_value_at_percentile(99) + 1_000_000
-    assert fake_api.hits("GET", "/api/v1/dashboard/overview") == overview["count"] + overview[
-        "warmup_count"]
+    assert fake_api.hits("GET", "/api/v1/dashboard/overview") == every_overview
+    served = sum(fake_api.hits(*key.split(" ", 1)) for key in doc.endpoints)
+    windows = plugin_windows(out)  # every request the service saw is in the time series
+    assert sum(c.count for w in windows for c in w.endpoints.values()) == served
 
 
 @pytest.mark.e2e
@@ -368,4 +441,11 @@ def test_manifest_from_the_environment(fake_api, tmp_path):
                                  extra=["--exit-code-on-error", "0", "--harness-pace-scale", "10"]),
                       timeout=60, env={"HARNESS_MANIFEST": str(manifest)})
     assert proc.returncode == 0, proc.output
-    assert json.loads((tmp_path / "o" / "client.json").read_text())["endpoints"]
+    doc = assert_plugin_output(tmp_path / "o")
+    assert doc.endpoints and set(doc.endpoints) <= {
+        "GET /api/v1/dashboard/overview", "GET /api/v1/dashboard/analytics",
+        "GET /api/v1/activity"}
+    assert sum(e.count + e.warmup_count + e.cooldown_count for e in doc.endpoints.values()) \
+        == fake_api.total_hits() - fake_api.hits("GET", "/metrics")
+    # the fake API answers the plugin's /metrics scrapes with 401: no window edges
+    assert doc.server_window == {} and not (tmp_path / "o" / "metrics").exists()

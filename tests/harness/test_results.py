@@ -1,4 +1,4 @@
-"""result.json: the committed JSON Schema matches the models; loading is strict."""
+"""result.json: the committed JSON Schema matches the models; loading is strict; v1 still reads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.analysis import collect, server_metrics
-from harness.model import result as results
+from harness import hdr
 from harness.errors import ConfigError
+from harness.model import intervals
+from harness.model import result as results
+from tests.builders import EndpointSpec, LogNormal, build_run
+
+V1 = Path(__file__).resolve().parents[1] / "fixtures" / "result_v1.json"
+OVERVIEW = "GET /api/v1/dashboard/overview"
 
 
 def test_committed_schema_is_generated_from_the_models():
@@ -19,42 +24,96 @@ def test_committed_schema_is_generated_from_the_models():
         "regenerate: python -m harness.model.result > harness/model/result.schema.json")
 
 
-def sample_info(**overrides) -> results.RunInfo:
-    values = dict(run_id="r1", status="complete", scenario="mixed", shape="steady",
-                  profile="optimized", users=2, spawn_rate=1.0, duration_s=5, warmup_s=1,
-                  workers=1, target_workers=1, faults="healthy",
-                  dataset=results.DatasetInfo(preset="tiny", seed=1, generator_version=1,
-                                              anchor_date="2026-11-29"),
-                  database="embedded", git_commit=None, git_dirty=None, harness_version="0",
-                  python="3.11", platform="linux", cpu_count=2,
-                  started_at="2026-11-29T00:00:00+00:00", measure_from=None,
-                  ended_at="2026-11-29T00:00:10+00:00")
-    return results.RunInfo(**(values | overrides))
+@pytest.fixture(scope="module")
+def built():
+    return build_run({OVERVIEW: EndpointSpec(rps=8, latency_ms=LogNormal(25, 0.3),
+                                             failures={"http_500": 0.125}),
+                      "GET /api/v1/agents": EndpointSpec(rps=2)},
+                     seconds=8, warmup_s=2, seed=4, failed_scrapes=(4,))
 
 
-def test_a_built_result_validates_and_round_trips(tmp_path: Path):
-    from harness import hdr
+def test_a_built_v2_result_validates_and_round_trips(tmp_path: Path, built):
+    run_dir = built.write(tmp_path / "run")
+    raw = json.loads((run_dir / "result.json").read_text())
+    assert raw["schema_version"] == 2
+    jsonschema.validate(raw, results.json_schema())
+    loaded = results.load(run_dir / "result.json")
+    assert loaded == built.result
+    assert loaded.endpoints[OVERVIEW].count == 64 and loaded.endpoints[OVERVIEW].failures == {
+        "http_500": 8}
+    assert [f.t for f in loaded.server.failed_scrapes] == [built.client.started_at + 4]
+    assert loaded.run.machine.logical_cpus == 4 and loaded.run.target.profile == "optimized"
+    # the interval log beside it reads back to the same windows
+    log = intervals.load(run_dir / loaded.windows.interval_log)
+    assert log.entries == built.log.entries
+    assert hdr.encode(log.merged(OVERVIEW, built.seconds())) == loaded.endpoints[OVERVIEW].histogram
 
-    h = hdr.new_histogram()
-    for v in (1000, 2000, 3000, 50_000):
-        hdr.record(h, v)
-    client = {"measure_from": 100.0, "ended_at": 110.0,
-              "endpoints": {"GET /api/v1/agents": {"count": 4, "failures": {"http_500": 1},
-                                                   "histogram": hdr.encode(h),
-                                                   "corrected_histogram": hdr.encode(h)}}}
-    result = collect.build(sample_info(), client, None)
-    assert result.endpoints["GET /api/v1/agents"].latency_ms.p50 == pytest.approx(2.0, rel=0.01)
-    assert result.totals.count == 4 and result.totals.failure_rate == 0.25
+
+def test_the_committed_schema_validates_a_built_result(built):
+    raw = json.loads(built.result.model_dump_json())
+    jsonschema.validate(raw, json.loads(results.SCHEMA_PATH.read_text()))
+    raw["windows"]["seconds"][0]["phase"] = "measure"  # v1's name for the phase
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(raw, results.json_schema())
+
+
+def test_a_v1_result_loads_without_windows():
+    raw = json.loads(V1.read_text())
+    assert raw["schema_version"] == 1
+    r = results.load(V1)
+    assert r.schema_version == 2 and r.windows is None
+    assert r.run.run_id == "20261201T212115Z-mixed-optimized-7185"
+    assert r.run.target is None and r.run.machine is None
+    assert set(r.endpoints) == set(raw["endpoints"]) == {
+        "GET /api/v1/activity", "GET /api/v1/agents", "GET /api/v1/agents/{agent_id}",
+        "GET /api/v1/dashboard/analytics", "GET /api/v1/dashboard/overview"}
+    for key, want in raw["endpoints"].items():
+        got = r.endpoints[key].model_dump()
+        assert {k: got[k] for k in want} == want, key
+    got_totals = r.totals.model_dump()
+    assert {k: got_totals[k] for k in raw["totals"]} == raw["totals"]
+    assert r.totals.count == 9 and r.totals.throughput_rps == 2.016
+    assert hdr.decode(r.totals.histogram).get_total_count() == 9
+    assert r.agreement.model_dump() == raw["agreement"]
+    assert r.server.series == [] and r.server.failed_scrapes == []
+
+
+def test_a_v1_result_saved_again_is_v2_and_reads_back(tmp_path: Path):
+    r = results.load(V1)
     path = tmp_path / "result.json"
-    results.save(result, path)
-    jsonschema.validate(json.loads(path.read_text()), results.json_schema())
-    assert results.load(path) == result
+    results.save(r, path)
+    raw = json.loads(path.read_text())
+    assert raw["schema_version"] == 2 and raw["windows"] is None
+    jsonschema.validate(raw, results.json_schema())
+    assert results.load(path) == r
+
+
+def test_v1_events_are_typed_on_the_way_in(tmp_path: Path):
+    raw = json.loads(V1.read_text())
+    raw["events"] = [{"t": 5.0, "name": "fault:outage", "ok": False, "error": "stub down",
+                      "extra": 1}, {"name": "phase:measured"}, "garbage"]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(raw))
+    events = results.load(path).events
+    assert [(e.t, e.name, e.ok, e.error) for e in events] == [
+        (5.0, "fault:outage", False, "stub down"), (0.0, "phase:measured", True, None)]
+
+
+def test_a_truncated_result_is_a_config_error(tmp_path: Path, built):
+    path = tmp_path / "result.json"
+    text = built.result.model_dump_json(indent=2)
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        results.load(path)
 
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
-    ('{"schema_version": 99}', "unsupported schema_version"),
-    ('{"schema_version": 1, "run": {}}', "invalid result"),
+    ('{"schema_version": 99}', "unsupported schema_version 99"),
+    ("[1, 2]", "unsupported schema_version None"),
+    ('{"run": {}}', "unsupported schema_version None"),
+    ('{"schema_version": 1, "run": {}}', "invalid result at run"),
+    ('{"schema_version": 2, "run": {}}', "invalid result at run"),
 ])
 def test_bad_result_files_are_config_errors(tmp_path: Path, content: str, message: str):
     path = tmp_path / "result.json"
@@ -65,19 +124,22 @@ def test_bad_result_files_are_config_errors(tmp_path: Path, content: str, messag
         results.load(tmp_path / "missing.json")
 
 
-def test_prometheus_histogram_quantile_interpolates_like_promql():
-    text = "\n".join([
-        "# TYPE x histogram",
-        'x_bucket{le="0.1"} 50', 'x_bucket{le="0.2"} 90', 'x_bucket{le="0.4"} 100',
-        'x_bucket{le="+Inf"} 100', "x_count 100", "x_sum 10", ""])
-    samples = server_metrics.parse(text)
-    assert server_metrics.histogram_quantile(samples, "x", 0.5) == pytest.approx(0.1)
-    assert server_metrics.histogram_quantile(samples, "x", 0.95) == pytest.approx(0.3)
-    empty = server_metrics.delta(samples, samples)
-    assert server_metrics.histogram_quantile(empty, "x", 0.5) is None
+def test_a_v2_result_with_an_unknown_field_is_refused(tmp_path: Path, built):
+    raw = json.loads(built.result.model_dump_json())
+    raw["endpoints"][OVERVIEW]["p95"] = 1.0
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=r"invalid result at endpoints\.GET /api/v1/dashboard"):
+        results.load(path)
 
 
-def test_window_delta_is_reset_aware():
-    before = server_metrics.parse('# TYPE c counter\nc_total{a="1"} 10\n')
-    after = server_metrics.parse('# TYPE c counter\nc_total{a="1"} 3\n')
-    assert server_metrics.total(server_metrics.delta(before, after), "c_total") == 3
+def test_latency_of_is_the_one_histogram_to_percentiles_mapping():
+    h = hdr.new_histogram()
+    for v in (1000, 2000, 3000, 50_000):
+        hdr.record(h, v)
+    lat = results.Latency.of(h)
+    assert lat == results.Latency.of(hdr.encode(h))
+    assert (lat.count, lat.min, lat.max) == (4, 1.0, pytest.approx(50.0, rel=1e-3))
+    assert lat.p50 == pytest.approx(2.0, rel=1e-3) and lat.p999 == lat.max
+    assert results.Latency.of(None) == results.Latency.of("") == results.Latency(count=0)
+    assert results.Latency.of(hdr.new_histogram()).p95 is None

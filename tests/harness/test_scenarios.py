@@ -17,11 +17,13 @@ import time
 import pytest
 
 import scenarios
-from harness import hdr
+from harness.model.client import LiveStatus
 from tests.harness.conftest import (
+    PHASE_ORDER,
     REPO,
-    assert_client_json_shape,
+    assert_plugin_output,
     locust_cmd,
+    plugin_windows,
     run_locust,
     server_counts,
 )
@@ -126,12 +128,12 @@ def test_shape_is_selected_by_name_and_ends_the_run(fake_api, tmp_path):
     proc = run_locust(cmd, timeout=60, env={"HARNESS_USERS": "5", "HARNESS_DURATION_S": "6"})
     assert proc.returncode == 0, proc.output
     assert "Shape test stopping" in proc.output
-    doc = json.loads((out / "client.json").read_text())
-    assert doc["shape"] == "HarnessShape"
-    users = [w["users"] for w in doc["windows"]]
+    doc = assert_plugin_output(out)
+    assert doc.shape == "HarnessShape"
+    users = [w.users for w in plugin_windows(out) if w.phase != "cooldown"]
     assert min(users) == 1 and max(users) == 5, users  # 20% baseline, then the spike
     assert users.index(5) >= 2
-    assert doc["ended_at"] - doc["started_at"] == pytest.approx(6, abs=1.5)
+    assert doc.ended_at - doc.started_at == pytest.approx(6, abs=1.5)
 
 
 # ---- upstream faults (against a fake stub) --------------------------------------------
@@ -144,11 +146,18 @@ def test_upstream_faults_switches_the_stub_and_records_events(fake_api, tmp_path
                      extra=["--harness-stub-url", fake_api.url, "--exit-code-on-error", "0"])
     proc = run_locust(cmd, timeout=60)
     assert proc.returncode == 0, proc.output
-    doc = json.loads((out / "client.json").read_text())
-    names = [e["name"] for e in doc["events"]]
-    assert names == ["faults:healthy", "faults:flaky", "faults:outage", "faults:healthy"]
-    offsets = [e["t"] - doc["started_at"] for e in doc["events"]]
+    doc = assert_plugin_output(out)
+    faults = [e for e in doc.events if e.name.startswith("faults:")]
+    assert [e.name for e in faults] == [
+        "faults:healthy", "faults:flaky", "faults:outage", "faults:healthy"]
+    assert all(e.ok and e.error is None for e in faults)
+    offsets = [e.t - doc.started_at for e in faults]
     assert offsets == pytest.approx([0, 1, 2, 3], abs=0.5)
+    phases = {e.name: e.t for e in doc.events if not e.name.startswith("faults:")}
+    assert phases == {"phase:ramp": doc.started_at, "phase:measured": doc.measure_from,
+                      "spawning_complete": doc.spawn_complete_at,
+                      "phase:cooldown": doc.stopping_at}
+    assert [e.t for e in doc.events] == sorted(e.t for e in doc.events)
     assert [b["preset"] for path, b in fake_api.posts if path == "/__admin/faults"] == [
         "healthy", "flaky", "outage", "healthy"]
 
@@ -172,30 +181,36 @@ def test_local_run_of_mixed_records_every_endpoint(stack, tmp_path):
                      extra=["--harness-warmup", "2", "--harness-seed", "7"])
     proc = run_locust(cmd, timeout=90)
     assert proc.returncode == 0, proc.output
-    doc = json.loads((out / "client.json").read_text())
-    assert_client_json_shape(doc)
-    assert set(doc["endpoints"]) == MIXED_ENDPOINTS
-    for name, ep in doc["endpoints"].items():
-        assert ep["count"] > 0, name
-        assert ep["failures"] == {}, (name, ep["failures"])
-    assert doc["shape"] is None and doc["workers"] == 0
-    assert doc["measure_from"] == pytest.approx(doc["started_at"] + 2, abs=1.0)
-    assert doc["ended_at"] - doc["started_at"] == pytest.approx(8, abs=1.0)
-    phases = [w["phase"] for w in doc["windows"]]
-    assert phases[0] == "ramp" and "warmup" in phases and phases[-1] == "measure"
-    assert phases == sorted(phases, key=["ramp", "warmup", "measure"].index)
-    assert max(w["users"] for w in doc["windows"]) == 20
-    assert doc["checks"]["tenant_leaks"] == 0
-    assert doc["pacing"]["intended_rps"] > 0 and doc["pacing"]["shortfall_ratio"] < 0.5
-    assert [p["role"] for p in doc["generator"]["processes"]] == ["local"]
-    for name, ep in doc["endpoints"].items():  # histogram files = the measured histograms
-        raw = hdr.decode((out / doc["histogram_files"][name]).read_text())
-        corrected = hdr.decode((out / doc["histogram_files"][name].replace(
-            ".hdr", ".corrected.hdr")).read_text())
-        assert raw.get_total_count() == corrected.get_total_count() == ep["count"]
-    live = json.loads((out / "live.json").read_text())
-    assert {"t", "phase", "users", "rps", "endpoints"} <= set(live)
-    assert live["phase"] in ("ramp", "warmup", "measure", "stopping")
+    doc = assert_plugin_output(out)
+    assert doc.role == "local" and doc.locustfiles.endswith("scenarios/mixed.py")
+    assert doc.host == stack.info.target_url
+    assert set(doc.endpoints) == MIXED_ENDPOINTS
+    for name, ep in doc.endpoints.items():
+        assert ep.count > 0, name
+        assert ep.failures == {} and ep.warmup_failures == ep.cooldown_failures == 0, name
+    assert doc.shape is None and doc.workers == 0 and doc.incomplete_workers == []
+    assert doc.warmup_s == 2.0
+    assert doc.measure_from == pytest.approx(doc.started_at + 2, abs=1.0)
+    assert doc.ended_at - doc.started_at == pytest.approx(8, abs=1.0)
+    windows = plugin_windows(out)
+    phases = [w.phase for w in windows]
+    assert phases[0] == "ramp" and "warmup" in phases and "measured" in phases
+    assert phases == sorted(phases, key=PHASE_ORDER.index)
+    assert max(w.users for w in windows) == 20
+    assert doc.checks.tenant_leaks == 0 and doc.checks.unexpected_statuses == {}
+    # 20 users of weights 70/25/5: 14 dashboard and 5 agents users at 0.5 tasks/s, one
+    # writer at 0.2: 9.7 intended task starts a second, which the service keeps up with
+    assert doc.pacing.intended_rps == pytest.approx(9.7, rel=0.15), doc.pacing
+    assert doc.pacing.shortfall_ratio < 0.1, doc.pacing
+    assert [p.role for p in doc.generator.processes] == ["local"]
+    assert doc.generator.processes[0].requests == sum(
+        e.count + e.warmup_count + e.cooldown_count for e in doc.endpoints.values())
+    assert set(doc.server_window) == {"start", "end"}
+    for edge in ("start", "end"):
+        assert "http_request_duration_seconds" in (
+            out / "metrics" / f"window-{edge}.prom").read_text()
+    live = LiveStatus.model_validate_json((out / "live.json").read_bytes())
+    assert live.phase == "stopping" and live.started_at == doc.started_at
     assert not [p for p in out.rglob("*.tmp")]
 
 
@@ -226,11 +241,12 @@ def test_distributed_run_merges_exactly(stack, tmp_path, children):
     after = server_counts(target)
     assert result.returncode == 0, result.output
 
-    doc = json.loads((out / "client.json").read_text())
-    assert_client_json_shape(doc)
-    assert set(doc["endpoints"]) == DASHBOARD_ENDPOINTS
-    assert doc["workers"] == 2 and doc["incomplete_workers"] == []
-    merged = sum(ep["count"] + ep["warmup_count"] for ep in doc["endpoints"].values())
+    doc = assert_plugin_output(out)
+    assert doc.role == "master"
+    assert set(doc.endpoints) == DASHBOARD_ENDPOINTS
+    assert doc.workers == 2 and doc.incomplete_workers == []
+    merged = sum(ep.count + ep.warmup_count + ep.cooldown_count
+                 for ep in doc.endpoints.values())
     per_worker = []
     for log in worker_logs:
         line = next(ln for ln in log.splitlines() if "final report of this worker" in ln)
@@ -238,14 +254,16 @@ def test_distributed_run_merges_exactly(stack, tmp_path, children):
     served = {k: after[k] - before.get(k, 0) for k in DASHBOARD_ENDPOINTS}
     assert all(n > 0 for n in per_worker), per_worker
     assert merged == sum(per_worker) == sum(served.values()), (merged, per_worker, served)
-    for name, ep in doc["endpoints"].items():  # per endpoint too
-        assert ep["count"] + ep["warmup_count"] == served[name], name
-    procs = doc["generator"]["processes"]
-    assert sorted(p["role"] for p in procs) == ["master", "worker", "worker"]
-    assert sorted(p["requests"] for p in procs if p["role"] == "worker") == sorted(per_worker)
-    assert all(p["samples"] > 0 and p["cpu_max"] is not None for p in procs)
-    assert max(w["users"] for w in doc["windows"]) == 10
-    assert any(ep["warmup_count"] > 0 for ep in doc["endpoints"].values())
+    for name, ep in doc.endpoints.items():  # per endpoint too
+        assert ep.count + ep.warmup_count + ep.cooldown_count == served[name], name
+    windows = plugin_windows(out)  # and in the time series
+    assert sum(c.count for w in windows for c in w.endpoints.values()) == merged
+    procs = doc.generator.processes
+    assert [p.role for p in procs] == ["master", "worker", "worker"]
+    assert sorted(p.requests for p in procs if p.role == "worker") == sorted(per_worker)
+    assert all(p.samples > 0 and p.cpu_max is not None for p in procs)
+    assert max(w.users for w in windows) == 10
+    assert any(ep.warmup_count > 0 for ep in doc.endpoints.values())
 
 
 @pytest.mark.e2e
@@ -272,7 +290,8 @@ def test_sigterm_to_every_process_still_writes_exact_results(stack, tmp_path, ch
         time.sleep(0.2)
         if (out / "live.json").exists():
             live = json.loads((out / "live.json").read_text())
-    assert live.get("phase") == "measure" and live["users"] == 6, live
+    assert live.get("phase") == "measured" and live["users"] == 6, live
+    LiveStatus.model_validate(live)
     assert set(live["endpoints"]) <= {"GET /api/v1/agents", "GET /api/v1/agents/{agent_id}"}
     for ep in live["endpoints"].values():
         assert ep["rps"] > 0 and ep["p95_ms"] > 0 and ep["error_rate"] == 0
@@ -281,8 +300,15 @@ def test_sigterm_to_every_process_still_writes_exact_results(stack, tmp_path, ch
     results = [children.wait(p, timeout=60) for p in procs]
     assert results[0].returncode == 0, results[0].output
     after = server_counts(target)
-    doc = json.loads((out / "client.json").read_text())
-    assert doc["incomplete_workers"] == [] and doc["workers"] == 2
-    merged = sum(ep["count"] + ep["warmup_count"] for ep in doc["endpoints"].values())
-    served = sum(after[k] - before.get(k, 0) for k in doc["endpoints"])
+    doc = assert_plugin_output(out)
+    assert doc.incomplete_workers == [] and doc.workers == 2
+    merged = sum(ep.count + ep.warmup_count + ep.cooldown_count
+                 for ep in doc.endpoints.values())
+    served = sum(after[k] - before.get(k, 0) for k in doc.endpoints)
     assert merged == served > 0
+    windows = plugin_windows(out)
+    assert sum(c.count for w in windows for c in w.endpoints.values()) == merged
+    # no --harness-warmup: every second up to the stop is measured, from the first spawn on
+    assert doc.warmup_s == 0 and windows[0].phase == "measured"
+    assert {w.phase for w in windows} <= {"measured", "cooldown"}
+    assert all(ep.warmup_count == 0 for ep in doc.endpoints.values())
