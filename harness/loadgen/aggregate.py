@@ -141,6 +141,11 @@ class RunAggregate:
             self.stopping_at = t
             self.add_event(t, "phase:cooldown")
 
+    def cpu_sample(self, key: str, role: str, t: float, value: float, pid: int | None = None,
+                   host: str | None = None) -> None:
+        """A CPU sample of a process that reports no deltas (the master itself)."""
+        self.process(key, role, pid, host).add_cpu(t, value, self.measure_from, self.stopping_at)
+
     def set_users(self, t: float, n: int) -> None:
         self.users[int(t)] = int(n)
 
@@ -181,7 +186,8 @@ class RunAggregate:
         """Add one delta of one process (exact; any order)."""
         proc = self.process(source, role, pid, host)
         proc.requests += int(delta.get("requests", 0))
-        proc.samples.extend((float(t), float(v)) for t, v in delta.get("cpu", ()))
+        for t, v in delta.get("cpu", ()):
+            proc.add_cpu(float(t), float(v), self.measure_from, self.stopping_at)
         proc.cpu_warnings += int(delta.get("cpu_warnings", 0))
         proc.last_horizon = max(proc.last_horizon, float(delta.get("horizon") or 0.0))
         if delta.get("final"):
@@ -364,8 +370,7 @@ class RunAggregate:
             freshness=Freshness(samples=self.freshness.get_total_count(),
                                 timeouts=self.freshness_timeouts,
                                 histogram=hdr.encode(self.freshness)))
-        health = generator_health(list(self.processes.values()), self.measure_from,
-                                  self.stopping_at or self.ended_at)
+        health = generator_health(list(self.processes.values()))
         return ClientDoc(
             locust_version=locust_version, role=role, started_at=self.started_at,
             spawn_complete_at=self.spawn_complete_at, measure_from=self.measure_from,

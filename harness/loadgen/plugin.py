@@ -338,8 +338,7 @@ class Plugin:
         cpu = self._proc.cpu_percent(None)
         if self.role == "master":
             if self.aggregate is not None:
-                self.aggregate.process("master", "master", os.getpid(), self.host) \
-                    .samples.append((now, cpu))
+                self.aggregate.cpu_sample("master", "master", now, cpu, os.getpid(), self.host)
         else:
             self.recorder.cpu_sample(now, cpu)
         if self.role == "worker" or self.aggregate is None:

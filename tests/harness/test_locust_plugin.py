@@ -15,7 +15,7 @@ import pytest
 
 from harness import hdr
 from harness.loadgen.aggregate import RunAggregate
-from harness.loadgen.health import RULE, ProcessHealth, generator_health, percentile
+from harness.loadgen.health import RULE, ProcessHealth, generator_health
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import (
     ConnectionFailure,
@@ -304,15 +304,21 @@ def test_pacing_shortfall_and_freshness():
     assert hdr.decode(fresh.histogram).get_max_value() == pytest.approx(250_000, rel=1e-3)
 
 
+def fed(role: str, pid: str, samples, lo=T0, hi=T0 + 100, warnings=0) -> ProcessHealth:
+    proc = ProcessHealth(role, pid, cpu_warnings=warnings)
+    for t, v in samples:
+        proc.add_cpu(t, v, lo, hi)
+    return proc
+
+
 def test_generator_saturation_rule():
-    lo, hi = T0, T0 + 100
-    calm = ProcessHealth("worker", "w1", samples=[(T0 + i, 50.0) for i in range(100)])
-    calm.samples[5] = (T0 + 5, 99.0)  # 1% of the window: fine
-    assert generator_health([calm], lo, hi).saturated is False
-    hot = ProcessHealth("worker", "w2",
-                        samples=[(T0 + i, 95.0 if i % 5 == 0 else 40.0) for i in range(100)])
-    master = ProcessHealth("master", "zz", samples=[(T0 + i, 5.0) for i in range(100)])
-    gen = generator_health([hot, calm, master], lo, hi)
+    calm_samples = [(T0 + i, 99.0 if i == 5 else 50.0) for i in range(100)]  # 1%: fine
+    calm = fed("worker", "w1", calm_samples)
+    assert generator_health([calm]).saturated is False
+    hot_samples = [(T0 + i, 95.0 if i % 5 == 0 else 40.0) for i in range(100)]  # 20%
+    hot = fed("worker", "w2", hot_samples)
+    master = fed("master", "zz", [(T0 + i, 5.0) for i in range(100)])
+    gen = generator_health([hot, calm, master])
     assert gen.saturated is True and gen.rule == RULE
     assert [p.id for p in gen.processes] == ["zz", "w1", "w2"]  # the master first
     by_id = {p.id: p for p in gen.processes}
@@ -321,24 +327,42 @@ def test_generator_saturation_rule():
     assert by_id["w2"].cpu_max == 95.0 and by_id["w2"].cpu_p90 == 95.0
     assert by_id["w1"].cpu_max == 99.0 and by_id["w1"].cpu_p90 == 50.0
     assert by_id["w1"].samples == 100
-    # only the measured window counts: hot before it is fine
-    before = ProcessHealth("worker", "w3", samples=[(T0 - 50 + i, 99.0) for i in range(50)]
-                           + [(T0 + i, 10.0) for i in range(100)])
-    judged = generator_health([before], lo, hi).processes[0]
-    assert not judged.saturated and judged.samples == 100 and judged.cpu_max == 10.0
+    # only the measured window counts: hot before it (or after the stop) is fine
+    before = fed("worker", "w3", [(T0 - 50 + i, 99.0) for i in range(50)]
+                 + [(T0 + i, 10.0) for i in range(101)] + [(T0 + 101, 99.0)])
+    judged = generator_health([before]).processes[0]
+    assert not judged.saturated and judged.samples == 101 and judged.cpu_max == 10.0
+    # no sample inside the window: its whole life is judged
+    outside = generator_health([fed("worker", "w4", [(T0 - 5, 97.0)] * 3)]).processes[0]
+    assert outside.saturated and outside.samples == 3
     # Locust's own warning saturates too, even without samples
-    warned = generator_health([ProcessHealth("master", "m", cpu_warnings=1)], lo, hi)
+    warned = generator_health([fed("master", "m", [], warnings=1)])
     assert warned.saturated is True and warned.processes[0].cpu_max is None
-    # the aggregate judges its processes over the measured window
-    agg = RunAggregate()
-    agg.start(T0)
-    agg.process("w2", "worker").samples = list(hot.samples)
-    agg.stopping(T0 + 100)
+
+
+def test_cpu_p90_is_the_nearest_rank_of_the_samples():
+    rng = random.Random(4)
+    values = [round(rng.uniform(0, 100), 1) for _ in range(537)]
+    stats = fed("worker", "w", [(T0 + i, v) for i, v in enumerate(values)], hi=T0 + 1000).inside
+    ordered = sorted(values)
+    assert stats.p90() == ordered[math.ceil(0.9 * len(ordered)) - 1]
+    assert stats.max == max(values) and stats.n == 537
+    assert len(stats.values) <= 1001  # bounded by the resolution, not by the run's length
+
+
+def test_the_aggregate_judges_cpu_samples_over_the_measured_window():
+    agg = RunAggregate(warmup_s=2)
+    agg.start(T0 + 0.5)  # measured from T0 + 3
+    rec = Recorder()
+    for i in range(10):
+        rec.cpu_sample(T0 + i, 99.0 if i < 3 else 20.0)  # hot only during the warm-up
+    agg.merge(rec.take_delta(), "w1")
+    agg.cpu_sample("master", "master", T0 + 5, 10.0)
+    agg.stopping(T0 + 10)
     agg.take_closed(math.inf)
-    assert agg.client_doc("2.x", "master", 1).generator.saturated is True
-    assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90) == 9
-    assert percentile([3.0], 50) == 3.0
-    assert percentile([], 90) is None
+    gen = agg.client_doc("2.x", "master", 1).generator
+    assert gen.saturated is False
+    assert {p.id: p.samples for p in gen.processes} == {"master": 1, "w1": 7}
 
 
 def test_live_progress_from_recent_windows():
