@@ -160,14 +160,21 @@ def values_at_percentiles(h: HdrHistogram, percentiles: Iterable[float]) -> list
     pcts = list(percentiles)
     if total == 0:
         return [0 for _ in pcts]
-    cum = np.cumsum(counts(h), dtype=np.int64)
+    lo, hi = _used(h)
+    cum = np.cumsum(counts(h)[lo:hi], dtype=np.int64)
     layout = _layout(h)
     out = []
     for p in pcts:
         target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)  # hdrh's target count
-        index = int(np.searchsorted(cum, target, side="left"))
+        index = lo + int(np.searchsorted(cum, target, side="left"))
         out.append(int(layout.highest[index] if p else layout.lowest[index]))
     return out
+
+
+def _used(h: HdrHistogram) -> tuple[int, int]:
+    """The slice of the counts array between the smallest and largest recorded value."""
+    return (h.get_counts_array_index(h.get_min_value()),
+            h.get_counts_array_index(h.get_max_value()) + 1)
 
 
 def mean_value(h: HdrHistogram) -> float:
@@ -175,10 +182,9 @@ def mean_value(h: HdrHistogram) -> float:
     total = h.get_total_count()
     if total == 0:
         return 0.0
-    c = counts(h)
-    nonzero = np.flatnonzero(c)
-    return float(np.dot(c[nonzero].astype(np.float64),
-                        _layout(h).median[nonzero].astype(np.float64)) / total)
+    lo, hi = _used(h)
+    c = counts(h)[lo:hi].astype(np.float64)
+    return float(np.dot(c, _layout(h).median[lo:hi].astype(np.float64)) / total)
 
 
 def summary(h: HdrHistogram) -> dict[str, float | int | None]:

@@ -45,7 +45,6 @@ SERIES_METRICS = frozenset({
     "db_pool_size", "db_pool_in_use", "db_pool_waiting", "db_pool_max_size",
     "db_pool_acquire_timeouts_total", "db_query_duration_seconds_count",
     "db_query_errors_total", "kpi_view_refreshes_total", "kpi_view_staleness_seconds",
-    "target_settings_info",
 })
 """The samples read from the periodic scrapes: the series' counters and gauges (no
 histogram buckets, which are 2/3 of an exposition: parsing every scrape whole made
