@@ -162,6 +162,8 @@ def values_at_percentiles(h: HdrHistogram, percentiles: Iterable[float]) -> list
         return [0 for _ in pcts]
     lo, hi = _used(h)
     cum = np.cumsum(counts(h)[lo:hi], dtype=np.int64)
+    if not len(cum) or cum[-1] != total:  # min/max tracking off (hdrh's add): use them all
+        lo, cum = 0, np.cumsum(counts(h), dtype=np.int64)
     layout = _layout(h)
     out = []
     for p in pcts:
@@ -183,6 +185,8 @@ def mean_value(h: HdrHistogram) -> float:
     if total == 0:
         return 0.0
     lo, hi = _used(h)
+    if int(counts(h)[lo:hi].sum()) != total:  # min/max tracking off: use every bucket
+        lo, hi = 0, h.counts_len
     c = counts(h)[lo:hi].astype(np.float64)
     return float(np.dot(c, _layout(h).median[lo:hi].astype(np.float64)) / total)
 

@@ -124,3 +124,13 @@ def test_vectorized_percentiles_and_mean_equal_hdrh_exactly(seed):
     assert hdr.mean_value(h) == pytest.approx(h.get_mean_value(), rel=1e-12)
     decoded = hdr.decode(hdr.encode(h))  # decoded histograms share the layout
     assert hdr.values_at_percentiles(decoded, pcts) == hdr.values_at_percentiles(h, pcts)
+
+
+def test_percentiles_stay_exact_when_hdrh_lost_track_of_the_minimum():
+    """hdrh's own `add` takes min() with an empty histogram's 0 (see hdr.merge); the fast
+    path must not trust a wrong minimum or maximum."""
+    h = filled([1000, 2000, 3000])
+    h.min_value = 2500  # what a careless merge can leave behind
+    assert hdr.values_at_percentiles(h, [0, 50, 100]) == \
+        [h.get_value_at_percentile(p) for p in (0, 50, 100)]
+    assert hdr.mean_value(h) == pytest.approx(h.get_mean_value(), rel=1e-12)
