@@ -154,7 +154,7 @@ def run(
                 progress.phase(f"run record written in {time.perf_counter() - started:.2f}s: "
                                + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB"
                                            for p in written))
-            except (HarnessError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure here is one line, exit 3
                 if outcome.error is not None:  # what ended the run matters more
                     err.print(f"no run record: {exc}", highlight=False, soft_wrap=True)
                     raise outcome.error from None

@@ -164,23 +164,29 @@ def _gauge_max(scrapes: Iterable[Samples], name: str) -> float | None:
     return max(values) if values else None
 
 
-def routes(window: Samples) -> dict[str, RouteStats]:
-    """Requests per "METHOD route" as the service counted them."""
-    counts: dict[tuple[str, str], float] = defaultdict(float)
-    errors: dict[tuple[str, str], float] = defaultdict(float)
-    for labels, value in select(window, "http_request_duration_seconds_count"):
-        key = (labels.get("method", ""), labels.get("route", ""))
+def requests_by_route(samples: Samples) -> tuple[dict[str, float], dict[str, float]]:
+    """Requests and 5xx answers per "METHOD route", as the service counted them."""
+    counts: dict[str, float] = defaultdict(float)
+    errors: dict[str, float] = defaultdict(float)
+    for labels, value in select(samples, "http_request_duration_seconds_count"):
+        key = f"{labels.get('method', '')} {labels.get('route', '')}"
         counts[key] += value
         if labels.get("status", "").startswith("5"):
             errors[key] += value
+    return dict(counts), dict(errors)
+
+
+def routes(window: Samples) -> dict[str, RouteStats]:
+    """Requests per "METHOD route" over the window, with their p95."""
+    counts, errors = requests_by_route(window)
     out = {}
-    for (method, route), count in counts.items():
+    for key, count in counts.items():
         if count <= 0:
             continue
+        method, _, route = key.partition(" ")
         p95 = histogram_quantile(window, "http_request_duration_seconds", 0.95,
                                  method=method, route=route)
-        out[f"{method} {route}"] = RouteStats(count=count, errors_5xx=errors[(method, route)],
-                                              p95_ms=_ms(p95))
+        out[key] = RouteStats(count=count, errors_5xx=errors.get(key, 0.0), p95_ms=_ms(p95))
     return out
 
 
@@ -258,15 +264,9 @@ def sample(t: float, since: float, phase: str, edge: str | None, d: Samples,
     for labels, value in select(d, "cache_evictions_total"):
         by = evictions.setdefault(labels.get("cache", ""), {})
         by[labels.get("cause", "")] = by.get(labels.get("cause", ""), 0.0) + value
-    requests: dict[str, float] = defaultdict(float)
-    errors: dict[str, float] = defaultdict(float)
-    for labels, value in select(d, "http_request_duration_seconds_count"):
-        key = f"{labels.get('method', '')} {labels.get('route', '')}"
-        requests[key] += value
-        if labels.get("status", "").startswith("5"):
-            errors[key] += value
+    requests, errors = requests_by_route(d)
     return ServerSample(
-        t=t, since=since, phase=phase, edge=edge, requests=dict(requests),
+        t=t, since=since, phase=phase, edge=edge, requests=requests,
         errors_5xx={k: v for k, v in errors.items() if v},
         cache_hits=by_label(d, "cache_hits_total", "cache"),
         cache_misses=by_label(d, "cache_misses_total", "cache"),
@@ -289,15 +289,21 @@ two were taken by different processes, so their order within the band is unknown
 a pair in the wrong order would look like a counter reset."""
 
 
+def ordered(scrapes: list[tuple[Scrape, Samples]]) -> list[tuple[Scrape, Samples]]:
+    """The scrapes in time order, without periodic ones inside an edge's band: the one
+    ordering both the series and the window's totals are computed over."""
+    edges = [s.t for s, _ in scrapes if s.edge is not None]
+    kept = [(s, v) for s, v in scrapes
+            if s.edge is not None or all(abs(s.t - e) > EDGE_BAND_S for e in edges)]
+    return sorted(kept, key=lambda pair: (pair[0].t, pair[0].edge != "start"))
+
+
 def series(scrapes: list[tuple[Scrape, Samples]], start: float,
            end: float) -> list[ServerSample]:
     """A row per answered scrape after the first, in time order, phased by the window."""
     rows = []
-    edges = [s.t for s, _ in scrapes if s.edge is not None]
-    kept = [(s, v) for s, v in scrapes
-            if s.edge is not None or all(abs(s.t - e) > EDGE_BAND_S for e in edges)]
-    ordered = sorted(kept, key=lambda pair: (pair[0].t, pair[0].edge != "start"))
-    for (prev, before), (cur, now) in zip(ordered, ordered[1:], strict=False):
+    steps = ordered(scrapes)
+    for (prev, before), (cur, now) in zip(steps, steps[1:], strict=False):
         phase = "before" if cur.t <= start else "measured" if cur.t <= end else "after"
         rows.append(sample(cur.t, prev.t, phase, cur.edge, delta(before, now), now))
     return rows
@@ -324,7 +330,8 @@ def summarize(start: Scrape, end: Scrape, during: list[Scrape]) -> ServerSide:
     gauge peaks are taken over the measured window's scrapes."""
     first, last = parse(start.text or ""), parse(end.text or "")
     answered = [(s, parse(s.text, SERIES_METRICS)) for s in during if s.text is not None]
-    inside = [samples for s, samples in answered if start.t < s.t < end.t]
+    timed = ordered([(start, first), *answered, (end, last)])
+    inside = [samples for s, samples in timed if s.edge is None and start.t < s.t < end.t]
     scrapes = [first, *inside, last]
     window = stepwise_delta(first, last, inside)
     acquire = histogram_quantile(window, "db_pool_acquire_seconds", 0.95)
@@ -342,7 +349,6 @@ def summarize(start: Scrape, end: Scrape, during: list[Scrape]) -> ServerSide:
         "change_to_visible_p95_s": histogram_quantile(window,
                                                       "kpi_view_change_to_visible_seconds", 0.95),
     }
-    timed = [(start, first), *answered, (end, last)]
     return ServerSide(scrapes=len(timed), routes=routes(window), caches=caches(window),
                       upstream=upstream(window, scrapes), db_pool=pool, queries=queries(window),
                       kpi_view=kpi, series=series(timed, start.t, end.t),

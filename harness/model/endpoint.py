@@ -15,11 +15,19 @@ HistogramKind = Literal["raw", "corrected"]
 
 
 def endpoint_key(method: str, name: str) -> str:
-    """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query."""
+    """ "METHOD /route" for a request; a bare URL (no `name=` given) loses host and query.
+
+    Whitespace and commas in the name are percent-encoded (and `%` left alone, so a key
+    passes through unchanged), so every key has an interval-log tag:
+    `name="agents page"` becomes `GET agents%20page`."""
     if "://" in name:  # scheme://host[:port]/path?query#fragment -> /path
         after_host = name.split("://", 1)[1]
         name = "/" + after_host.split("/", 1)[1] if "/" in after_host else "/"
     name = name.split("#", 1)[0].split("?", 1)[0]
+    # a user-written request name may hold what an interval-log tag cannot
+    name = name.replace(",", "%2C")
+    name = "".join("%20" if c == " " else f"%{ord(c):02X}" if c.isspace() else c
+                   for c in name)
     return f"{method.upper()} {name}"
 
 

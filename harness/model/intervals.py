@@ -64,6 +64,8 @@ class IntervalLog:
     """A whole interval log in memory: `(tag, second) -> histogram`, encoded."""
 
     entries: dict[tuple[str, int], str] = field(default_factory=dict)
+    truncated: bool = False
+    """The file's last line was incomplete (its writer was killed) and was dropped."""
 
     def add(self, tag: str, t: int, encoded: str) -> None:
         have = self.entries.get((tag, t))
@@ -91,9 +93,16 @@ class IntervalLog:
 
 
 def parse(text: str, source: str = "interval log") -> IntervalLog:
-    """An interval log from its text; a malformed line is a ConfigError naming it."""
+    """An interval log from its text; a malformed line is a ConfigError naming it.
+
+    A last line without its newline was cut short by a writer that was killed (every
+    complete line ends with one): it is dropped and `truncated` says so."""
     log = IntervalLog()
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines.pop()
+        log.truncated = True
+    for n, line in enumerate(lines, 1):
         if not line or line.startswith("#") or line.startswith('"'):
             continue
         if not line.startswith("Tag="):

@@ -7,7 +7,7 @@ reports/runs/<run-id>/
   windows.jsonl   per-second counts, streamed while the run goes (the plugin)
   windows.hlog    per-second histograms, HdrHistogram interval log (the plugin)
   live.json       the last seconds, for progress (the plugin)
-  metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom, scrapes.jsonl
+  metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom.gz, scrapes.jsonl
   processes.csv   RSS and CPU of every process, every 2 s
   logs/           one log per process
   dataset.json    the dataset manifest

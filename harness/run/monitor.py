@@ -24,6 +24,7 @@ import httpx
 import psutil
 
 from harness.model.scrape import INDEX_FILE, ScrapeRecord
+from harness.stack.database import redact_text
 
 SCRAPE_EVERY_S = 2.0
 SAMPLE_EVERY_S = 2.0
@@ -36,7 +37,6 @@ class Scraper:
         self.url = url
         self.directory = directory
         self.every = every
-        self.records: list[ScrapeRecord] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="scraper", daemon=True)
         self._n = 0
@@ -48,7 +48,7 @@ class Scraper:
             response = httpx.get(self.url, timeout=min(5.0, self.every * 2))
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            record = ScrapeRecord(t=now, error=f"{type(exc).__name__}: {exc}"[:300])
+            record = ScrapeRecord(t=now, error=redact_text(f"{type(exc).__name__}: {exc}")[:300])
         else:
             self._n += 1
             name = f"scrape-{self._n:05d}.prom.gz"  # ~10x smaller: a scrape is ~75 KB
@@ -56,12 +56,7 @@ class Scraper:
             record = ScrapeRecord(t=now, file=name)
         with (self.directory / INDEX_FILE).open("a", encoding="utf-8") as fh:
             fh.write(record.model_dump_json() + "\n")
-        self.records.append(record)
         return record
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.records if r.file is None)
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

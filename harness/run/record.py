@@ -49,9 +49,14 @@ def scrapes(run: Path, client: ClientDoc) -> tuple[server_metrics.Scrape | None,
     mdir = layout.metrics_dir(run)
     start = _scrape(mdir / "window-start.prom", client.server_window.get("start"), "start")
     end = _scrape(mdir / "window-end.prom", client.server_window.get("end"), "end")
-    during = [server_metrics.Scrape(t=r.t, text=_read_scrape(mdir / r.file) if r.file else None,
-                                    error=r.error)
-              for r in load_index(mdir / INDEX_FILE) if r.file is None or (mdir / r.file).exists()]
+    during = []
+    for r in load_index(mdir / INDEX_FILE):
+        if r.file is not None and not (mdir / r.file).exists():
+            during.append(server_metrics.Scrape(t=r.t, text=None,
+                                                error=f"{r.file} is missing from {mdir}"))
+            continue
+        during.append(server_metrics.Scrape(t=r.t, error=r.error,
+                                            text=_read_scrape(mdir / r.file) if r.file else None))
     return start, end, during
 
 
@@ -91,10 +96,12 @@ def write(result: RunResult, run: Path) -> list[Path]:
     """`result.json`, `summary.md`, `timeseries.csv`; `reports/latest` points here.
 
     Returns the record's two big files (result and interval log), for the size report."""
-    save(result, run / layout.RESULT)
-    (run / "summary.md").write_text(markdown.summary_markdown(result), encoding="utf-8")
     hlog = run / result.windows.interval_log if result.windows else None
     log = intervals.load(hlog) if hlog is not None and hlog.exists() else None
+    if log is not None and log.truncated:
+        result.run.notes.append(f"the last line of {hlog.name} was cut short and is left out")
+    save(result, run / layout.RESULT)
+    (run / "summary.md").write_text(markdown.summary_markdown(result), encoding="utf-8")
     timeseries.write_timeseries(result, log, run / "timeseries.csv")
     layout.point_latest(run.parent, run)
-    return [run / layout.RESULT, *([hlog] if hlog is not None and hlog.exists() else [])]
+    return [run / layout.RESULT, *([hlog] if log is not None else [])]

@@ -29,18 +29,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from harness.errors import HarnessError, Interrupted, RunFailed
+from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
 from harness.model.client import LiveStatus
 from harness.model.result import DatasetInfo, RunInfo, iso_time
 from harness.run import layout, machine
 from harness.run.config import RunConfig
 from harness.run.monitor import ProcessSampler, Scraper
 from harness.run.progress import Progress
+from harness.stack.database import redact_text
 from harness.stack.process import ManagedProcess, free_port
 from harness.stack.stack import Stack, StackInfo
 from scenarios import locustfiles_arg
@@ -76,7 +77,6 @@ class RunOutcome:
 
     run_dir: Path
     error: HarnessError | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -111,12 +111,17 @@ class Run:
         self.status = "complete"
         self.notes: list[str] = []
         self.sampler = ProcessSampler()
+        self._late_signal: str | None = None
 
     # ---- orchestration -------------------------------------------------------
 
     def execute(self) -> RunOutcome:
         cfg = self.config
-        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run directory {self.run_dir}: "
+                              f"{exc.strerror or exc}") from exc
         stack = Stack(cfg.stack_for(self.run_dir), on_phase=self.progress.phase,
                       on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
@@ -138,16 +143,24 @@ class Run:
             failure = exc
             self.status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) \
                 else "failed"
-            self.notes.append(f"{type(exc).__name__}: {exc}")
+            self.notes.append(redact_text(f"{type(exc).__name__}: {exc}"))
         finally:
             with signals_deferred(self._signal_during_teardown):
                 self._teardown(stack, scraper)
-        self._write_info(info)
-        return RunOutcome(self.run_dir, _as_harness_error(failure), self.notes)
+                try:
+                    self._write_info(info)
+                except Exception as exc:  # noqa: BLE001 - said, and the outcome still returned
+                    log.warning("writing %s failed: %s", layout.RUN_INFO, exc)
+                    failure = failure or RunFailed(f"could not write {layout.RUN_INFO}: {exc}")
+        if failure is None and self._late_signal is not None:
+            failure = Interrupted(f"{self._late_signal} during teardown")
+        return RunOutcome(self.run_dir, _as_harness_error(failure))
 
     def _signal_during_teardown(self, name: str) -> None:
+        """A signal while stopping: the teardown goes on; the run counts as interrupted."""
         if self.status == "complete":
             self.status = "interrupted"
+        self._late_signal = self._late_signal or name
         self.notes.append(f"{name} during teardown: still stopping every process")
         self.progress.phase(f"{name}: stopping, please wait")
 
@@ -165,7 +178,7 @@ class Run:
                 step()
             except Exception as exc:  # noqa: BLE001 - the other steps must still run
                 log.warning("stopping %s failed: %s", what, exc)
-                self.notes.append(f"stopping {what} failed: {exc}")
+                self.notes.append(redact_text(f"stopping {what} failed: {exc}"))
 
     def _locust_args(self, info: StackInfo) -> list[str]:
         cfg = self.config

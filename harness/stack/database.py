@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import warnings
 from collections.abc import Callable
@@ -53,6 +54,14 @@ def redact(dsn: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     return dsn
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/\s:@]*):[^@\s/]*@")
+
+
+def redact_text(text: str) -> str:
+    """Any text (an error message, a note) with the password of every URL in it replaced."""
+    return _PASSWORD_IN_URL.sub(r"\1:***@", text)
 
 
 class EmbeddedPostgres:

@@ -239,3 +239,19 @@ def test_hdrhistogram_log_reader_reads_the_first_second_of_a_run(tmp_path):
     read = read_with_hdrh(tmp_path / "windows.hlog")
     assert len(read) == 3 * len(KEYS) * 2
     assert sum(h.get_total_count() for h in read) == 3 * len(KEYS) * 2 * 10
+
+
+def test_a_last_line_cut_short_by_a_killed_writer_is_dropped_and_said():
+    fh = io.StringIO()
+    writer = IntervalWriter(fh, 1_700_000_000.5)
+    h = hdr.new_histogram()
+    hdr.record(h, 1500)
+    writer.write(1_700_000_000, "GET /x", "raw", h)
+    writer.write(1_700_000_001, "GET /x", "raw", h)
+    text = fh.getvalue()
+    cut = text[: len(text) - 12]  # the writer died in the middle of the last line
+    log = intervals.parse(cut)
+    assert log.truncated and log.seconds("raw:GET:/x") == [1_700_000_000]
+    assert not intervals.parse(text).truncated
+    with pytest.raises(ConfigError, match=":7:"):  # the damaged line, no longer the last
+        intervals.parse(cut + "\nTag=raw:GET:/x,1700000002.0,1.0,1.5,HISTFAAAAC\n")

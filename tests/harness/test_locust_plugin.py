@@ -27,7 +27,7 @@ from harness.loadgen.recorder import (
     classify_failure,
 )
 from harness.model.client import ClientDoc, LiveStatus, Pacing
-from harness.model.endpoint import endpoint_key
+from harness.model.endpoint import endpoint_key, interval_tag
 from tests.harness.conftest import (
     assert_plugin_output,
     locust_cmd,
@@ -74,6 +74,11 @@ def test_endpoint_names():
     assert endpoint_key("GET", "/api/v1/activity?limit=20&before=x") == "GET /api/v1/activity"
     assert endpoint_key("GET", "http://h:1/api/v1/agents?x=1") == "GET /api/v1/agents"
     assert endpoint_key("post", "http://h:1") == "POST /"
+    # a user-written name with what an interval-log tag cannot hold still gets a tag
+    key = endpoint_key("GET", "agents page, all\tof them")
+    assert key == "GET agents%20page%2C%20all%09of%20them"
+    assert interval_tag(key) == "raw:GET:agents%20page%2C%20all%09of%20them"
+    assert endpoint_key(*key.split(" ", 1)) == key  # normalizing twice changes nothing
 
 
 # ---- recording and merging ----------------------------------------------------------

@@ -339,3 +339,19 @@ def test_window_delta_is_reset_aware():
     d = sm.delta(before, after)
     assert sm.total(d, "c_total") == 7
     assert sm.by_label(d, "c_total", "a") == {"1": 3, "2": 4}
+
+
+def test_a_periodic_scrape_racing_an_edge_counts_neither_twice_nor_as_a_reset():
+    """The plugin stamps the end edge after its answer, the scraper before sending: a
+    periodic scrape can carry an earlier time than the edge yet hold later counts. Inside
+    the band it is left out of the window's totals and the series alike."""
+    c = ('# TYPE http_request_duration_seconds histogram\n'
+         'http_request_duration_seconds_count{{method="GET",route="/api/v1/agents",'
+         'status="200"}} {}\n')
+    side = sm.summarize(Scrape(t=0.0, text=c.format(10), edge="start"),
+                        Scrape(t=4.0, text=c.format(50), edge="end"),
+                        [Scrape(t=2.0, text=c.format(30)),
+                         Scrape(t=3.95, text=c.format(51))])  # answered after the edge
+    rows = [r for r in side.series if r.phase == "measured"]
+    assert [r.requests[AGENTS] for r in rows] == [20, 20]
+    assert side.routes[AGENTS].count == 40 == sum(r.requests[AGENTS] for r in rows)
