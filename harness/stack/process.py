@@ -221,14 +221,16 @@ class ManagedProcess:
         proc = self.proc
         if proc is None:
             return None
+        was_running = proc.returncode is None
         try:
             if proc.poll() is None:
                 self._terminate(proc, timeout)
         except Exception as exc:  # noqa: BLE001 - stop must not raise; say what happened
             log.warning("%s (pid %s): stopping failed: %s", self.name, proc.pid, exc)
-        # reap anything left in its group (e.g. a worker whose parent died first)
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if was_running:  # reap what is left in its group (a worker whose parent died first);
+            # only once: after that the pid, and so the group id, may belong to someone else
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
         self._close_log()
         return proc.returncode
 
@@ -247,9 +249,9 @@ class ManagedProcess:
         self.signal(signal.SIGKILL)
         try:
             proc.wait(_KILL_WAIT_S)
-        except subprocess.TimeoutExpired:
-            log.warning("%s (pid %s) still there %.0fs after SIGKILL; leaving it",
-                        self.name, proc.pid, _KILL_WAIT_S)
+        except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - stop must not raise
+            log.warning("%s (pid %s) not reaped %.0fs after SIGKILL (%s); leaving it",
+                        self.name, proc.pid, _KILL_WAIT_S, type(exc).__name__)
 
     def _close_log(self) -> None:
         log_file, self._log = self._log, None

@@ -263,7 +263,7 @@ def test_stop_does_not_raise_when_the_process_outlives_sigkill(tmp_path: Path, m
     with caplog.at_level(logging.WARNING, logger="harness.stack.process"):
         assert mp.stop(timeout=0.1) is None  # no exit code: it never exited
     assert calls == [0.1, process._KILL_WAIT_S]  # after SIGTERM, then after SIGKILL
-    assert "still there" in caplog.text and mp._log is None
+    assert "not reaped" in caplog.text and mp._log is None
     monkeypatch.undo()
     assert real_wait(30) == -signal.SIGKILL  # it did get the SIGKILL
 
@@ -308,3 +308,22 @@ def test_an_interrupt_while_stopping_escalates_to_sigkill(tmp_path: Path, monkey
     monkeypatch.setattr(mp.proc, "wait", interrupted_once)
     assert mp.stop(timeout=600) == -signal.SIGKILL
     assert calls == [600, process._KILL_WAIT_S]
+
+
+def test_a_ctrl_c_while_reaping_after_sigkill_does_not_escape_stop(tmp_path: Path,
+                                                                   monkeypatch):
+    mp = start_ignoring_sigterm(tmp_path)
+    real_wait = mp.proc.wait
+    calls = []
+
+    def interrupted(timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise subprocess.TimeoutExpired(mp.argv, timeout)
+        raise KeyboardInterrupt  # the second Ctrl-C lands while stop waits after SIGKILL
+
+    monkeypatch.setattr(mp.proc, "wait", interrupted)
+    assert mp.stop(timeout=0.1) is None
+    assert len(calls) == 2 and mp._log is None
+    monkeypatch.undo()
+    assert real_wait(30) == -signal.SIGKILL
