@@ -173,8 +173,9 @@ def run(
 def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("reports")) -> None:
     """List past runs, newest first."""
     from harness.outputs.tables import runs_table
+    from harness.run.layout import list_runs
 
-    stdout.print(runs_table(out / "runs"))
+    stdout.print(runs_table(list_runs(out / "runs"), str(out / "runs")))
 
 
 @app.command("worker")

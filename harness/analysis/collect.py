@@ -27,7 +27,6 @@ from harness.model.result import (
     RunInfo,
     RunResult,
     ServerSide,
-    Window,
     Windows,
 )
 
@@ -107,7 +106,7 @@ def windows(seconds: Iterable[ClientWindow], endpoints: Iterable[str],
         interval_log=interval_log,
         tags={k: {"raw": interval_tag(k, "raw"), "corrected": interval_tag(k, "corrected")}
               for k in keys},
-        seconds=[Window(**w.model_dump()) for w in merged])
+        seconds=merged)
 
 
 def agreement(endpoints: dict[str, EndpointResult], server_total: int | None) -> Agreement:

@@ -322,7 +322,7 @@ class RunAggregate:
         endpoints = {}
         for key, acc in sorted(per.items()):
             merged = hdr.merge(acc["pieces"])
-            p95 = merged.get_value_at_percentile(95.0) / 1000.0 if acc["count"] else None
+            p95 = hdr.values_at_percentiles(merged, [95.0])[0] / 1000.0 if acc["count"] else None
             endpoints[key] = LiveEndpoint(
                 rps=round(acc["count"] / LIVE_SPAN_S, 3), p95_ms=p95,
                 error_rate=round(acc["failures"] / acc["count"], 6) if acc["count"] else 0.0)

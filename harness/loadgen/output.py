@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.loadgen.aggregate import ClosedWindow
-from harness.model.client import ClientDoc, LiveStatus, save_json
+from harness.model.client import ClientDoc, LiveStatus
+from harness.model.files import save_json, write_text
 from harness.model.intervals import IntervalWriter
 
 CLIENT_FILE = "client.json"
@@ -68,11 +69,7 @@ class RunFiles:
         return path
 
     def scrape(self, edge: str, text: str) -> None:
-        path = self.out / "metrics" / f"window-{edge}.prom"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text(self.out / "metrics" / f"window-{edge}.prom", text)
 
     def close(self) -> None:
         for fh in (self._jsonl, self._hlog):

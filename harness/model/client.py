@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from harness.errors import ConfigError
+from harness.model.files import load_json, read_jsonl
 
 CLIENT_SCHEMA_VERSION = 2
 Phase = Literal["ramp", "warmup", "measured", "cooldown"]
@@ -207,47 +207,11 @@ def merge_windows(windows: Iterable[ClientWindow]) -> list[ClientWindow]:
     return [by_t[t] for t in sorted(by_t)]
 
 
-def _invalid(path: Path, exc: ValidationError) -> ConfigError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return ConfigError(f"{path}: invalid at {where}: {first['msg']}")
-
-
 def load_client(path: Path) -> ClientDoc:
     """Read `client.json`; a missing or malformed file is a ConfigError naming it."""
-    try:
-        return ClientDoc.model_validate_json(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no client results at {path}") from exc
-    except ValidationError as exc:
-        raise _invalid(path, exc) from exc
+    return load_json(path, ClientDoc, f"no client results at {path}")
 
 
 def load_windows(path: Path) -> list[ClientWindow]:
-    """Read `windows.jsonl` (missing: no windows); a bad line is a ConfigError with its number.
-
-    A last line cut short by a killed writer is dropped, not an error: every
-    line before it was complete when written."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(ClientWindow.model_validate_json(line))
-        except ValidationError as exc:
-            if n == len(lines):
-                break
-            raise ConfigError(f"{path}:{n}: invalid window: {exc.errors()[0]['msg']}") from exc
-    return out
-
-
-def save_json(model: BaseModel, path: Path, indent: int | None = None) -> None:
-    """Write atomically (a temporary file renamed over the target): readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(model.model_dump_json(indent=indent), encoding="utf-8")
-    tmp.replace(path)
+    """Read `windows.jsonl` (missing: no windows)."""
+    return read_jsonl(path, ClientWindow)

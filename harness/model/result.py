@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import hdr
 from harness.errors import ConfigError
-from harness.model.client import Event, Phase, WindowCell
+from harness.model.client import ClientWindow, Event
 from harness.model.endpoint import HistogramKind
+from harness.model.files import invalid, save_json
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -302,18 +303,11 @@ class Agreement(_Model):
     diff_ratio: float | None
 
 
-class Window(_Model):
-    """One second of the run: its phase, users, and per endpoint the requests that
-    started in it. Their histograms are in the interval log, tagged
-    `interval_tag(endpoint, kind)`, at start time `t`."""
-
-    t: int
-    phase: Phase
-    users: int = 0
-    spawning: bool = False
-    tasks_intended: int = 0
-    tasks_started: int = 0
-    endpoints: dict[str, WindowCell] = {}
+Window = ClientWindow
+"""One second of the run: its phase, users, and per endpoint the requests that started
+in it, exactly as the clients streamed it (`windows.jsonl`, lines of a second added).
+Their histograms are in the interval log, tagged `interval_tag(endpoint, kind)`, at
+start time `t`."""
 
 
 class Windows(_Model):
@@ -357,9 +351,7 @@ def json_schema() -> dict:
 
 def save(result: RunResult, path: Path) -> None:
     """Write atomically: a reader never sees half a result."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
-    tmp.replace(path)
+    save_json(result, path, indent=2)
 
 
 def upgrade_v1(raw: dict) -> dict:
@@ -389,9 +381,7 @@ def load(path: Path) -> RunResult:
     try:
         return RunResult.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: invalid result at {where}: {first['msg']}") from exc
+        raise invalid(path, exc, "invalid result") from exc
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from harness.errors import ConfigError
+from harness.model.files import read_jsonl
 
 INDEX_FILE = "scrapes.jsonl"
 
@@ -30,19 +30,5 @@ class ScrapeRecord(BaseModel):
 
 
 def load_index(path: Path) -> list[ScrapeRecord]:
-    """The scrape index (missing: none); a line cut short by a kill is dropped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(ScrapeRecord.model_validate_json(line))
-        except ValidationError as exc:
-            if n == len(lines):
-                break
-            raise ConfigError(f"{path}:{n}: invalid scrape record") from exc
-    return out
+    """The scrape index (missing: none)."""
+    return read_jsonl(path, ScrapeRecord)

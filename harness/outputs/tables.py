@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from harness.model.result import RunResult
+from harness.model.result import EndpointResult, RunResult
 
 
 def _ms(value: float | None) -> str:
@@ -63,32 +60,24 @@ def side_by_side(runs: list[RunResult]) -> Table:
     return table
 
 
-def main_endpoint(result: dict) -> tuple[str, dict] | None:
+def main_endpoint(result: RunResult) -> tuple[str, EndpointResult] | None:
     """The endpoint with the most requests (what `harness runs` shows the p95 of)."""
-    endpoints = result.get("endpoints") or {}
-    if not endpoints:
+    if not result.endpoints:
         return None
-    return max(endpoints.items(), key=lambda kv: kv[1].get("count", 0))
+    return max(result.endpoints.items(), key=lambda kv: kv[1].count)
 
 
-def runs_table(runs_dir: Path) -> Table:
-    """One row per run directory with a readable result.json, newest first."""
-    table = Table(title=f"runs in {runs_dir}")
+def runs_table(runs: list[tuple[str, RunResult | None]], where: str) -> Table:
+    """One row per run (newest first); None: the run left no readable record."""
+    table = Table(title=f"runs in {where}")
     for col in ("run", "scenario", "profile", "status", "when (UTC)", "main endpoint",
                 "p95 ms"):
         table.add_column(col)
-    dirs = sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True) \
-        if runs_dir.is_dir() else []
-    for d in dirs:
-        try:
-            result = json.loads((d / "result.json").read_text())
-        except (OSError, ValueError):
-            table.add_row(d.name, "–", "–", "no result", "–", "–", "–")
+    for run_id, result in runs:
+        if result is None:
+            table.add_row(run_id, "–", "–", "no result", "–", "–", "–")
             continue
-        run = result.get("run", {})
-        main = main_endpoint(result)
-        table.add_row(d.name, run.get("scenario", "–"), run.get("profile", "–"),
-                      run.get("status", "–"), (run.get("started_at") or "–")[:19],
-                      main[0] if main else "–",
-                      _ms(main[1].get("latency_ms", {}).get("p95")) if main else "–")
+        run, main = result.run, main_endpoint(result)
+        table.add_row(run_id, run.scenario, run.profile, run.status, run.started_at[:19],
+                      main[0] if main else "–", _ms(main[1].latency_ms.p95) if main else "–")
     return table

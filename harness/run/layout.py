@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.model.files import load_json, save_json
 from harness.errors import ConfigError
-from harness.model.result import RunInfo
+from harness.model.result import RunInfo, RunResult, load
 
 RUN_INFO = "run.json"
 RESULT = "result.json"
@@ -51,19 +52,12 @@ def dataset_json(run: Path) -> Path:
 
 
 def save_run_info(info: RunInfo, run: Path) -> None:
-    tmp = run / f".{RUN_INFO}.tmp"
-    tmp.write_text(info.model_dump_json(indent=1), encoding="utf-8")
-    tmp.replace(run / RUN_INFO)
+    save_json(info, run / RUN_INFO, indent=1)
 
 
 def load_run_info(run: Path) -> RunInfo:
-    path = run / RUN_INFO
-    try:
-        return RunInfo.model_validate_json(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{run} is not a run directory (no {RUN_INFO})") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{path}: invalid run description: {exc}") from exc
+    return load_json(run / RUN_INFO, RunInfo,
+                     f"{run} is not a run directory (no {RUN_INFO})")
 
 
 def point_latest(runs_dir: Path, run: Path) -> None:
@@ -74,3 +68,16 @@ def point_latest(runs_dir: Path, run: Path) -> None:
         tmp.unlink()
     os.symlink(os.path.relpath(run, link.parent), tmp)
     os.replace(tmp, link)
+
+
+def list_runs(runs_dir: Path) -> list[tuple[str, RunResult | None]]:
+    """Every run directory, newest first, with its record (None: none readable)."""
+    dirs = sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True) \
+        if runs_dir.is_dir() else []
+    out: list[tuple[str, RunResult | None]] = []
+    for d in dirs:
+        try:
+            out.append((d.name, load(d / RESULT)))
+        except ConfigError:
+            out.append((d.name, None))
+    return out

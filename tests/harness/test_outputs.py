@@ -10,6 +10,7 @@ from rich.console import Console
 
 from harness.model.result import Freshness, Latency
 from harness.outputs import markdown, tables, timeseries
+from harness.run.layout import list_runs
 from tests.builders import EndpointSpec, LogNormal, build_run
 
 OVERVIEW = "GET /api/v1/dashboard/overview"
@@ -115,7 +116,7 @@ def test_runs_table_lists_run_directories_newest_first(tmp_path: Path, fast, slo
     slow.write(runs / "20270116T080000Z-b")
     (runs / "20270117T080000Z-broken").mkdir()
     (runs / "20270117T080000Z-broken" / "result.json").write_text('{"schema')
-    out = render(tables.runs_table(runs))
+    out = render(tables.runs_table(list_runs(runs), str(runs)))
     lines = [ln for ln in out.splitlines() if "2027011" in ln]
     assert [ln.split("│")[1].strip() for ln in lines] == [
         "20270117T080000Z-broken", "20270116T080000Z-b", "20270115T080000Z-a"]
@@ -126,7 +127,7 @@ def test_runs_table_lists_run_directories_newest_first(tmp_path: Path, fast, slo
 
 
 def test_runs_table_of_a_missing_directory_is_empty(tmp_path: Path):
-    out = render(tables.runs_table(tmp_path / "nothing"))
+    out = render(tables.runs_table(list_runs(tmp_path / "nothing"), "nothing"))
     assert "runs in" in out and "2027" not in out
 
 
