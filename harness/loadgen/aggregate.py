@@ -29,6 +29,8 @@ from harness.model.client import (
     ClientDoc,
     ClientEndpoint,
     ClientWindow,
+    Delta,
+    DeltaWindow,
     Event,
     Freshness,
     LiveEndpoint,
@@ -181,68 +183,65 @@ class RunAggregate:
             p = self.processes[key] = ProcessHealth(role=role, id=key, pid=pid, host=host)
         return p
 
-    def merge(self, delta: dict, source: str, role: str = "worker", pid: int | None = None,
-              host: str | None = None) -> None:
+    def merge(self, delta: Delta, source: str, role: str = "worker") -> None:
         """Add one delta of one process (exact; any order)."""
-        proc = self.process(source, role, pid, host)
-        proc.requests += int(delta.get("requests", 0))
-        for t, v in delta.get("cpu", ()):
-            proc.add_cpu(float(t), float(v), self.measure_from, self.stopping_at)
-        proc.cpu_warnings += int(delta.get("cpu_warnings", 0))
-        proc.last_horizon = max(proc.last_horizon, float(delta.get("horizon") or 0.0))
-        if delta.get("final"):
+        proc = self.process(source, role, delta.pid, delta.host)
+        proc.requests += delta.requests
+        for t, v in delta.cpu:
+            proc.add_cpu(t, v, self.measure_from, self.stopping_at)
+        proc.cpu_warnings += delta.cpu_warnings
+        proc.last_horizon = max(proc.last_horizon, delta.horizon)
+        if delta.final:
             proc.final = True
-        for wd in delta.get("windows", ()):
+        for wd in delta.windows:
             self._merge_window(wd)
 
-    def _merge_window(self, wd: dict) -> None:
-        t = int(wd["t"])
+    def _merge_window(self, wd: DeltaWindow) -> None:
+        t = wd.t
         w = self.windows.get(t)
         if w is None:
             w = self.windows[t] = _Window(self.phase_of(t))
-        w.tasks_intended += int(wd.get("tasks_intended", 0))
-        w.tasks_started += int(wd.get("tasks_started", 0))
+        w.tasks_intended += wd.tasks_intended
+        w.tasks_started += wd.tasks_started
         phase = w.phase
         if phase == "measured":
-            if wd.get("freshness"):
-                hdr.add_into(self.freshness, hdr.decode(wd["freshness"]))
-            self.freshness_timeouts += int(wd.get("freshness_timeouts", 0))
-        for key, c in wd.get("endpoints", {}).items():
+            if wd.freshness:
+                hdr.add_into(self.freshness, hdr.decode(wd.freshness))
+            self.freshness_timeouts += wd.freshness_timeouts
+        for key, c in wd.endpoints.items():
             cell = w.endpoints.get(key)
             if cell is None:
                 cell = w.endpoints[key] = _Cell()
-            n = int(c["count"])
-            failures = {k: int(v) for k, v in c.get("failures", {}).items() if v}
-            cell.count += n
+            failures = {k: v for k, v in c.failures.items() if v}
+            cell.count += c.count
             cell.failures.update(failures)
-            if c.get("raw"):
-                cell.raw.append(c["raw"])
-            if c.get("corrected"):
-                cell.corrected.append(c["corrected"])
+            if c.histogram:
+                cell.raw.append(c.histogram)
+            if c.corrected_histogram:
+                cell.corrected.append(c.corrected_histogram)
             self.tenant_leaks += failures.get("tenant_leak", 0)
-            if c.get("unexpected"):
-                self.unexpected.setdefault(key, Counter()).update(
-                    {str(k): int(v) for k, v in c["unexpected"].items()})
+            if c.unexpected:
+                self.unexpected.setdefault(key, Counter()).update(c.unexpected)
             tot = self.totals.get(key)
             if tot is None:
                 tot = self.totals[key] = _Totals()
             if phase in ("ramp", "warmup"):
-                tot.warmup_count += n
+                tot.warmup_count += c.count
                 tot.warmup_failures += sum(failures.values())
             elif phase == "cooldown":
-                tot.cooldown_count += n
+                tot.cooldown_count += c.count
                 tot.cooldown_failures += sum(failures.values())
             else:
-                tot.count += n
+                tot.count += c.count
                 tot.failures.update(failures)
-                if c.get("raw"):
-                    hdr.add_into(tot.raw, hdr.decode(c["raw"]))
-                if c.get("corrected"):
-                    hdr.add_into(tot.corrected, hdr.decode(c["corrected"]))
-                tot.bytes += int(c.get("bytes", 0))
-                tot.x_cache.update(c.get("x_cache", {}))
-                tot.degraded += int(c.get("degraded", 0))
-                tot.partial += int(c.get("partial", 0))
+                if c.histogram:
+                    hdr.add_into(tot.raw, hdr.decode(c.histogram))
+                if c.corrected_histogram:
+                    hdr.add_into(tot.corrected, hdr.decode(c.corrected_histogram))
+                tot.bytes += c.bytes
+                tot.x_cache.update(c.x_cache)
+                tot.degraded += c.degraded
+                tot.partial += c.partial
 
     # -- closing windows ----------------------------------------------------------------
 

@@ -51,11 +51,13 @@ from locust.runners import (
     MasterRunner,
     WorkerRunner,
 )
+from pydantic import ValidationError
 
 from harness.loadgen.aggregate import CLOSE_AFTER_S, RunAggregate
 from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
+from harness.model.client import Delta
 from harness.model.endpoint import endpoint_key
 
 log = logging.getLogger("harness.plugin")
@@ -172,7 +174,7 @@ class Plugin:
             return
         if self.role == "worker":
             if not self.recorder.final_sent:
-                self.runner.send_message("harness_final", self._delta(final=True))
+                self._send_final()
             self.active = False
             return
         if self.aggregate is None or self._finishing:
@@ -208,7 +210,7 @@ class Plugin:
             if self.active and self.runner.state not in (STATE_INIT, STATE_STOPPED):
                 self.runner.stop()
             if self.active and not self.recorder.final_sent:
-                self.runner.send_message("harness_final", self._delta(final=True))
+                self._send_final()
             self.active = False
             return
         if self._finishing and not self._done.is_set():
@@ -272,27 +274,35 @@ class Plugin:
 
     # -- distributed --------------------------------------------------------------------
 
-    def _delta(self, final: bool = False) -> dict:
+    def _delta(self, final: bool = False) -> Delta:
         if final and self.role == "worker":
             log.info("harness: final report of this worker: %d requests recorded in this test",
                      self.recorder.total_requests)
         delta = self.recorder.take_delta(final=final)
-        delta["pid"] = os.getpid()
-        delta["host"] = self.host
+        delta.pid, delta.host = os.getpid(), self.host
         return delta
+
+    def _send_final(self) -> None:
+        self.runner.send_message("harness_final", self._delta(final=True).model_dump())
 
     def on_report_to_master(self, client_id, data) -> None:
         if self.recorder.enabled and self.active and not self.recorder.empty:
-            data["harness"] = self._delta()
+            data["harness"] = self._delta().model_dump()
 
     def on_worker_report(self, client_id, data) -> None:
         delta = data.get("harness")
         if delta and self.aggregate is not None:
             self._merge_worker(client_id, delta)
 
-    def _merge_worker(self, client_id: str, delta: dict) -> None:
+    def _merge_worker(self, client_id: str, data: dict) -> None:
+        try:
+            delta = Delta.model_validate(data)
+        except ValidationError as exc:  # a worker of another harness version, say
+            log.error("harness: a report of worker %s does not validate, left out: %s",
+                      client_id, exc.errors()[0])
+            return
         self.worker_sources.add(client_id)
-        self.aggregate.merge(delta, client_id, "worker", delta.get("pid"), delta.get("host"))
+        self.aggregate.merge(delta, client_id, "worker")
 
     def on_final_message(self, environment, msg, **_kw) -> None:
         if self.aggregate is not None and msg.data:
@@ -306,7 +316,7 @@ class Plugin:
         if self.runner.state not in (STATE_INIT, STATE_STOPPED):
             self.runner.stop()  # fires test_stop here, which sends `harness_final`
         if not self.recorder.final_sent:
-            self.runner.send_message("harness_final", self._delta(final=True))
+            self._send_final()
         self.active = False
 
     def on_manifest_message(self, environment, msg, **_kw) -> None:
@@ -314,8 +324,7 @@ class Plugin:
 
     def _merge_local(self, final: bool = False) -> None:
         if self.aggregate is not None and (final or not self.recorder.empty):
-            self.aggregate.merge(self._delta(final=final), "local", "local", os.getpid(),
-                                 self.host)
+            self.aggregate.merge(self._delta(final=final), "local", "local")
 
     # -- the one-second ticker ------------------------------------------------------------
 

@@ -13,17 +13,8 @@ coordinated omission (µs), bytes, ``X-Cache`` values, degraded/partial flags an
 unexpected statuses. Paced users also record intended and achieved task starts,
 WriterUser its freshness lag; each process its CPU samples and Locust's CPU
 warnings. The recorder only holds what has not been sent yet:
-:meth:`Recorder.take_delta` hands it over and starts afresh, so a worker's memory
-stays flat however long the run. A delta (JSON- and msgpack-safe)::
-
-    {"v": 1, "seq": 3, "final": false, "horizon": <epoch s when taken>, "requests": 120,
-     "cpu": [[t, pct], ...], "cpu_warnings": 0,
-     "windows": [{"t": 1700000001, "tasks_intended": 5, "tasks_started": 5,
-                  "freshness": "<HDR µs>" | null, "freshness_timeouts": 0,
-                  "endpoints": {"GET /api/v1/agents": {
-                      "count": 10, "failures": {"http_500": 1}, "raw": "<HDR µs>",
-                      "corrected": "<HDR µs>", "bytes": 1234, "x_cache": {"HIT": 9},
-                      "degraded": 0, "partial": 0, "unexpected": {"500": 1}}}}]}
+:meth:`Recorder.take_delta` hands it over as a `harness.model.client.Delta` and
+starts afresh, so a worker's memory stays flat however long the run.
 
 The scenarios' response checks raise the :class:`CheckFailure` subclasses below
 (`resp.failure(TenantLeak(...))`); :func:`classify_failure` turns any request
@@ -38,10 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from harness import hdr
-
-DELTA_VERSION = 1
-"""Version of the delta a worker sends (`"v"`); the master refuses no version yet."""
-
+from harness.model.client import Delta, DeltaCell, DeltaWindow
 
 # ---- failures raised by the scenarios' response checks -------------------------------
 
@@ -128,11 +116,12 @@ class _Cell:
         self.partial = 0
         self.unexpected: Counter[str] = Counter()
 
-    def wire(self) -> dict:
-        return {"count": self.count, "failures": dict(self.failures),
-                "raw": hdr.encode(self.raw), "corrected": hdr.encode(self.corrected),
-                "bytes": self.bytes, "x_cache": dict(self.x_cache), "degraded": self.degraded,
-                "partial": self.partial, "unexpected": dict(self.unexpected)}
+    def wire(self) -> DeltaCell:
+        return DeltaCell(count=self.count, failures=dict(self.failures),
+                         histogram=hdr.encode(self.raw),
+                         corrected_histogram=hdr.encode(self.corrected), bytes=self.bytes,
+                         x_cache=dict(self.x_cache), degraded=self.degraded,
+                         partial=self.partial, unexpected=dict(self.unexpected))
 
 
 class _Window:
@@ -146,11 +135,12 @@ class _Window:
         self.freshness: object | None = None  # an HdrHistogram once a sample arrives
         self.freshness_timeouts = 0
 
-    def wire(self, t: int) -> dict:
-        return {"t": t, "endpoints": {k: c.wire() for k, c in self.endpoints.items()},
-                "tasks_intended": self.tasks_intended, "tasks_started": self.tasks_started,
-                "freshness": hdr.encode(self.freshness) if self.freshness is not None else None,
-                "freshness_timeouts": self.freshness_timeouts}
+    def wire(self, t: int) -> DeltaWindow:
+        return DeltaWindow(
+            t=t, endpoints={k: c.wire() for k, c in self.endpoints.items()},
+            tasks_intended=self.tasks_intended, tasks_started=self.tasks_started,
+            freshness=hdr.encode(self.freshness) if self.freshness is not None else None,
+            freshness_timeouts=self.freshness_timeouts)
 
 
 class Recorder:
@@ -243,13 +233,13 @@ class Recorder:
     def empty(self) -> bool:
         return not self._windows and not self._cpu and not self._cpu_warnings
 
-    def take_delta(self, final: bool = False) -> dict:
-        """What was recorded since the last call (JSON-able), and start afresh."""
+    def take_delta(self, final: bool = False) -> Delta:
+        """What was recorded since the last call, and start afresh."""
         self.seq += 1
-        delta = {"v": DELTA_VERSION, "seq": self.seq, "final": final, "horizon": self.clock(),
-                 "windows": [w.wire(t) for t, w in sorted(self._windows.items())],
-                 "cpu": self._cpu, "cpu_warnings": self._cpu_warnings,
-                 "requests": self._requests}
+        delta = Delta(seq=self.seq, final=final, horizon=self.clock(),
+                      windows=[w.wire(t) for t, w in sorted(self._windows.items())],
+                      cpu=[(t, v) for t, v in self._cpu], cpu_warnings=self._cpu_warnings,
+                      requests=self._requests)
         self._reset()
         if final:
             self.final_sent = True

@@ -121,6 +121,53 @@ class Event(_Model):
     error: str | None = None
 
 
+class DeltaCell(_Model):
+    """One endpoint in one window of one process, as sent to the master."""
+
+    count: int = 0
+    failures: dict[str, int] = {}
+    histogram: str | None = None
+    corrected_histogram: str | None = None
+    bytes: int = 0
+    x_cache: dict[str, int] = {}
+    degraded: int = 0
+    partial: int = 0
+    unexpected: dict[str, int] = {}
+    """Unexpected HTTP statuses ("500" -> count), kept for the whole run."""
+
+
+class DeltaWindow(_Model):
+    t: int
+    endpoints: dict[str, DeltaCell] = {}
+    tasks_intended: int = 0
+    tasks_started: int = 0
+    freshness: str | None = None
+    """The writer's commit-to-visible lags of writes started in this second, µs."""
+    freshness_timeouts: int = 0
+
+
+class Delta(_Model):
+    """What one Locust process sends the master: everything since its previous delta.
+
+    The Locust side's own `StatsEntryDict`: the worker builds it, `model_dump()`s it
+    into Locust's report (msgpack), and the master validates it back, so a field
+    renamed on one side fails loudly on the other. Counts add and histograms merge
+    exactly, so deltas can be merged in any order."""
+
+    v: Literal[1] = 1
+    seq: int
+    final: bool = False
+    horizon: float
+    """Everything this process recorded before this instant is in this or an earlier delta."""
+    requests: int = 0
+    cpu: list[tuple[float, float]] = []
+    """(epoch s, CPU %) samples."""
+    cpu_warnings: int = 0
+    windows: list[DeltaWindow] = []
+    pid: int | None = None
+    host: str | None = None
+
+
 class WindowCell(_Model):
     count: int = 0
     failures: dict[str, int] = {}

@@ -12,6 +12,7 @@ import random
 
 import msgpack
 import pytest
+from pydantic import ValidationError
 
 from harness import hdr
 from harness.loadgen.aggregate import RunAggregate
@@ -26,7 +27,7 @@ from harness.loadgen.recorder import (
     UnexpectedStatus,
     classify_failure,
 )
-from harness.model.client import ClientDoc, LiveStatus, Pacing
+from harness.model.client import ClientDoc, Delta, LiveStatus, Pacing
 from harness.model.endpoint import endpoint_key, interval_tag
 from tests.harness.conftest import (
     assert_plugin_output,
@@ -104,15 +105,19 @@ def test_delta_is_json_and_msgpack_safe_and_resets():
     rec.cpu_sample(T0 + 1, 12.5)
     rec.cpu_warning()
     delta = rec.take_delta()
-    assert json.loads(json.dumps(delta)) == delta
-    assert msgpack.unpackb(msgpack.packb(delta), strict_map_key=False) == delta
-    cell = delta["windows"][0]["endpoints"]["GET /x"]
-    assert cell["count"] == 1 and cell["failures"] == {"http_500": 1}
-    assert cell["x_cache"] == {"HIT": 1} and cell["unexpected"] == {"500": 1}
-    assert delta["requests"] == 1 and delta["cpu_warnings"] == 1
+    wire = delta.model_dump()  # what travels in Locust's report
+    assert json.loads(json.dumps(wire)) == json.loads(delta.model_dump_json())
+    back = msgpack.unpackb(msgpack.packb(wire), strict_map_key=False)
+    assert Delta.model_validate(back) == delta  # the master reads back exactly what was sent
+    cell = delta.windows[0].endpoints["GET /x"]
+    assert cell.count == 1 and cell.failures == {"http_500": 1}
+    assert cell.x_cache == {"HIT": 1} and cell.unexpected == {"500": 1}
+    assert delta.requests == 1 and delta.cpu_warnings == 1
     assert rec.empty
     again = rec.take_delta(final=True)
-    assert again["windows"] == [] and again["final"] and rec.final_sent
+    assert again.windows == [] and again.final and rec.final_sent
+    with pytest.raises(ValidationError):  # a report of another shape is refused, not guessed
+        Delta.model_validate({**wire, "windows": [{"t": 1, "endpoints": {"x": {"raw": "?"}}}]})
     assert rec.total_requests == 1
 
 
@@ -121,8 +126,8 @@ def test_corrected_latency_adds_task_lateness():
     rec.request("GET /x", T0, 10.0, 0, None, {"intended_start": T0 - 0.5, "task_start": T0})
     rec.request("GET /x", T0, 10.0, 0, None, {"intended_start": T0 + 0.5, "task_start": T0})
     rec.request("GET /x", T0, 10.0, 0, None, None)  # unpaced requests: no correction
-    cell = rec.take_delta()["windows"][0]["endpoints"]["GET /x"]
-    raw, corrected = hdr.decode(cell["raw"]), hdr.decode(cell["corrected"])
+    cell = rec.take_delta().windows[0].endpoints["GET /x"]
+    raw, corrected = hdr.decode(cell.histogram), hdr.decode(cell.corrected_histogram)
     assert raw.get_max_value() == pytest.approx(10_000, rel=1e-3)
     assert corrected.get_max_value() == pytest.approx(510_000, rel=1e-3)
     assert corrected.get_total_count() == 3
