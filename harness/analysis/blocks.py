@@ -14,6 +14,15 @@ union of the buckets either side used, and sums windows into non-overlapping
 blocks. A trailing partial block is dropped and counted in `Blocks.dropped`
 (its windows still count in the point estimate, `Blocks.total`).
 
+What blocks capture, measured on `tests/sim.py` (drift AR(1), rho 0.9 per
+second, plus 3% burst seconds): the bootstrap's SE of the p95 and p99 ratio
+matches their true A/A spread (bursts are short), while the p50's is ~20-28%
+low (0.049 vs 0.060 at 60 s; 0.0155 vs 0.0216 at 600 s): a drift with a
+~19 s correlation time outlives 5 s blocks, and 15 s blocks recover little
+(0.0174 at 600 s). With the policy's tolerances the gate's false-alarm rate
+stays far inside the misrate (0 of 500 A/A gates); a tight p50 tolerance on a
+drifting machine is what `harness calibrate` is for.
+
 Quantiles read from these matrices are exactly HdrHistogram's
 `get_value_at_percentile` (same target-count rounding, same bucket edges),
 so a figure the gate shows equals the one in `result.json`.
@@ -31,8 +40,16 @@ import numpy as np
 
 from harness import hdr
 
-__all__ = ["WindowCounts", "Grid", "Blocks", "window_counts", "block_pair", "quantiles",
-           "bucket_values", "DEFAULT_BLOCK_S"]
+__all__ = [
+    "DEFAULT_BLOCK_S",
+    "Blocks",
+    "Grid",
+    "WindowCounts",
+    "block_pair",
+    "bucket_values",
+    "quantiles",
+    "window_counts",
+]
 
 DEFAULT_BLOCK_S = 5
 

@@ -49,9 +49,24 @@ from scipy import special
 
 from harness.analysis.blocks import Blocks, quantiles, target_counts
 
-__all__ = ["Effect", "HodgesLehmann", "Tolerance", "Check", "Verdict", "bootstrap_quantiles",
-           "bootstrap_pairs", "bootstrap_rates", "rate_blocks", "hodges_lehmann", "mann_whitney_pmf", "holm",
-           "decide", "DEFAULT_RESAMPLES", "MIN_BLOCKS", "MIN_ROUNDS"]
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "MIN_BLOCKS",
+    "MIN_ROUNDS",
+    "Check",
+    "Effect",
+    "HodgesLehmann",
+    "Tolerance",
+    "Verdict",
+    "bootstrap_pairs",
+    "bootstrap_quantiles",
+    "bootstrap_rates",
+    "decide",
+    "hodges_lehmann",
+    "holm",
+    "mann_whitney_pmf",
+    "rate_blocks",
+]
 
 DEFAULT_RESAMPLES = 2000
 MIN_BLOCKS = 8
@@ -122,7 +137,10 @@ class Effect:
             return math.inf
         k = 1.0
         for _ in range(8):
-            k = max(k, (self.halfwidth(alpha, k) * math.sqrt(k) / distance) ** 2)
+            new = max(k, (self.halfwidth(alpha, k) * math.sqrt(k) / distance) ** 2)
+            if new - k <= 1e-3 * k:
+                return new
+            k = new
         return k
 
 

@@ -17,12 +17,27 @@ power at a 25% p95 shift with a +15% tolerance. At these sizes that is out of
 reach for any method that keeps the false-alarm bound: the busiest endpoint's
 p95 rests on ~30 requests above it, and the model's bursts (3% of seconds
 2-4x slower, so 0-5 burst seconds a run) move it by ~14% (sd of the A/A log
-ratio: 0.144). Deciding "beyond +15%" for a true +25% at Holm's first level
-(0.01 / 18) with 95% power needs an sd of ~0.017: about 70x the data.
-Measured here: power 0 at x1.25 and x1.10; x3 is detected. What would meet
-it (from the same model, see the README): ~70-minute runs; or ~16-minute runs
-with a +5% tolerance on p95; 5 rounds a side do not help enough (the run-level
-p95 is as noisy). Never by weakening the false-alarm bound.
+ratio: 0.144; without bursts 0.078). Deciding "beyond +15%" for a true +25%
+at Holm's first level (0.01 / 18) with 95% power needs an sd of ~0.017.
+Measured here (500 trials): power 0.006 at x1.25, 0 at x1.10, 0.948 at x3.
+Measured with the same model and gate (100 trials each unless said; A/A
+false alarms 0 in every configuration):
+
+    run length, change                    power at x1.25
+    60 s                                   0.006 (500 trials, 2000 resamples too)
+    60 s, gate of the busiest p95 only     0.05
+    5 rounds x 60 s a side, pooled blocks  0.02
+    10 min                                 0.12
+    20 min                                 0.35
+    40 min                                 0.61
+    40 min, busiest p95 only               0.88
+    70 min                                 0.95 (60 trials)
+    16 min, p95 tolerance +5%              0.90
+    20 min, p95 tolerance +5%              0.94
+
+So 95% at x1.25 takes ~70-minute runs at +15%, or ~20+ minutes with a +5%
+p95 tolerance; Hodges-Lehmann over rounds would need ~70 rounds a side (the
+run-level p95 is as noisy). Never by weakening the false-alarm bound.
 
 Bootstrap resamples: 500 per check in these trial loops (2000 is the
 default). The p-values use the bootstrap's standard error, not its tail

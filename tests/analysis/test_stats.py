@@ -82,8 +82,8 @@ def test_window_counts_reads_encodings_empties_and_refuses_other_layouts():
 def test_rounds_make_blocks_that_never_span_two_runs():
     rng = np.random.default_rng(3)
     r1, r2 = windows(rng, 12, 20, 10), windows(rng, 8, 20, 10)
-    base, cur = bl.block_pair([bl.window_counts(r1), bl.window_counts(r2)],
-                              bl.window_counts(r1), block_s=5)
+    base, _ = bl.block_pair([bl.window_counts(r1), bl.window_counts(r2)],
+                            bl.window_counts(r1), block_s=5)
     assert base.n_blocks == 2 + 1 and base.dropped == 2 + 3 and base.rounds == 2
     third = hdr.merge(r2[:5])
     assert np.array_equal(bl.quantiles(base.counts[2], base.grid, [50, 99]),
