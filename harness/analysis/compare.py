@@ -1,0 +1,346 @@
+"""The gate: a run (or run set) against a baseline, check by check, to one verdict. Pure.
+
+1. **Refuse what means nothing.** Runs that differ in scenario, shape, users,
+   spawn rate, duration, dataset, faults, target workers or machine are not
+   compared (a `ConfigError`, exit 2, naming each difference) unless allowed,
+   and then every output says so. What is being compared (commit, profile,
+   toggles) is shown, never refused.
+2. **Cannot judge** a run whose load generator was saturated: its latencies
+   describe the generator (exit 3).
+3. **Hard failures**, whatever the statistics: a tenant leak, an error rate
+   above the absolute limit, client and server counts too far apart.
+4. **Checks**, each an equivalence test against its tolerance
+   (`harness.analysis.stats.decide`, Holm-adjusted so the misrate bounds the
+   whole gate): per endpoint p50/p95/p99 latency (block bootstrap over the
+   interval log's windows, all endpoints resampled with the same time blocks;
+   with 5+ rounds a side, Hodges-Lehmann over the rounds' values), error rate
+   and throughput shortfall (blocks of windows), per cache hit ratio and the
+   ElevenLabs client's retry, amplification, failure and fallback rates
+   (blocks of the server's 2 s scrapes). Advisory checks are decided as a
+   family of their own and never fail the gate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.analysis import blocks as blk
+from harness.analysis import stats
+from harness.errors import ConfigError
+from harness.model.endpoint import interval_tag
+from harness.model.gate import CheckResult, GateResult, HardFailure, Side, Tolerance
+from harness.model.intervals import IntervalLog
+from harness.model.result import RunResult, ServerSample
+
+LATENCY = ((50.0, "p50"), (95.0, "p95"), (99.0, "p99"))
+SCRAPE_S = 2.0
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run: its record and its per-window histograms (None for a v1 record)."""
+
+    result: RunResult
+    log: IntervalLog | None
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The policy as the gate needs it (`harness.model.policy` builds it from policy.toml)."""
+
+    tolerance: Callable[[str, str], Tolerance]
+    """(policy name, subject) -> tolerance, overrides resolved. The policy name is p50,
+    p95 or p99 for latency (subject: the endpoint), else the check's kind (subject: the
+    endpoint, cache or "ElevenLabs")."""
+    advisory: Callable[[str, str], bool] = lambda name, subject: False
+    misrate: float = 0.01
+    block_s: int = 5
+    resamples: int = stats.DEFAULT_RESAMPLES
+    seed: int = 0
+    min_blocks: int = stats.MIN_BLOCKS
+    inconclusive_fails: bool = False
+    error_rate_max: float = 0.05
+    agreement_max: float = 0.01
+    tenant_leaks_max: int = 0
+
+
+def mismatches(base: Sequence[RunResult], cur: Sequence[RunResult]) -> list[str]:
+    """What differs between the runs that would make their comparison meaningless."""
+    def facts(r: RunResult) -> dict[str, object]:
+        run, machine = r.run, r.run.machine
+        return {"scenario": run.scenario, "shape": run.shape, "users": run.users,
+                "spawn rate": run.spawn_rate, "duration": run.duration_s,
+                "dataset": (run.dataset.preset, run.dataset.seed, run.dataset.generator_version),
+                "faults": run.faults, "target workers": run.target_workers,
+                "CPU model": machine.cpu_model if machine else None,
+                "CPU count": machine.logical_cpus if machine else run.cpu_count}
+    out = []
+    every = [facts(r) for r in [*base, *cur]]
+    for key in every[0]:
+        seen = sorted({repr(f[key]) for f in every})
+        if len(seen) > 1:
+            out.append(f"{key}: {' vs '.join(seen)}")
+    return out
+
+
+def _side(label: str, runs: Sequence[RunResult], toggles: set[str]) -> Side:
+    first = runs[0].run
+    target = first.target
+    return Side(label=label, run_ids=[r.run.run_id for r in runs], git_commit=first.git_commit,
+                profile=target.profile if target else first.profile,
+                toggles={k: v for k, v in (target.toggles if target else {}).items()
+                         if k in toggles})
+
+
+def _differing_toggles(base: Sequence[RunResult], cur: Sequence[RunResult]) -> set[str]:
+    seen: dict[str, set[bool]] = {}
+    for r in [*base, *cur]:
+        for k, v in (r.run.target.toggles if r.run.target else {}).items():
+            seen.setdefault(k, set()).add(v)
+    return {k for k, v in seen.items() if len(v) > 1}
+
+
+def _measured(run: RunData) -> list[int]:
+    w = run.result.windows
+    return [s.t for s in w.seconds if s.phase == "measured"] if w else []
+
+
+def _rate(run: RunData, num: Callable, den: Callable) -> tuple[list[float], list[float]]:
+    w = run.result.windows
+    seconds = [s for s in w.seconds if s.phase == "measured"] if w else []
+    return [num(s) for s in seconds], [den(s) for s in seconds]
+
+
+def _blocked(side: Sequence[tuple[list[float], list[float]]], block: int):
+    nums, dens = [], []
+    for num, den in side:
+        n, d, _ = stats.rate_blocks(num, den, block)
+        nums.extend(n)
+        dens.extend(d)
+    return nums, dens
+
+
+def _series(run: RunData) -> list[ServerSample]:
+    server = run.result.server
+    return [r for r in server.series if r.phase == "measured"] if server else []
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A check both sides can answer: what it is, its policy key, and its effect."""
+
+    kind: str
+    subject: str
+    policy: str
+    """The policy's name for it: p50/p95/p99 for latency, else the kind."""
+    unit: str
+    effect: stats.Effect | None
+    why_not: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.policy} {self.subject}"
+
+
+class _Checks:
+    """Collects every check both sides can answer."""
+
+    def __init__(self, base: Sequence[RunData], cur: Sequence[RunData],
+                 settings: GateSettings) -> None:
+        self.base, self.cur, self.s = base, cur, settings
+        self.found: list[_Found] = []
+
+    def add(self, kind: str, subject: str, unit: str, effect: stats.Effect | None,
+            why_not: str = "", policy: str | None = None) -> None:
+        self.found.append(_Found(kind, subject, policy or kind, unit, effect, why_not))
+
+    def latency(self) -> None:
+        keys = sorted(set.intersection(*(set(r.result.endpoints) for r in [*self.base,
+                                                                         *self.cur])))
+        rounds = min(len(self.base), len(self.cur))
+        if rounds >= stats.MIN_ROUNDS:
+            for key in keys:
+                for p, name in LATENCY:
+                    values = [[getattr(r.result.endpoints[key].latency_ms, name) for r in side]
+                              for side in (self.base, self.cur)]
+                    if all(v for side in values for v in side):
+                        self.add("latency", key, "ms",
+                                 stats.hodges_lehmann(values[0], values[1]), policy=name)
+            return
+        if any(r.log is None for r in [*self.base, *self.cur]):
+            for key in keys:
+                for _, name in LATENCY:
+                    self.add("latency", key, "ms", None, policy=name, why_not=(
+                        "a run has no interval log (schema_version 1): run 5+ rounds"))
+            return
+        pairs = []
+        for key in keys:
+            tag = interval_tag(key, "raw")
+            sides = [[blk.window_counts(r.log.entries.get((tag, t)) for t in _measured(r))
+                      for r in side] for side in (self.base, self.cur)]
+            pairs.append(blk.block_pair(sides[0], sides[1], self.s.block_s))
+        effects = stats.bootstrap_pairs(pairs, [p for p, _ in LATENCY], self.s.resamples,
+                                        self.s.seed) if pairs else []
+        for key, by_p in zip(keys, effects, strict=True):
+            for p, name in LATENCY:
+                self.add("latency", key, "ms", by_p[p], policy=name)
+
+    def rate(self, kind: str, subject: str, get: Callable[[RunData], tuple[list, list]],
+             block: int, scale: stats.Scale = "difference") -> None:
+        sides = [_blocked([get(r) for r in side], block) for side in (self.base, self.cur)]
+        if not all(sum(d) > 0 for _, d in sides):
+            return  # nothing to compare on one side (e.g. a scenario without writes)
+        unit = "ratio" if scale == "log_ratio" else "%"
+        self.add(kind, subject, unit, stats.bootstrap_rates(sides[0], sides[1], scale,
+                                                            self.s.resamples, self.s.seed))
+
+    def client_rates(self) -> None:
+        keys = sorted(set.intersection(*(set(r.result.endpoints) for r in [*self.base,
+                                                                         *self.cur])))
+        b = self.s.block_s
+        for key in keys:
+            def errors(run: RunData, key: str = key) -> tuple[list, list]:
+                return _rate(run, lambda s: sum(s.endpoints[key].failures.values())
+                             if key in s.endpoints else 0,
+                             lambda s: s.endpoints[key].count if key in s.endpoints else 0)
+            self.rate("error_rate", key, errors, b)
+        self.rate("throughput_shortfall", "paced tasks",
+                  lambda r: _rate(r, lambda s: max(s.tasks_intended - s.tasks_started, 0),
+                                  lambda s: s.tasks_intended), b)
+
+    def server_rates(self) -> None:
+        rows = max(1, round(self.s.block_s / SCRAPE_S))
+        caches = sorted(set.intersection(*({c for row in _series(r) for c in row.cache_hits}
+                                           for r in [*self.base, *self.cur])))
+        for name in caches:
+            def hits(run: RunData, name: str = name) -> tuple[list, list]:
+                rs = _series(run)
+                good = [r.cache_hits.get(name, 0) + r.cache_stale_hits.get(name, 0) for r in rs]
+                return good, [g + r.cache_misses.get(name, 0) for g, r in zip(good, rs)]
+            self.rate("cache_hit_ratio", name, hits, rows)
+
+        def upstream(num: Callable[[ServerSample], float], den: Callable[[ServerSample], float]):
+            return lambda run: ([num(r) for r in _series(run)], [den(r) for r in _series(run)])
+        self.rate("upstream_retry_rate", "ElevenLabs", upstream(
+            lambda r: sum(r.upstream_retries.values()), lambda r: r.upstream_attempts), rows)
+        self.rate("upstream_retry_amplification", "ElevenLabs", upstream(
+            lambda r: r.upstream_attempts, lambda r: r.upstream_requests), rows, "log_ratio")
+        self.rate("upstream_failure_rate", "ElevenLabs", upstream(
+            lambda r: sum(r.upstream_failures.values()), lambda r: r.upstream_attempts), rows)
+        self.rate("upstream_fallback_rate", "ElevenLabs", upstream(
+            lambda r: sum(v for k, v in r.upstream_fallbacks.items() if k != "live"),
+            lambda r: sum(r.upstream_fallbacks.values())), rows)
+
+
+def _to_stats(t: Tolerance) -> stats.Tolerance:
+    """The policy's tolerance on the statistics' scale (points become fractions)."""
+    return stats.Tolerance(t.limit if t.relative else t.limit / 100, t.relative,
+                           t.higher_is_worse)
+
+
+def _natural(unit: str, v: float | None) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return v / 1000.0 if unit == "ms" else v * 100 if unit == "%" else v
+
+
+def _result(f: _Found, tol: Tolerance, advisory: bool, v: stats.Verdict | None) -> CheckResult:
+    common = dict(name=f.name, kind=f.kind, subject=f.subject, unit=f.unit, tolerance=tol,
+                  advisory=advisory)
+    if v is None:
+        return CheckResult(**common, baseline=None, current=None, change=None, interval=None,
+                           confidence=None, verdict="inconclusive", reason=f.why_not,
+                           advice=f.why_not)
+    scale = 100.0 if f.unit == "%" else 1.0  # differences of shares are shown in points
+    change = v.estimate * scale
+    lo, hi = (x * scale for x in v.interval)
+    shown = (f"{(change - 1) * 100:+.1f}% [{(lo - 1) * 100:+.1f}%, {(hi - 1) * 100:+.1f}%]"
+             if f.unit in ("ms", "ratio") else f"{change:+.2f}pt [{lo:+.2f}, {hi:+.2f}]")
+    p = {"regressed": v.p_regressed, "improved": v.p_improved,
+         "pass": v.p_equivalent}.get(v.verdict, min(v.p_regressed, v.p_equivalent))
+    reason = {"regressed": "beyond the tolerance", "improved": "better beyond the tolerance",
+              "pass": "within the tolerance",
+              "inconclusive": "the interval reaches past the tolerance"}[v.verdict]
+    return CheckResult(
+        **common, baseline=_natural(f.unit, v.baseline), current=_natural(f.unit, v.current),
+        change=change, interval=(lo, hi), confidence=v.confidence, verdict=v.verdict,
+        p_value=p, method=v.method, advice=v.advice,
+        reason=f"{shown}: {reason} ({tol.text or tol.limit})")
+
+
+def _decide(found: list[_Found], settings: GateSettings) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for advisory in (False, True):  # advisory checks are a family of their own
+        family = [f for f in found if settings.advisory(f.policy, f.subject) == advisory]
+        tolerances = [settings.tolerance(f.policy, f.subject) for f in family]
+        decided = iter(stats.decide(
+            [stats.Check(f.name, f.effect, _to_stats(t)) for f, t in zip(family, tolerances)
+             if f.effect is not None], settings.misrate, settings.min_blocks))
+        for f, t in zip(family, tolerances):
+            out.append(_result(f, t, advisory, next(decided) if f.effect is not None else None))
+    return out
+
+
+def hard_failures(cur: Sequence[RunResult], settings: GateSettings) -> list[HardFailure]:
+    out = []
+    for r in cur:
+        rid = r.run.run_id
+        if r.correctness.tenant_leaks > settings.tenant_leaks_max:
+            out.append(HardFailure(kind="tenant_leak", detail=(
+                f"{r.correctness.tenant_leaks} tenant leak(s) in {rid}")))
+        if r.totals.failure_rate > settings.error_rate_max:
+            out.append(HardFailure(kind="error_rate", detail=(
+                f"error rate {r.totals.failure_rate:.2%} in {rid} "
+                f"(limit {settings.error_rate_max:.2%})")))
+        diff = r.agreement.diff_ratio
+        if diff is not None and diff > settings.agreement_max:
+            out.append(HardFailure(kind="agreement", detail=(
+                f"clients counted {r.agreement.client_count}, the service "
+                f"{r.agreement.server_count} ({diff:.2%} apart) in {rid}")))
+    return out
+
+
+def compare(base: Sequence[RunData], cur: Sequence[RunData], settings: GateSettings,
+            labels: tuple[str, str] = ("baseline", "current"),
+            allow_mismatch: bool = False) -> GateResult:
+    """The gate's result for `cur` against `base` (ConfigError: a refused comparison)."""
+    if not base or not cur:
+        raise ConfigError("a comparison needs at least one run on each side")
+    base_r, cur_r = [r.result for r in base], [r.result for r in cur]
+    differ = mismatches(base_r, cur_r)
+    if differ and not allow_mismatch:
+        raise ConfigError("refusing to compare runs that differ in " + "; ".join(differ)
+                          + " (--allow-mismatch to compare anyway)")
+    toggles = _differing_toggles(base_r, cur_r)
+    checks = _Checks(base, cur, settings)
+    checks.latency()
+    checks.client_rates()
+    checks.server_rates()
+    results = _decide(checks.found, settings)
+    hard = hard_failures(cur_r, settings)
+    saturated = [f"load generator saturated in {r.run.run_id}"
+                 for r in [*base_r, *cur_r] if r.generator.saturated]
+    failing = [c for c in results if c.verdict == "regressed" and not c.advisory]
+    undecided = [c for c in results if c.verdict == "inconclusive" and not c.advisory]
+    if saturated:
+        verdict, code, summary = "cannot_judge", 3, saturated[0]
+    elif hard or failing:
+        verdict, code = "regressed", 1
+        summary = "regressed: " + "; ".join([h.detail for h in hard]
+                                            + [f"{c.name} {c.reason}" for c in failing[:3]])
+    elif undecided:
+        verdict, code = "inconclusive", 1 if settings.inconclusive_fails else 0
+        summary = f"inconclusive: {len(undecided)} check(s) undecided, e.g. {undecided[0].name}"
+    else:
+        verdict, code, summary = "pass", 0, f"pass: {len(results)} checks within tolerance"
+    method = ("Hodges-Lehmann over rounds" if min(len(base), len(cur)) >= stats.MIN_ROUNDS
+              else f"block bootstrap over {settings.block_s} s blocks of windows")
+    return GateResult(
+        verdict=verdict, exit_code=code, summary=summary,
+        baseline=_side(labels[0], base_r, toggles), current=_side(labels[1], cur_r, toggles),
+        mismatches=differ, allowed_mismatch=bool(differ) and allow_mismatch, method=method,
+        misrate=settings.misrate, block_s=settings.block_s, resamples=settings.resamples,
+        seed=settings.seed, checks=results, hard_failures=hard, cannot_judge=saturated,
+        inconclusive_fails=settings.inconclusive_fails)
