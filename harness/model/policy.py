@@ -46,8 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
@@ -66,7 +65,7 @@ class Kind:
     unit: Unit
     """ms: a time; share: a fraction 0..1 (points apply); ratio: any other ratio (% only)."""
     higher_is_worse: bool = True
-    subjects: Literal["endpoints", "caches", "queries", None] = None
+    subjects: Literal["endpoints", "caches", "queries"] | None = None
     """The override table whose entries name this kind's subjects (None: one subject)."""
 
 
@@ -107,7 +106,7 @@ def parse_tolerance(kind: str, value: object) -> Tolerance:
     spec = KINDS[kind]
     bad = "+" if spec.higher_is_worse else "-"
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a tolerance such as {_FORMS[spec.unit]}, "
+        raise ValueError(f"must be a tolerance such as {_FORMS[spec.unit]}, "  # noqa: TRY004
                          f"not {_type_name(value)}")
     if not isinstance(value, str):  # a bare number: an absolute share
         if spec.unit != "share":
@@ -262,11 +261,11 @@ class QueryOverrides(_Tolerances):
     query_p95_advisory: bool | None = None
 
 
-_ENDPOINT_KEY = re.compile(r"^[A-Z]+ \S+$")
+_ENDPOINT_KEY = re.compile(r"[A-Z]+ \S+")
 
 
 def _endpoint_key(key: str) -> str:
-    if not _ENDPOINT_KEY.match(key):
+    if not _ENDPOINT_KEY.fullmatch(key):
         raise PydanticCustomError(  # no context: the message is not a template
             "endpoint_key", f"{key!r} is not an endpoint; write \"METHOD /route\" as in the "
             f"results, e.g. \"GET /api/v1/dashboard/overview\"")

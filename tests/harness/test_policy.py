@@ -8,8 +8,16 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.model.gate import Tolerance
-from harness.model.policy import (KINDS, Policy, is_advisory, key_lines, load_policy,
-                                  parse_policy, parse_tolerance, tolerance_for)
+from harness.model.policy import (
+    KINDS,
+    Policy,
+    is_advisory,
+    key_lines,
+    load_policy,
+    parse_policy,
+    parse_tolerance,
+    tolerance_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = ROOT / "baselines" / "policy.toml"
@@ -151,14 +159,14 @@ def test_tolerance_spellings(kind, text, expected):
 
 
 @pytest.mark.parametrize(("kind", "value", "message"), [
-    ("hit_ratio", "+5pt", "a lower hit_ratio is worse, so its tolerance is written -5pt, "
-                          "not '+5pt'"),
+    ("hit_ratio", "+5pt", ("a lower hit_ratio is worse, so its tolerance is written -5pt, "
+                           "not '+5pt'")),
     ("p95", "-15%", "a higher p95 is worse, so its tolerance is written +15%, not '-15%'"),
     ("p95", "+5pt", "'+5pt' does not fit p95 (measured as ms); write '+15%' or '+5ms'"),
-    ("error_rate", "+5ms", "'+5ms' does not fit error_rate (measured as a share); "
-                           "write '+15%', '+1pt' or a share such as 0.01"),
-    ("retry_amplification", "+1pt", "'+1pt' does not fit retry_amplification (measured as "
-                                    "ratio); write '+15%'"),
+    ("error_rate", "+5ms", ("'+5ms' does not fit error_rate (measured as a share); "
+                            "write '+15%', '+1pt' or a share such as 0.01")),
+    ("retry_amplification", "+1pt", ("'+1pt' does not fit retry_amplification (measured "
+                                     "as ratio); write '+15%'")),
     ("retry_amplification", 0.2, "a bare number is a share; write '+15%'"),
     ("p95", 15, "a bare number is a share; write '+15%' or '+5ms'"),
     ("error_rate", 1.5, "a share is between 0 and 1, not 1.5"),
@@ -166,8 +174,8 @@ def test_tolerance_spellings(kind, text, expected):
     ("p95", "+15 %%", "'+15 %%' is not a tolerance; write '+15%' or '+5ms'"),
     ("p95", "fast", "'fast' is not a tolerance; write '+15%' or '+5ms'"),
     ("p95", True, "must be a tolerance such as '+15%' or '+5ms', not true/false"),
-    ("hit_ratio", "-100%", "'-100%': a drop of 100% or more cannot be tolerated "
-                           "relatively; write points instead"),
+    ("hit_ratio", "-100%", ("'-100%': a drop of 100% or more cannot be tolerated "
+                            "relatively; write points instead")),
 ])
 def test_tolerances_that_do_not_parse(kind, value, message):
     with pytest.raises(ValueError) as info:
@@ -270,8 +278,8 @@ def test_advisory_p99_by_default_and_overridable():
 
 
 def test_unknown_key_names_it_and_its_line():
-    text = "\n".join(["# policy", "", "[gate]", "misrate = 0.01", "", "[tolerances]",
-                      'p50 = "+15%"', 'p95 = "+15%"', "", "", "", 'p96 = "+20%"', ""])
+    text = ('# policy\n\n[gate]\nmisrate = 0.01\n\n[tolerances]\np50 = "+15%"\n'
+            'p95 = "+15%"\n\n\n\np96 = "+20%"\n')  # p96 on line 12
     assert error(text) == \
         "policy.toml:12: unknown key 'p96' in [tolerances] (did you mean 'p95' or 'p99'?)"
 
@@ -318,8 +326,8 @@ def test_a_key_in_an_inline_table_gets_the_line_of_its_table():
     ('[gate]\ninconclusive = "maybe"\n',
      "policy.toml:2: 'inconclusive' in [gate] must be 'pass' or 'fail', not 'maybe'"),
     ('[tolerances]\np99_advisory = "yes"\n',
-     "policy.toml:2: 'p99_advisory' in [tolerances] must be true or false, "
-     "not a string ('yes')"),
+     ("policy.toml:2: 'p99_advisory' in [tolerances] must be true or false, "
+      "not a string ('yes')")),
     ("[hard]\ntenant_leaks_max = 0.5\n",
      "policy.toml:2: 'tenant_leaks_max' in [hard] must be an integer, not a number (0.5)"),
     ("gate = 5\n", "policy.toml:1: 'gate' must be a table, not an integer (5)"),
@@ -389,3 +397,10 @@ def test_key_lines_finds_headers_and_keys():
     assert lines[("endpoints", "GET /a = b", "p95")] == 7
     assert lines[("endpoints", "GET /a = b", "quoted key")] == 8
     assert lines[("endpoints", "GET /a = b", "a", "b")] == 9
+
+
+@pytest.mark.parametrize("key", ["GET", "get /a", "GET  /a", "GET /a b", "GET /a\\n", " GET /a"])
+def test_malformed_endpoint_keys(key):
+    assert error(f'[endpoints."{key}"]\np95 = "+1%"\n').startswith(
+        "policy.toml:1: [endpoints.")
+    assert "is not an endpoint" in error(f'[endpoints."{key}"]\np95 = "+1%"\n')
