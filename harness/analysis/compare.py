@@ -188,10 +188,14 @@ class _Checks:
                 self.add("latency", key, "ms", by_p[p], policy=name)
 
     def rate(self, kind: str, subject: str, get: Callable[[RunData], tuple[list, list]],
-             block: int, scale: stats.Scale = "difference") -> None:
+             block: int) -> None:
+        """A ratio of sums over blocks; its scale follows the policy's tolerance: a relative
+        tolerance compares the log of current / baseline, an absolute one the difference."""
         sides = [_blocked([get(r) for r in side], block) for side in (self.base, self.cur)]
         if not all(sum(d) > 0 for _, d in sides):
             return  # nothing to compare on one side (e.g. a scenario without writes)
+        scale: stats.Scale = "log_ratio" if self.s.tolerance(kind, subject).relative \
+            else "difference"
         unit = "ratio" if scale == "log_ratio" else "%"
         self.add(kind, subject, unit, stats.bootstrap_rates(sides[0], sides[1], scale,
                                                             self.s.resamples, self.s.seed))
@@ -226,7 +230,7 @@ class _Checks:
         self.rate("upstream_retry_rate", "ElevenLabs", upstream(
             lambda r: sum(r.upstream_retries.values()), lambda r: r.upstream_attempts), rows)
         self.rate("upstream_retry_amplification", "ElevenLabs", upstream(
-            lambda r: r.upstream_attempts, lambda r: r.upstream_requests), rows, "log_ratio")
+            lambda r: r.upstream_attempts, lambda r: r.upstream_requests), rows)
         self.rate("upstream_failure_rate", "ElevenLabs", upstream(
             lambda r: sum(r.upstream_failures.values()), lambda r: r.upstream_attempts), rows)
         self.rate("upstream_fallback_rate", "ElevenLabs", upstream(
@@ -256,6 +260,7 @@ def _result(f: _Found, tol: Tolerance, advisory: bool, v: stats.Verdict | None) 
     scale = 100.0 if f.unit == "%" else 1.0  # differences of shares are shown in points
     change = v.estimate * scale
     lo, hi = (x * scale for x in v.interval)
+    interval = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None  # JSON has no inf
     shown = (f"{(change - 1) * 100:+.1f}% [{(lo - 1) * 100:+.1f}%, {(hi - 1) * 100:+.1f}%]"
              if f.unit in ("ms", "ratio") else f"{change:+.2f}pt [{lo:+.2f}, {hi:+.2f}]")
     p = {"regressed": v.p_regressed, "improved": v.p_improved,
@@ -265,7 +270,7 @@ def _result(f: _Found, tol: Tolerance, advisory: bool, v: stats.Verdict | None) 
               "inconclusive": "the interval reaches past the tolerance"}[v.verdict]
     return CheckResult(
         **common, baseline=_natural(f.unit, v.baseline), current=_natural(f.unit, v.current),
-        change=change, interval=(lo, hi), confidence=v.confidence, verdict=v.verdict,
+        change=change, interval=interval, confidence=v.confidence, verdict=v.verdict,
         p_value=p, method=v.method, advice=v.advice,
         reason=f"{shown}: {reason} ({tol.text or tol.limit})")
 

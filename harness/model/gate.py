@@ -51,13 +51,14 @@ class CheckResult(_Model):
     subject: str
     """The endpoint, cache, query... the check is about."""
     unit: str
-    """Of baseline/current: ms, ratio, share, points."""
+    """Of baseline/current: `ms`; `%` for shares (baseline/current in percent, `change`
+    and `interval` in points); `ratio` for other ratios (retries per request)."""
     baseline: float | None
     current: float | None
     change: float | None
     """current / baseline for relative tolerances, current - baseline otherwise."""
     interval: tuple[float, float] | None
-    """Of `change`, at `confidence`."""
+    """Of `change`, at `confidence` (None when unbounded, e.g. too few rounds)."""
     confidence: float | None
     tolerance: Tolerance
     verdict: CheckVerdict
@@ -93,6 +94,8 @@ class GateResult(_Model):
     """The whole `gate.json`."""
 
     schema_version: Literal[1] = GATE_SCHEMA_VERSION
+    decided_at: str | None = None
+    """When the gate ran (UTC, ISO 8601)."""
     verdict: GateVerdict
     exit_code: Literal[0, 1, 3]
     summary: str
