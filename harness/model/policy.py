@@ -23,12 +23,14 @@ Tolerance spellings (the sign is the bad direction; it may be left out, and
 when given it must agree with the kind's: only `hit_ratio` is worse lower):
 
 * `"+15%"`: relative, current / baseline - 1 (`Tolerance(0.15)`); any kind.
-* `"+1pt"`, `"-5pt"`: absolute percentage points of a share or ratio
+* `"+1pt"`, `"-5pt"`: absolute percentage points of a share
   (`Tolerance(1.0, relative=False)`: `limit` is in points, as `harness.model.gate`
   defines it); kinds measured as shares only.
 * `0.10`: a bare number is an absolute share, the same as `"+10pt"`; shares only.
-* `"+5ms"`: absolute milliseconds (`Tolerance(5.0, relative=False)`); kinds measured
-  in ms only (useful where the baseline is near zero, e.g. pool wait).
+
+Times (latencies, waits, lags) and other ratios take relative tolerances only:
+the gate compares them on the log scale (`harness.analysis.compare`), so an
+absolute `"+5ms"` is refused rather than misread.
 
 TOML itself gives no positions, so a key's line is found by scanning the text
 for table headers and `key =` lines (`key_lines`): exact for the files people
@@ -97,7 +99,7 @@ CHECK_KINDS = {
 (Latency checks, kind `latency`, pass their percentile: `p50`, `p95`, `p99`.)"""
 
 _SPELLING = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|pt|ms)$")
-_FORMS = {"ms": "'+15%' or '+5ms'", "share": "'+15%', '+1pt' or a share such as 0.01",
+_FORMS = {"ms": "'+15%'", "share": "'+15%', '+1pt' or a share such as 0.01",
           "ratio": "'+15%'"}
 
 
@@ -130,10 +132,12 @@ def parse_tolerance(kind: str, value: object) -> Tolerance:
                              f"relatively; write points instead")
         return Tolerance(limit=round(amount / 100, 12), relative=True,
                          higher_is_worse=spec.higher_is_worse, text=value)
-    if (suffix == "pt") != (spec.unit == "share") or (suffix == "ms") != (spec.unit == "ms"):
-        raise ValueError(f"{value!r} does not fit {kind} (measured as "
-                         f"{'a share' if spec.unit == 'share' else spec.unit}); "
-                         f"write {_FORMS[spec.unit]}")
+    if suffix == "ms":
+        raise ValueError(f"{value!r}: a tolerance in milliseconds is not supported (times "
+                         f"are compared relatively); write {_FORMS[spec.unit]}")
+    if spec.unit != "share":
+        raise ValueError(f"{value!r} does not fit {kind} (measured as {spec.unit}, not a "
+                         f"share); write {_FORMS[spec.unit]}")
     return Tolerance(limit=amount, relative=False, higher_is_worse=spec.higher_is_worse,
                      text=value)
 
@@ -203,7 +207,7 @@ class Tolerances(_Tolerances):
     fallback_rate: Tolerance = _default("fallback_rate", "+5pt")
     upstream_p95: Tolerance = _default("upstream_p95", "+20%")
     query_p95: Tolerance = _default("query_p95", "+20%")
-    pool_wait_p95: Tolerance = _default("pool_wait_p95", "+5ms")
+    pool_wait_p95: Tolerance = _default("pool_wait_p95", "+50%")
     freshness_p95: Tolerance = _default("freshness_p95", "+25%")
     p50_advisory: bool = False
     p95_advisory: bool = False

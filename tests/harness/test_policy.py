@@ -53,7 +53,7 @@ def test_defaults():
     assert t.fallback_rate == Tolerance(limit=5.0, relative=False, text="+5pt")
     assert t.upstream_p95 == Tolerance(limit=0.2, text="+20%")
     assert t.query_p95 == Tolerance(limit=0.2, text="+20%")
-    assert t.pool_wait_p95 == Tolerance(limit=5.0, relative=False, text="+5ms")
+    assert t.pool_wait_p95 == Tolerance(limit=0.5, text="+50%")
     assert t.freshness_p95 == Tolerance(limit=0.25, text="+25%")
     h = p.hard
     assert (h.error_rate_max, h.agreement_max, h.tenant_leaks_max) == (0.05, 0.01, 0)
@@ -134,8 +134,8 @@ def test_dotted_keys_and_inline_tables_work_as_toml_says():
     ("p95", "15%", Tolerance(limit=0.15, relative=True, higher_is_worse=True, text="15%")),
     ("p95", "+2.5%", Tolerance(limit=0.025, relative=True, higher_is_worse=True, text="+2.5%")),
     ("p95", "+0%", Tolerance(limit=0.0, relative=True, higher_is_worse=True, text="+0%")),
-    ("p95", "+5ms", Tolerance(limit=5.0, relative=False, higher_is_worse=True, text="+5ms")),
-    ("pool_wait_p95", "2.5ms", Tolerance(limit=2.5, relative=False, text="2.5ms")),
+    ("pool_wait_p95", "+100%", Tolerance(limit=1.0, text="+100%")),
+    ("p95", " +15% ", Tolerance(limit=0.15, text=" +15% ")),
     ("error_rate", "+1pt", Tolerance(limit=1.0, relative=False, higher_is_worse=True,
                                      text="+1pt")),
     ("error_rate", "+0.5pt", Tolerance(limit=0.5, relative=False, text="+0.5pt")),
@@ -162,18 +162,21 @@ def test_tolerance_spellings(kind, text, expected):
     ("hit_ratio", "+5pt", ("a lower hit_ratio is worse, so its tolerance is written -5pt, "
                            "not '+5pt'")),
     ("p95", "-15%", "a higher p95 is worse, so its tolerance is written +15%, not '-15%'"),
-    ("p95", "+5pt", "'+5pt' does not fit p95 (measured as ms); write '+15%' or '+5ms'"),
-    ("error_rate", "+5ms", ("'+5ms' does not fit error_rate (measured as a share); "
-                            "write '+15%', '+1pt' or a share such as 0.01")),
+    ("p95", "+5pt", "'+5pt' does not fit p95 (measured as ms, not a share); write '+15%'"),
+    ("p95", "+5ms", ("'+5ms': a tolerance in milliseconds is not supported (times are "
+                     "compared relatively); write '+15%'")),
+    ("error_rate", "+5ms", ("'+5ms': a tolerance in milliseconds is not supported (times are "
+                            "compared relatively); write '+15%', '+1pt' or a share such as "
+                            "0.01")),
     ("retry_amplification", "+1pt", ("'+1pt' does not fit retry_amplification (measured "
-                                     "as ratio); write '+15%'")),
+                                     "as ratio, not a share); write '+15%'")),
     ("retry_amplification", 0.2, "a bare number is a share; write '+15%'"),
-    ("p95", 15, "a bare number is a share; write '+15%' or '+5ms'"),
+    ("p95", 15, "a bare number is a share; write '+15%'"),
     ("error_rate", 1.5, "a share is between 0 and 1, not 1.5"),
-    ("p95", "15", "'15' is not a tolerance; write '+15%' or '+5ms'"),
-    ("p95", "+15 %%", "'+15 %%' is not a tolerance; write '+15%' or '+5ms'"),
-    ("p95", "fast", "'fast' is not a tolerance; write '+15%' or '+5ms'"),
-    ("p95", True, "must be a tolerance such as '+15%' or '+5ms', not true/false"),
+    ("p95", "15", "'15' is not a tolerance; write '+15%'"),
+    ("p95", "+15 %%", "'+15 %%' is not a tolerance; write '+15%'"),
+    ("p95", "fast", "'fast' is not a tolerance; write '+15%'"),
+    ("p95", True, "must be a tolerance such as '+15%', not true/false"),
     ("hit_ratio", "-100%", ("'-100%': a drop of 100% or more cannot be tolerated "
                             "relatively; write points instead")),
 ])
@@ -185,7 +188,7 @@ def test_tolerances_that_do_not_parse(kind, value, message):
 
 def test_a_bad_tolerance_in_a_file_names_its_key_and_line():
     assert error('[gate]\nseed = 1\n\n[tolerances]\np95 = "+15"\n') == \
-        "policy.toml:5: 'p95' in [tolerances]: '+15' is not a tolerance; write '+15%' or '+5ms'"
+        "policy.toml:5: 'p95' in [tolerances]: '+15' is not a tolerance; write '+15%'"
     assert error('[caches.dashboard]\nhit_ratio = "+3pt"\n') == \
         "policy.toml:2: 'hit_ratio' in [caches.dashboard]: a lower hit_ratio is worse, " \
         "so its tolerance is written -3pt, not '+3pt'"
@@ -250,7 +253,7 @@ def test_overrides_apply_only_to_their_own_kind_of_subject():
 def test_check_kind_names_of_the_gate_record_are_understood():
     p = parse_policy(POLICY)
     assert tolerance_for(p, "cache_hit_ratio", "dashboard").text == "-3pt"
-    assert tolerance_for(p, "pool_wait").text == "+5ms"
+    assert tolerance_for(p, "pool_wait").text == "+50%"
     assert tolerance_for(p, "upstream_retry_amplification").text == "+20%"
     assert tolerance_for(p, "upstream_failure_rate").text == "+2pt"
     with pytest.raises(ValueError, match="no tolerance for check kind 'latency'"):
