@@ -1,0 +1,68 @@
+"""The `harness` command: parsing, wiring and exit codes only.
+
+Every command's errors come through `main()`, which turns a `HarnessError`
+into one line on stderr and its exit code (2: usage or configuration, 3: the
+run could not be carried out; 1: the gate failed, returned by the commands
+that gate); nothing else reaches the user as a traceback. SIGTERM is treated
+like Ctrl-C, so `finally` blocks stop every child process.
+
+The commands live beside this module, one group per file: `stack` (stack up,
+db, worker), `run` (run, runs), `gate` (compare, baseline).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError, Interrupted
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Load-test and observe the dashboard API; gate CI on regressions.")
+stack_app = typer.Typer(no_args_is_help=True, help="Run the stack for manual or scripted use.")
+db_app = typer.Typer(no_args_is_help=True, help="Datasets and database maintenance.")
+baseline_app = typer.Typer(no_args_is_help=True, help="Save, list, show and remove baselines.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+app.add_typer(baseline_app, name="baseline")
+
+# CI logs are not terminals: give tables room instead of rich's default 80 columns
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+stdout = Console(width=None if sys.stdout.isatty() else 140)
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="tiny | small | medium | large")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Dataset seed (deterministic data).")]
+ProfileOpt = Annotated[str, typer.Option("--profile", help="optimized | naive")]
+DbUrlOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="HARNESS_DATABASE_URL",
+    help="External PostgreSQL URL (default: embedded PostgreSQL under .harness/pg).")]
+StateOpt = Annotated[Path, typer.Option("--state-dir", help="Where embedded data lives.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Reports directory (runs/<id>/ inside).")]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # Our own exception, not KeyboardInterrupt: click would turn that into
+    # "Aborted!" and exit 1, and the documented code for an interrupted run is 3.
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app()
+    except HarnessError as exc:
+        label = getattr(exc, "label", "error")
+        err.print(f"[bold red]{label}:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+
+
+from harness.cli import gate, run, stack  # noqa: E402,F401 - registers the commands

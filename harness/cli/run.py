@@ -1,0 +1,135 @@
+"""`harness run` and `harness runs`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import DatasetOpt, DbUrlOpt, SeedOpt, StateOpt, app, err, stdout
+from harness.cli.gate import AllowOpt, PolicyOpt, StoreOpt
+from harness.errors import RunFailed
+from harness.model.result import RunResult
+from harness.run.progress import Progress
+from harness.stack.stack import StackConfig
+
+
+@app.command("run")
+def run(
+    scenario: Annotated[str, typer.Option(help="dashboard | agents | writer | mixed | "
+                                                "upstream_faults")] = "mixed",
+    profile: Annotated[str, typer.Option(
+        help="optimized | naive, or both as 'optimized,naive': one run each, then a "
+             "side-by-side table")] = "optimized",
+    users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 50,
+    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    duration: Annotated[str, typer.Option(help="Measured time, e.g. 60s, 2m.")] = "60s",
+    warmup: Annotated[str, typer.Option(help="Load before measuring, excluded.")] = "10s",
+    dataset: DatasetOpt = "small",
+    seed: SeedOpt = 42,
+    workers: Annotated[int, typer.Option(help="Local Locust workers (0: one process).")] = 1,
+    remote_workers: Annotated[int, typer.Option(
+        help="Extra workers expected from other machines (harness worker).")] = 0,
+    master_bind_host: Annotated[str, typer.Option(
+        help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
+    target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
+    port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
+    target_cpus: Annotated[str | None, typer.Option(
+        help="Pin target and stub to these CPUs (e.g. 0 or 0-1).")] = None,
+    locust_cpus: Annotated[str | None, typer.Option(
+        help="Pin the Locust processes to these CPUs.")] = None,
+    pace_scale: Annotated[float, typer.Option(
+        help="Multiply every user's pace (0: unpaced, closed loop).")] = 1.0,
+    faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
+    shape: Annotated[str | None, typer.Option(help="steady | ramp | spike | soak")] = None,
+    database_url: DbUrlOpt = None,
+    out: Annotated[Path, typer.Option(help="Reports directory (runs/<id>/ inside).")] = Path(
+        "reports"),
+    state_dir: StateOpt = Path(".harness"),
+    baseline: Annotated[str | None, typer.Option(
+        help="Gate the run against this baseline (name in --store, or a directory).")] = None,
+    policy: PolicyOpt = None,
+    allow_mismatch: AllowOpt = False,
+    store: StoreOpt = Path("baselines"),
+) -> None:
+    """Run a measured load test end to end and write the run directory (and gate it)."""
+    from dataclasses import replace
+
+    from harness import baselines
+    from harness.cli.gate import GateFailed, load_policy
+    from harness.outputs.gate_table import gate_table
+    from harness.run import gate
+
+    from harness.outputs.tables import run_table, side_by_side
+    from harness.run.config import RunConfig, parse_duration
+    from harness.run.runner import Run
+    from harness.stack.process import parse_cpus
+
+    stack = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
+                        state_dir=state_dir, port=port, target_workers=target_workers,
+                        faults=faults, target_cpus=parse_cpus(target_cpus))
+    configs = []
+    for name in [p.strip() for p in profile.split(",")]:
+        config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
+                           duration_s=parse_duration(duration), warmup_s=parse_duration(warmup),
+                           workers=workers, remote_workers=remote_workers,
+                           master_bind_host=master_bind_host, pace_scale=pace_scale,
+                           locust_cpus=parse_cpus(locust_cpus), out=out,
+                           stack=replace(stack, profile=name))
+        config.validate()  # every profile before the first run starts
+        configs.append(config)
+    # a baseline or policy that cannot be used is exit 2 now, not after the run
+    against = baselines.load(baselines.resolve(baseline, store)) if baseline else None
+    rules = load_policy(policy, store) if baseline else None
+    finished, failed = [], None
+    for config in configs:  # one after another: never two stacks on one machine at once
+        with Progress(err) as progress:
+            outcome = Run(config, progress).execute()
+            progress.phase("writing the run record")
+            result = _record(outcome)
+        stdout.print(run_table(result))
+        stdout.print(f"run directory: {outcome.run_dir}")
+        if outcome.error is not None:
+            raise outcome.error
+        finished.append(result)
+        if against is not None:
+            current = gate.read_runs([outcome.run_dir])
+            verdict = gate.judge(current, against, rules, allow_mismatch)
+            gate.write(verdict, outcome.run_dir, result)
+            stdout.print(gate_table(verdict))
+            failed = failed if verdict.exit_code == 0 else verdict
+    if len(finished) > 1:
+        stdout.print(side_by_side(finished))
+    if failed is not None:
+        raise GateFailed(failed)
+
+
+def _record(outcome) -> RunResult:
+    """Build and write the run record; any failure is one line (the run's own error first)."""
+    from harness.run import record
+
+    try:
+        started = time.perf_counter()
+        result = record.collect(outcome.run_dir)
+        written = record.write(result, outcome.run_dir)
+        err.print(f"[dim]•[/dim] run record written in {time.perf_counter() - started:.2f}s: "
+                  + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in written),
+                  highlight=False)
+        return result
+    except Exception as exc:  # noqa: BLE001 - any failure here is one line, exit 3
+        if outcome.error is not None:  # what ended the run matters more
+            err.print(f"no run record: {exc}", highlight=False, soft_wrap=True)
+            raise outcome.error from None
+        raise RunFailed(f"the run record could not be written: {exc} "
+                        f"(measurements kept in {outcome.run_dir})") from exc
+
+
+@app.command("runs")
+def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("reports")) -> None:
+    """List past runs, newest first."""
+    from harness.outputs.tables import runs_table
+    from harness.run.layout import list_runs
+
+    stdout.print(runs_table(list_runs(out / "runs"), str(out / "runs")))
