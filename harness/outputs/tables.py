@@ -67,17 +67,19 @@ def main_endpoint(result: RunResult) -> tuple[str, EndpointResult] | None:
     return max(result.endpoints.items(), key=lambda kv: kv[1].count)
 
 
-def runs_table(runs: list[tuple[str, RunResult | None]], where: str) -> Table:
-    """One row per run (newest first); None: the run left no readable record."""
+def runs_table(runs: list[tuple[str, RunResult | None, str | None]], where: str) -> Table:
+    """One row per run (newest first): None, the run left no readable record; the last
+    column is the gate's verdict when the run was gated."""
     table = Table(title=f"runs in {where}")
     for col in ("run", "scenario", "profile", "status", "when (UTC)", "main endpoint",
-                "p95 ms"):
+                "p95 ms", "verdict"):
         table.add_column(col)
-    for run_id, result in runs:
+    for run_id, result, verdict in runs:
         if result is None:
-            table.add_row(run_id, "–", "–", "no result", "–", "–", "–")
+            table.add_row(run_id, "–", "–", "no result", "–", "–", "–", verdict or "–")
             continue
         run, main = result.run, main_endpoint(result)
         table.add_row(run_id, run.scenario, run.profile, run.status, run.started_at[:19],
-                      main[0] if main else "–", _ms(main[1].latency_ms.p95) if main else "–")
+                      main[0] if main else "–", _ms(main[1].latency_ms.p95) if main else "–",
+                      verdict or "–")
     return table

@@ -22,8 +22,9 @@ from harness.model.result import RunResult
 from harness.outputs.gate_markdown import gate_markdown
 from harness.outputs.junit import junit_xml
 from harness.outputs.markdown import summary_markdown
+from harness.run import layout
 
-GATE_FILE, JUNIT_FILE, SUMMARY_FILE = "gate.json", "junit.xml", "summary.md"
+GATE_FILE, JUNIT_FILE, SUMMARY_FILE = layout.GATE, "junit.xml", "summary.md"
 
 
 def settings_from(policy: pol.Policy) -> compare.GateSettings:

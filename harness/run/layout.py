@@ -25,10 +25,12 @@ from pathlib import Path
 
 from harness.model.files import load_json, save_json
 from harness.errors import ConfigError
+from harness.model.gate import GateResult
 from harness.model.result import RunInfo, RunResult, load
 
 RUN_INFO = "run.json"
 RESULT = "result.json"
+GATE = "gate.json"
 
 
 def run_dir(out: Path, run_id: str) -> Path:
@@ -70,14 +72,22 @@ def point_latest(runs_dir: Path, run: Path) -> None:
     os.replace(tmp, link)
 
 
-def list_runs(runs_dir: Path) -> list[tuple[str, RunResult | None]]:
-    """Every run directory, newest first, with its record (None: none readable)."""
+def list_runs(runs_dir: Path) -> list[tuple[str, RunResult | None, str | None]]:
+    """Every run directory, newest first: its record (None: none readable) and the gate's
+    verdict when it was gated (`unreadable` when its gate.json does not read)."""
     dirs = sorted((p for p in runs_dir.glob("*") if p.is_dir()), reverse=True) \
         if runs_dir.is_dir() else []
-    out: list[tuple[str, RunResult | None]] = []
+    out: list[tuple[str, RunResult | None, str | None]] = []
     for d in dirs:
         try:
-            out.append((d.name, load(d / RESULT)))
+            result = load(d / RESULT)
         except ConfigError:
-            out.append((d.name, None))
+            result = None
+        verdict = None
+        if (d / GATE).exists():
+            try:
+                verdict = load_json(d / GATE, GateResult, "").verdict
+            except ConfigError:
+                verdict = "unreadable"
+        out.append((d.name, result, verdict))
     return out

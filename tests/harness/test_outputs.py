@@ -120,10 +120,11 @@ def test_runs_table_lists_run_directories_newest_first(tmp_path: Path, fast, slo
     lines = [ln for ln in out.splitlines() if "2027011" in ln]
     assert [ln.split("│")[1].strip() for ln in lines] == [
         "20270117T080000Z-broken", "20270116T080000Z-b", "20270115T080000Z-a"]
-    assert row_of(out, "20270117T080000Z-broken")[1:] == ["–", "–", "no result", "–", "–", "–"]
+    assert row_of(out, "20270117T080000Z-broken")[1:] == ["–", "–", "no result", "–", "–", "–",
+                                                          "–"]
     assert row_of(out, "20270116T080000Z-b") == [
         "20270116T080000Z-b", "mixed", "naive", "complete", "2027-01-15T08:00:00", OVERVIEW,
-        ms(slow.result.endpoints[OVERVIEW].latency_ms.p95)]
+        ms(slow.result.endpoints[OVERVIEW].latency_ms.p95), "–"]
 
 
 def test_runs_table_of_a_missing_directory_is_empty(tmp_path: Path):

@@ -1,0 +1,64 @@
+"""The gate as CI uses it: a baseline saved from a real run, then `harness run --baseline`
+on the same build (never regressed) and on the naive profile (regressed, exit 1)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml
+
+from tests.e2e.test_run import harness_run
+
+pytestmark = pytest.mark.e2e
+OVERVIEW = "p95 GET /api/v1/dashboard/overview"
+# 8 blocks of 5 s is the least the gate judges on: 45 s measured leaves room
+LOAD = ("--scenario", "dashboard", "--users", "10", "--spawn-rate", "10", "--duration", "45s",
+        "--warmup", "3s")
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def newest(out: Path) -> Path:
+    return sorted((out / "runs").iterdir())[-1]
+
+
+def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: Path,
+                                                                    tmp_path: Path):
+    out, store = tmp_path / "reports", tmp_path / "baselines"
+    first = harness_run(state_dir, out, *LOAD)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    saved = harness("baseline", "save", "latest", "--name", "main", "--store", str(store),
+                    "--out", str(out), cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    assert (store / "main" / "baseline.json").exists()
+
+    naive = harness_run(state_dir, out, *LOAD, "--profile", "naive", "--baseline", "main",
+                        "--store", str(store))
+    stdout, stderr = naive.communicate(timeout=300)
+    assert naive.returncode == 1, stderr
+    assert "Traceback" not in stderr and "gate:" in stderr
+    gate = json.loads((newest(out) / "gate.json").read_text())
+    assert gate["verdict"] == "regressed" and gate["exit_code"] == 1
+    regressed = {c["name"] for c in gate["checks"] if c["verdict"] == "regressed"}
+    assert OVERVIEW in regressed, regressed
+    assert gate["baseline"]["profile"] == "optimized" and gate["current"]["profile"] == "naive"
+    suite = next(iter(JUnitXml.fromfile(str(newest(out) / "junit.xml"))))
+    assert suite.failures >= 1
+    assert (newest(out) / "summary.md").read_text().startswith("**REGRESSED**")
+
+    again = harness_run(state_dir, out, *LOAD, "--baseline", "main", "--store", str(store))
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    gate = json.loads((newest(out) / "gate.json").read_text())
+    assert gate["verdict"] in ("pass", "inconclusive")
+    assert not [c for c in gate["checks"] if c["verdict"] == "regressed" and not c["advisory"]]
+    listing = harness("runs", "--out", str(out), cwd=tmp_path)
+    assert "regressed" in listing.stdout and gate["verdict"] in listing.stdout
