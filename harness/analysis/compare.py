@@ -10,7 +10,7 @@
 3. **Hard failures**, whatever the statistics: a tenant leak, an error rate
    above the absolute limit, client and server counts too far apart.
 4. **Checks**, each an equivalence test against its tolerance
-   (`harness.analysis.stats.decide`, Holm-adjusted so the misrate bounds the
+   (`harness.analysis.vd.decide`, Holm-adjusted so the misrate bounds the
    whole gate): per endpoint p50/p95/p99 latency (block bootstrap over the
    interval log's windows, all endpoints resampled with the same time blocks;
    with 5+ rounds a side, Hodges-Lehmann over the rounds' values), error rate
@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.analysis import blocks as blk
+from harness.analysis import rounds as rd
 from harness.analysis import stats
+from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
 from harness.model.endpoint import interval_tag
 from harness.model.gate import CheckResult, GateResult, HardFailure, Side, Tolerance
@@ -167,7 +169,7 @@ class _Checks:
                               for side in (self.base, self.cur)]
                     if all(v for side in values for v in side):
                         self.add("latency", key, "ms",
-                                 stats.hodges_lehmann(values[0], values[1]), policy=name)
+                                 rd.hodges_lehmann(values[0], values[1]), policy=name)
             return
         if any(r.log is None for r in [*self.base, *self.cur]):
             for key in keys:
@@ -238,9 +240,9 @@ class _Checks:
             lambda r: sum(r.upstream_fallbacks.values())), rows)
 
 
-def _to_stats(t: Tolerance) -> stats.Tolerance:
+def _to_stats(t: Tolerance) -> vd.Tolerance:
     """The policy's tolerance on the statistics' scale (points become fractions)."""
-    return stats.Tolerance(t.limit if t.relative else t.limit / 100, t.relative,
+    return vd.Tolerance(t.limit if t.relative else t.limit / 100, t.relative,
                            t.higher_is_worse)
 
 
@@ -250,7 +252,7 @@ def _natural(unit: str, v: float | None) -> float | None:
     return v / 1000.0 if unit == "ms" else v * 100 if unit == "%" else v
 
 
-def _result(f: _Found, tol: Tolerance, advisory: bool, v: stats.Verdict | None) -> CheckResult:
+def _result(f: _Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> CheckResult:
     common = dict(name=f.name, kind=f.kind, subject=f.subject, unit=f.unit, tolerance=tol,
                   advisory=advisory)
     if v is None:
@@ -280,8 +282,8 @@ def _decide(found: list[_Found], settings: GateSettings) -> list[CheckResult]:
     for advisory in (False, True):  # advisory checks are a family of their own
         family = [f for f in found if settings.advisory(f.policy, f.subject) == advisory]
         tolerances = [settings.tolerance(f.policy, f.subject) for f in family]
-        decided = iter(stats.decide(
-            [stats.Check(f.name, f.effect, _to_stats(t)) for f, t in zip(family, tolerances)
+        decided = iter(vd.decide(
+            [vd.Check(f.name, f.effect, _to_stats(t)) for f, t in zip(family, tolerances)
              if f.effect is not None], settings.misrate, settings.min_blocks))
         for f, t in zip(family, tolerances):
             out.append(_result(f, t, advisory, next(decided) if f.effect is not None else None))

@@ -1,6 +1,4 @@
-"""The gate's statistics: how sure is "slower or not"?
-
-Three pieces, all pure and deterministic for a given seed:
+"""The gate's statistics: how sure is "slower or not"? Pure, deterministic for a seed.
 
 * **Block bootstrap** (`bootstrap_quantiles`, `bootstrap_rates`). Latencies
   within a run are autocorrelated (a slow second is followed by slow
@@ -18,22 +16,9 @@ Three pieces, all pure and deterministic for a given seed:
   (0.01 / 18 = 0.00056), a tail 2000 resamples cannot resolve; on the log
   scale a quantile ratio is close to normal, and t with few blocks is the
   honest allowance for an SE estimated from ~12 blocks.
-* **Hodges-Lehmann** (`hodges_lehmann`), with 5+ rounds a side: run-level
-  values (e.g. each run's p95) are the unit; the shift of the log values is the
-  median of pairwise differences and its bounds are order statistics of those
-  differences at ranks from the exact Mann-Whitney null distribution
-  (distribution-free, counted here; `scipy.stats.mannwhitneyu` agrees in the
-  tests).
-* **Verdicts** (`decide`): equivalence tests against a tolerance, not
-  "significant or not". Per check three one-sided p-values: regressed (H0:
-  the effect is within the tolerance or better), improved (H0: not beyond the
-  tolerance on the good side) and equivalent (TOST: the larger of the two
-  one-sided p-values for "inside +-tolerance"). Each family is Holm-adjusted
-  across all checks of the gate, so the policy's misrate bounds the whole
-  gate's false-alarm rate, whatever the dependence between checks (all
-  endpoints of a run share the machine's slow seconds). The interval reported
-  is the (1 - 2 * level) interval at the Holm level that decided the check, so
-  a report's interval and its verdict always agree.
+
+With 5+ rounds a side the unit is the run instead (`harness.analysis.rounds`);
+the verdicts are in `harness.analysis.verdicts`.
 """
 
 from __future__ import annotations
@@ -41,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -53,18 +37,10 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "MIN_BLOCKS",
     "MIN_ROUNDS",
-    "Check",
     "Effect",
-    "HodgesLehmann",
-    "Tolerance",
-    "Verdict",
     "bootstrap_pairs",
     "bootstrap_quantiles",
     "bootstrap_rates",
-    "decide",
-    "hodges_lehmann",
-    "holm",
-    "mann_whitney_pmf",
     "rate_blocks",
 ]
 
@@ -367,274 +343,3 @@ def bootstrap_rates(base: tuple[Sequence[float], Sequence[float]],
         else:
             est = pc - pb
     return _effect_from_sides(scale, est, pb, pc, rb, rc, len(nb_), len(nc_))
-
-
-# ---------------------------------------------------------------- Hodges-Lehmann
-
-
-@lru_cache(maxsize=64)
-def mann_whitney_pmf(m: int, n: int) -> np.ndarray:
-    """Exact null distribution of the Mann-Whitney U for sizes m, n (no ties), by counting.
-
-    f(m, n; u) = f(m-1, n; u-n) + f(m, n-1; u): the largest observation is
-    either one of the m (it beats all n) or one of the n."""
-    if m < 0 or n < 0:
-        raise ValueError("sizes must be >= 0")
-    row = [np.ones(1)] * (n + 1)  # i = 0: U is always 0
-    for i in range(1, m + 1):
-        new = [np.ones(1)]
-        for j in range(1, n + 1):
-            a = np.zeros(i * j + 1)
-            a[j:j + len(row[j])] += row[j]
-            a[:len(new[j - 1])] += new[j - 1]
-            new.append(a)
-        row = new
-    f = row[n]
-    out = f / f.sum()
-    out.setflags(write=False)
-    return out
-
-
-@dataclass(frozen=True)
-class HodgesLehmann(Effect):
-    """Shift of current vs baseline from run-level values (one value per round)."""
-
-    differences: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    """Sorted pairwise differences current_i - baseline_j (on the effect scale)."""
-
-    def _sf(self, u: int) -> float:
-        """P(U >= u) under the null."""
-        pmf = mann_whitney_pmf(self.n_cur, self.n_base)
-        return float(pmf[max(u, 0):].sum()) if u < len(pmf) else 0.0
-
-    def p_greater(self, m: float) -> float:
-        return self._sf(int(np.count_nonzero(self.differences > m)))
-
-    def p_less(self, m: float) -> float:
-        return self._sf(int(np.count_nonzero(self.differences < m)))
-
-    def _rank(self, alpha: float) -> int:
-        """Largest k >= 1 with P(U <= k-1) <= alpha; 0 when none (too few rounds)."""
-        cdf = np.cumsum(mann_whitney_pmf(self.n_cur, self.n_base))
-        return int(np.count_nonzero(cdf <= alpha + 1e-12))
-
-    def interval(self, alpha: float) -> tuple[float, float]:
-        k, d = self._rank(alpha), self.differences
-        if k == 0:
-            return -math.inf, math.inf
-        return float(d[k - 1]), float(d[len(d) - k])
-
-    def halfwidth(self, alpha: float, scale: float = 1.0) -> float:
-        lo, hi = self.interval(alpha)
-        if scale == 1.0 and math.isfinite(lo):
-            return (hi - lo) / 2
-        z = float(special.ndtri(1 - alpha))
-        return z * self.se / math.sqrt(scale)
-
-    def more_data(self, distance: float, alpha: float) -> float:
-        """Factor on the rounds per side; at least what lets the exact test reach alpha."""
-        if distance <= 0 or not math.isfinite(self.se):
-            return math.inf
-        n = min(self.n_base, self.n_cur)
-        need = n
-        while 1.0 / math.comb(2 * need, need) > alpha:  # the exact test's smallest p
-            need += 1
-        k = (float(special.ndtri(1 - alpha)) * self.se / distance) ** 2
-        return max(k, need / n)
-
-
-def hodges_lehmann(baseline: Sequence[float], current: Sequence[float],
-                   scale: Scale = "log_ratio") -> HodgesLehmann:
-    """Hodges-Lehmann shift between two sets of run-level values (e.g. each round's p95).
-
-    `log_ratio`: on log values, reported as a ratio; `difference`: on the
-    values themselves. The estimate is the median of the pairwise differences
-    current_i - baseline_j; bounds come from `interval(alpha)`."""
-    b, c = np.asarray(baseline, dtype=np.float64), np.asarray(current, dtype=np.float64)
-    if len(b) == 0 or len(c) == 0:
-        raise ValueError("each side needs at least one value")
-    if scale == "log_ratio":
-        if (b <= 0).any() or (c <= 0).any():
-            raise ValueError("log_ratio needs positive values")
-        lb, lc = np.log(b), np.log(c)
-    else:
-        lb, lc = b, c
-    d = np.sort((lc[:, None] - lb[None, :]).ravel())
-    # A normal-theory SE (pooled MAD), only to say how many more rounds would decide.
-    pooled = np.concatenate([lb - np.median(lb), lc - np.median(lc)])
-    sigma = 1.4826 * float(np.median(np.abs(pooled)))
-    se = sigma * math.sqrt(1 / len(b) + 1 / len(c)) * math.sqrt(math.pi / 3)
-    point = (lambda v: float(np.exp(np.median(v)))) if scale == "log_ratio" else \
-        (lambda v: float(np.median(v)))
-    return HodgesLehmann(scale, float(np.median(d)), se, math.inf, point(lb), point(lc), len(b),
-                         len(c), unit="rounds", draws=None, method="Hodges-Lehmann",
-                         differences=d)
-
-
-# ---------------------------------------------------------------- verdicts
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How much worse is still fine: `limit` on the bad side (a positive magnitude).
-
-    Relative (`relative=True`, effect on the log scale): +15% latency is
-    `Tolerance(0.15)`; -5% throughput is `Tolerance(0.05, higher_is_worse=False)`.
-    Absolute (effect a difference): a hit ratio 5 points down is
-    `Tolerance(0.05, relative=False, higher_is_worse=False)`. The good side
-    mirrors the bad one on the effect's scale (for ratios: 1/1.15)."""
-
-    limit: float
-    relative: bool = True
-    higher_is_worse: bool = True
-
-    def margin(self) -> float:
-        """The tolerance on the effect's scale, as a positive magnitude."""
-        if self.limit < 0:
-            raise ValueError("a tolerance is a positive magnitude")
-        if not self.relative:
-            return self.limit
-        sign = 1 if self.higher_is_worse else -1
-        if 1 + sign * self.limit <= 0:
-            raise ValueError("a relative tolerance on the good side must stay above -100%")
-        return abs(math.log1p(sign * self.limit))
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    effect: Effect
-    tolerance: Tolerance
-
-
-VerdictName = Literal["regressed", "improved", "pass", "inconclusive"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One check's outcome, in natural units (a ratio for log effects, else a difference)."""
-
-    name: str
-    verdict: VerdictName
-    baseline: float
-    current: float
-    estimate: float
-    interval: tuple[float, float]
-    confidence: float
-    """The interval's level: 1 - 2 * (the Holm level that decided the check)."""
-    tolerance: Tolerance
-    p_regressed: float
-    p_improved: float
-    p_equivalent: float
-    """Holm-adjusted across the gate's checks."""
-    raw_p: tuple[float, float, float]
-    more_data: float | None = None
-    """Inconclusive: about this many times the data would decide (inf: cannot tell)."""
-    advice: str = ""
-    method: str = "block bootstrap"
-
-
-def one_sided(effect: Effect, tolerance: Tolerance) -> tuple[float, float, float]:
-    """Raw (p_regressed, p_improved, p_equivalent) of one effect against a tolerance."""
-    m = tolerance.margin()
-    if tolerance.higher_is_worse:
-        p_reg, p_imp = effect.p_greater(m), effect.p_less(-m)
-    else:
-        p_reg, p_imp = effect.p_less(-m), effect.p_greater(m)
-    p_eq = max(effect.p_greater(-m), effect.p_less(m))
-    return p_reg, p_imp, p_eq
-
-
-def holm(pvalues: Sequence[float], alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Holm's step-down: (adjusted p-values, the level each hypothesis was tested at).
-
-    Adjusted p of the i-th smallest: max over j <= i of (m - j) p_(j) (0-based),
-    capped at 1; rejected iff adjusted < alpha. The level is alpha / (m - i)
-    for a rejected hypothesis and the level where the steps stopped for the
-    rest: at that level each hypothesis's own test agrees with its outcome."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    m = len(p)
-    if m == 0:
-        return p.copy(), p.copy()
-    order = np.argsort(p, kind="stable")
-    mult = m - np.arange(m)
-    adj_sorted = np.minimum(np.maximum.accumulate(mult * p[order]), 1.0)
-    level_sorted = alpha / mult
-    failed = np.flatnonzero(adj_sorted >= alpha)
-    if len(failed):
-        level_sorted[failed[0]:] = level_sorted[failed[0]]
-    adjusted, level = np.empty(m), np.empty(m)
-    adjusted[order], level[order] = adj_sorted, level_sorted
-    return adjusted, level
-
-
-def _natural(effect: Effect, x: float) -> float:
-    return math.exp(x) if effect.scale == "log_ratio" else x
-
-
-def _too_little(effect: Effect, min_blocks: int) -> float | None:
-    """The data factor a check lacks before it can be judged at all (None: enough)."""
-    n = min(effect.n_base, effect.n_cur)
-    floor = MIN_ROUNDS if effect.unit == "rounds" else min_blocks
-    if n < floor:
-        return floor / max(n, 1)
-    if not (math.isfinite(effect.estimate) and math.isfinite(effect.se)):
-        return math.inf
-    return None
-
-
-def _advice(effect: Effect, factor: float) -> str:
-    if not math.isfinite(factor):
-        return "cannot tell how much more data would decide (the estimate sits on the tolerance)"
-    if effect.unit == "rounds":
-        n = min(effect.n_base, effect.n_cur)
-        return f"about {max(1, math.ceil(n * factor - n))} more rounds a side"
-    return f"run about {factor:.1f}x longer"
-
-
-def decide(checks: Sequence[Check], misrate: float = 0.01,
-           min_blocks: int = MIN_BLOCKS) -> list[Verdict]:
-    """The gate's verdict on every check, Holm-adjusted per family across all checks.
-
-    `regressed` if the adjusted p_regressed < misrate, else `improved` if the
-    adjusted p_improved < misrate, else `pass` if the adjusted p_equivalent <
-    misrate, else `inconclusive` with `more_data`: the factor by which the
-    data (blocks: run length; rounds) would shrink the interval enough to
-    decide (halfwidths scale like 1/sqrt(data)). A check with fewer than
-    `min_blocks` blocks (or 5 rounds) a side is inconclusive with p = 1, and
-    still counts in the adjustment."""
-    raw, lacking = [], []
-    for check in checks:
-        short = _too_little(check.effect, min_blocks)
-        lacking.append(short)
-        raw.append((1.0, 1.0, 1.0) if short is not None
-                   else one_sided(check.effect, check.tolerance))
-    families = np.array(raw, dtype=np.float64).reshape(len(checks), 3)
-    adjusted, levels = zip(*(holm(families[:, f], misrate) for f in range(3))) if checks \
-        else ((), ())
-    out: list[Verdict] = []
-    for i, check in enumerate(checks):
-        e, m = check.effect, check.tolerance.margin()
-        adj = tuple(float(a[i]) for a in adjusted)
-        lev = tuple(float(v[i]) for v in levels)
-        factor: float | None = None
-        if adj[0] < misrate:
-            name, level = "regressed", lev[0]
-        elif adj[1] < misrate:
-            name, level = "improved", lev[1]
-        elif adj[2] < misrate:
-            name, level = "pass", lev[2]
-        else:
-            name, level = "inconclusive", min(lev)
-            distance = abs(m - abs(e.estimate)) if math.isfinite(e.estimate) else 0.0
-            factor = e.more_data(distance, level) if math.isfinite(e.se) else math.inf
-            if lacking[i] is not None:
-                factor = max(factor, lacking[i])
-        lo, hi = e.interval(level)
-        out.append(Verdict(
-            name=check.name, verdict=name, baseline=e.baseline, current=e.current,
-            estimate=_natural(e, e.estimate), interval=(_natural(e, lo), _natural(e, hi)),
-            confidence=1 - 2 * level, tolerance=check.tolerance, p_regressed=adj[0],
-            p_improved=adj[1], p_equivalent=adj[2], raw_p=tuple(raw[i]), more_data=factor,
-            advice=_advice(e, factor) if factor is not None else "", method=e.method))
-    return out

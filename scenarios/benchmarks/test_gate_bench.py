@@ -19,6 +19,7 @@ import pytest
 from harness import hdr
 from harness.analysis import blocks as bl
 from harness.analysis import stats as st
+from harness.analysis import verdicts as vd
 
 WINDOWS = 300
 REQUESTS = 1_000_000
@@ -60,11 +61,11 @@ def two_runs() -> tuple[list[str], list[str]]:
     return _run(rng, 20.0), _run(rng, 21.0)
 
 
-def compare(base: list[str], cur: list[str]) -> list[st.Verdict]:
+def compare(base: list[str], cur: list[str]) -> list[vd.Verdict]:
     pb, pc = bl.block_pair(bl.window_counts(base), bl.window_counts(cur))
     eff = st.bootstrap_quantiles(pb, pc, (50, 95, 99))
-    tol = {50: st.Tolerance(0.15), 95: st.Tolerance(0.15), 99: st.Tolerance(0.25)}
-    return st.decide([st.Check(f"p{p}", e, tol[p]) for p, e in eff.items()])
+    tol = {50: vd.Tolerance(0.15), 95: vd.Tolerance(0.15), 99: vd.Tolerance(0.25)}
+    return vd.decide([vd.Check(f"p{p}", e, tol[p]) for p, e in eff.items()])
 
 
 def test_compare_two_runs_of_a_million_requests(benchmark, two_runs):

@@ -54,11 +54,12 @@ import pytest
 
 from harness.analysis import blocks as bl
 from harness.analysis import stats as st
+from harness.analysis import verdicts as vd
 from tests import sim
 
 TRIALS = 500
 MISRATE = 0.01
-CHECKS = ((50, st.Tolerance(0.15)), (95, st.Tolerance(0.15)), (99, st.Tolerance(0.25)))
+CHECKS = ((50, vd.Tolerance(0.15)), (95, vd.Tolerance(0.15)), (99, vd.Tolerance(0.25)))
 SHIFTS = (1.25, 1.10, 3.0)
 RESAMPLES = 500
 
@@ -75,9 +76,9 @@ def effects(base, cur, keys, resamples=RESAMPLES, seed=0) -> dict[str, dict[floa
     return dict(zip(keys, found))
 
 
-def gate(eff: dict[str, dict[float, st.Effect]]) -> dict[str, st.Verdict]:
-    checks = [st.Check(f"{key} p{p}", e[p], tol) for key, e in eff.items() for p, tol in CHECKS]
-    return {v.name: v for v in st.decide(checks, MISRATE)}
+def gate(eff: dict[str, dict[float, st.Effect]]) -> dict[str, vd.Verdict]:
+    checks = [vd.Check(f"{key} p{p}", e[p], tol) for key, e in eff.items() for p, tol in CHECKS]
+    return {v.name: v for v in vd.decide(checks, MISRATE)}
 
 
 @pytest.fixture(scope="module")

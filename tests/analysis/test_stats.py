@@ -12,7 +12,9 @@ from scipy import stats as sps
 
 from harness import hdr
 from harness.analysis import blocks as bl
+from harness.analysis import rounds as rd
 from harness.analysis import stats as st
+from harness.analysis import verdicts as vd
 
 PERCENTILES = (0, 1, 25, 50, 90, 95, 99, 99.9, 99.99, 100)
 
@@ -162,7 +164,7 @@ def test_rate_bootstrap_difference_and_ratio():
     assert np.array_equal(diff.draws, again.draws)
     ratio = st.bootstrap_rates((nb, db), (nc, dc), scale="log_ratio", seed=3)
     assert math.exp(ratio.estimate) == pytest.approx(0.7 / 0.8, rel=0.03)
-    hit = st.decide([st.Check("hit ratio", diff, st.Tolerance(0.05, relative=False,
+    hit = vd.decide([vd.Check("hit ratio", diff, vd.Tolerance(0.05, relative=False,
                                                                higher_is_worse=False))])[0]
     assert hit.verdict == "regressed" and hit.interval[1] < -0.05
 
@@ -176,18 +178,18 @@ def test_mann_whitney_null_distribution_by_counting_is_the_enumerated_one(m, n):
     for chosen in itertools.combinations(range(m + n), m):  # ranks of the m "current" values
         u = sum(r - i for i, r in enumerate(chosen))
         counts[u] += 1
-    assert np.allclose(st.mann_whitney_pmf(m, n), counts / counts.sum())
+    assert np.allclose(rd.mann_whitney_pmf(m, n), counts / counts.sum())
 
 
 def test_hodges_lehmann_estimate_and_bounds_against_brute_force_and_scipy():
     rng = np.random.default_rng(8)
     base = np.exp(rng.normal(math.log(100), 0.05, 6))
     cur = np.exp(rng.normal(math.log(120), 0.05, 7))
-    hl = st.hodges_lehmann(base, cur)
+    hl = rd.hodges_lehmann(base, cur)
     d = sorted(math.log(c) - math.log(b) for c in cur for b in base)
     assert hl.estimate == pytest.approx(float(np.median(d)))
     assert hl.unit == "rounds" and (hl.n_base, hl.n_cur) == (6, 7)
-    pmf = st.mann_whitney_pmf(7, 6)
+    pmf = rd.mann_whitney_pmf(7, 6)
     for alpha in (0.005, 0.025, 0.1):
         k = max(k for k in range(1, 43) if pmf[:k].sum() <= alpha)  # P(U <= k-1) <= alpha
         assert hl.interval(alpha) == pytest.approx((d[k - 1], d[len(d) - k]))
@@ -200,7 +202,7 @@ def test_hodges_lehmann_estimate_and_bounds_against_brute_force_and_scipy():
 
 
 def test_hodges_lehmann_with_too_few_rounds_has_no_bounds():
-    hl = st.hodges_lehmann([1.0, 1.1], [1.2, 1.3])
+    hl = rd.hodges_lehmann([1.0, 1.1], [1.2, 1.3])
     assert hl.interval(0.01) == (-math.inf, math.inf)  # 1 / C(4, 2) = 0.17 > 0.01
 
 
@@ -209,13 +211,13 @@ def test_hodges_lehmann_with_too_few_rounds_has_no_bounds():
 
 def test_holm_on_known_p_values_equals_the_hand_computation():
     p = [0.01, 0.04, 0.03, 0.005]
-    adjusted, level = st.holm(p, 0.05)
+    adjusted, level = vd.holm(p, 0.05)
     # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 -> max(0.06, 0.04)
     assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
     # rejected: 0.005 (at 0.05/4) and 0.01 (at 0.05/3); the steps stop at 0.05/2
     assert level == pytest.approx([0.05 / 3, 0.05 / 2, 0.05 / 2, 0.05 / 4])
     assert list(adjusted < 0.05) == [True, False, False, True]
-    assert st.holm([0.6, 0.9], 0.05)[0] == pytest.approx([1.0, 1.0])
+    assert vd.holm([0.6, 0.9], 0.05)[0] == pytest.approx([1.0, 1.0])
 
 
 # ---------------------------------------------------------------- verdicts
@@ -225,15 +227,15 @@ def effect(ratio: float, se: float, n: int = 12, df: float = 20.0) -> st.Effect:
     return st.Effect("log_ratio", math.log(ratio), se, df, 100.0, 100.0 * ratio, n, n)
 
 
-LATENCY = st.Tolerance(0.15)
+LATENCY = vd.Tolerance(0.15)
 
 
 def test_verdicts_on_known_truth():
-    checks = [st.Check("slower", effect(1.6, 0.03), LATENCY),
-              st.Check("faster", effect(0.6, 0.03), LATENCY),
-              st.Check("same", effect(1.0, 0.02), LATENCY),
-              st.Check("unsure", effect(1.05, 0.08), LATENCY)]
-    out = {v.name: v for v in st.decide(checks, misrate=0.01)}
+    checks = [vd.Check("slower", effect(1.6, 0.03), LATENCY),
+              vd.Check("faster", effect(0.6, 0.03), LATENCY),
+              vd.Check("same", effect(1.0, 0.02), LATENCY),
+              vd.Check("unsure", effect(1.05, 0.08), LATENCY)]
+    out = {v.name: v for v in vd.decide(checks, misrate=0.01)}
     assert [out[n].verdict for n in ("slower", "faster", "same", "unsure")] == [
         "regressed", "improved", "pass", "inconclusive"]
     assert out["slower"].interval[0] > 1.15 and out["slower"].estimate == pytest.approx(1.6)
@@ -245,7 +247,7 @@ def test_verdicts_on_known_truth():
     # "run about k x longer": with k times the blocks the interval would just fit inside
     k = unsure.more_data
     longer = effect(1.05, 0.08 / math.sqrt(k * 1.02), n=int(12 * k * 1.02), df=20 * k * 1.02)
-    again = st.decide([st.Check("unsure", longer, LATENCY)] + checks[:3], misrate=0.01)
+    again = vd.decide([vd.Check("unsure", longer, LATENCY)] + checks[:3], misrate=0.01)
     assert again[0].verdict == "pass"
     for v in out.values():  # the interval shown is the one that decided
         assert v.confidence == pytest.approx(1 - 2 * 0.01 / 4, abs=0.01 / 4 * 2 * 3)
@@ -253,41 +255,41 @@ def test_verdicts_on_known_truth():
 
 def test_holm_makes_a_borderline_check_inconclusive_among_many():
     border = effect(1.25, 0.025)  # alone: beyond +15% at 1%; not at 1% / 18
-    assert st.decide([st.Check("p95", border, LATENCY)])[0].verdict == "regressed"
-    many = [st.Check("p95", border, LATENCY)] + [
-        st.Check(f"other {i}", effect(1.0, 0.06), LATENCY) for i in range(17)]
-    first = st.decide(many)[0]
+    assert vd.decide([vd.Check("p95", border, LATENCY)])[0].verdict == "regressed"
+    many = [vd.Check("p95", border, LATENCY)] + [
+        vd.Check(f"other {i}", effect(1.0, 0.06), LATENCY) for i in range(17)]
+    first = vd.decide(many)[0]
     assert first.verdict == "inconclusive" and first.p_regressed == pytest.approx(
         min(1.0, 18 * first.raw_p[0]))
 
 
 def test_too_few_blocks_is_inconclusive_run_longer():
-    v = st.decide([st.Check("short", effect(2.0, 0.01, n=4), LATENCY)])[0]
+    v = vd.decide([vd.Check("short", effect(2.0, 0.01, n=4), LATENCY)])[0]
     assert v.verdict == "inconclusive" and v.raw_p == (1.0, 1.0, 1.0)
     assert v.more_data >= 2 and "longer" in v.advice
 
 
 def test_lower_is_worse_and_absolute_tolerances():
-    hit = st.Tolerance(0.05, relative=False, higher_is_worse=False)
+    hit = vd.Tolerance(0.05, relative=False, higher_is_worse=False)
     diff = st.Effect("difference", -0.12, 0.01, 30.0, 0.9, 0.78, 12, 12)
     up = st.Effect("difference", +0.12, 0.01, 30.0, 0.78, 0.9, 12, 12)
     same = st.Effect("difference", 0.004, 0.01, 30.0, 0.9, 0.904, 12, 12)
-    out = st.decide([st.Check("down", diff, hit), st.Check("up", up, hit),
-                     st.Check("same", same, hit)])
+    out = vd.decide([vd.Check("down", diff, hit), vd.Check("up", up, hit),
+                     vd.Check("same", same, hit)])
     assert [v.verdict for v in out] == ["regressed", "improved", "pass"]
-    throughput = st.Tolerance(0.05, higher_is_worse=False)  # -5%: ratio 0.95 is the limit
+    throughput = vd.Tolerance(0.05, higher_is_worse=False)  # -5%: ratio 0.95 is the limit
     assert throughput.margin() == pytest.approx(-math.log(0.95))
-    assert st.decide([st.Check("rps", effect(0.8, 0.02), throughput)])[0].verdict == "regressed"
+    assert vd.decide([vd.Check("rps", effect(0.8, 0.02), throughput)])[0].verdict == "regressed"
 
 
 def test_hodges_lehmann_verdicts_and_more_rounds():
     rng = np.random.default_rng(12)
     base = np.exp(rng.normal(math.log(100), 0.03, 10))
-    slower = st.hodges_lehmann(base, base * 1.5 * np.exp(rng.normal(0, 0.03, 10)))
-    same = st.hodges_lehmann(base, base * np.exp(rng.normal(0, 0.01, 10)))
-    few = st.hodges_lehmann(base[:5], base[5:] * 1.1 * np.exp(rng.normal(0, 0.1, 5)))
-    out = st.decide([st.Check("slower", slower, LATENCY), st.Check("same", same, LATENCY),
-                     st.Check("few", few, LATENCY)])
+    slower = rd.hodges_lehmann(base, base * 1.5 * np.exp(rng.normal(0, 0.03, 10)))
+    same = rd.hodges_lehmann(base, base * np.exp(rng.normal(0, 0.01, 10)))
+    few = rd.hodges_lehmann(base[:5], base[5:] * 1.1 * np.exp(rng.normal(0, 0.1, 5)))
+    out = vd.decide([vd.Check("slower", slower, LATENCY), vd.Check("same", same, LATENCY),
+                     vd.Check("few", few, LATENCY)])
     assert [v.verdict for v in out] == ["regressed", "pass", "inconclusive"]
     assert out[0].interval[0] > 1.15 and out[0].method == "Hodges-Lehmann"
     assert "more rounds a side" in out[2].advice and out[2].more_data > 1
