@@ -10,7 +10,7 @@ import typer
 
 from harness.cli import DatasetOpt, DbUrlOpt, SeedOpt, StateOpt, app, err, stdout
 from harness.cli.gate import AllowOpt, PolicyOpt, StoreOpt
-from harness.errors import RunFailed
+from harness.errors import RunFailed, UsageError
 from harness.model.result import RunResult
 from harness.run.progress import Progress
 from harness.stack.stack import StackConfig
@@ -53,6 +53,9 @@ def run(
     policy: PolicyOpt = None,
     allow_mismatch: AllowOpt = False,
     store: StoreOpt = Path("baselines"),
+    rounds: Annotated[int, typer.Option(
+        help="Repeat the run this many times as one run set (a baseline of rounds; "
+             "5+ rounds a side compare run-level values).")] = 1,
 ) -> None:
     """Run a measured load test end to end and write the run directory (and gate it)."""
     from dataclasses import replace
@@ -83,24 +86,34 @@ def run(
     # a baseline or policy that cannot be used is exit 2 now, not after the run
     against = baselines.load(baselines.resolve(baseline, store)) if baseline else None
     rules = load_policy(policy, store) if baseline else None
+    if rounds < 1:
+        raise UsageError("--rounds must be at least 1")
     finished, failed = [], None
     for config in configs:  # one after another: never two stacks on one machine at once
-        with Progress(err) as progress:
-            outcome = Run(config, progress).execute()
-            progress.phase("writing the run record")
-            result = _record(outcome)
-        stdout.print(run_table(result))
-        stdout.print(f"run directory: {outcome.run_dir}")
-        if outcome.error is not None:
-            raise outcome.error
-        finished.append(result)
-        if against is not None:
-            current = gate.read_runs([outcome.run_dir])
-            verdict = gate.judge(current, against, rules, allow_mismatch)
-            gate.write(verdict, outcome.run_dir, result)
+        run_set = []
+        for n in range(rounds):
+            with Progress(err) as progress:
+                if rounds > 1:
+                    progress.phase(f"round {n + 1} of {rounds} ({config.profile})")
+                outcome = Run(config, progress).execute()
+                progress.phase("writing the run record")
+                result = _record(outcome)
+            stdout.print(run_table(result))
+            stdout.print(f"run directory: {outcome.run_dir}")
+            if outcome.error is not None:
+                raise outcome.error
+            finished.append(result)
+            run_set.append(outcome.run_dir)
+        if against is not None:  # the rounds of one configuration are one side
+            verdict = gate.judge(gate.read_runs(run_set), against, rules, allow_mismatch)
+            gate.write(verdict, run_set[-1], result)
             stdout.print(gate_table(verdict))
             failed = failed if verdict.exit_code == 0 else verdict
-    if len(finished) > 1:
+        if rounds > 1:
+            stdout.print(f"run set of {rounds} rounds: " + " ".join(d.name for d in run_set)
+                         + f" (save it: harness baseline save {' '.join(d.name for d in run_set)}"
+                         " --name NAME)")
+    if len(configs) > 1:
         stdout.print(side_by_side(finished))
     if failed is not None:
         raise GateFailed(failed)

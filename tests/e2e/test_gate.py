@@ -62,3 +62,21 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     assert not [c for c in gate["checks"] if c["verdict"] == "regressed" and not c["advisory"]]
     listing = harness("runs", "--out", str(out), cwd=tmp_path)
     assert "regressed" in listing.stdout and gate["verdict"] in listing.stdout
+
+
+def test_rounds_make_one_run_set_that_saves_as_one_baseline(state_dir: Path, tmp_path: Path):
+    out, store = tmp_path / "reports", tmp_path / "baselines"
+    proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "4",
+                       "--spawn-rate", "4", "--duration", "3s", "--warmup", "1s",
+                       "--rounds", "2")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 2 and "run set of 2 rounds" in stdout
+    saved = harness("baseline", "save", *runs, "--name", "rounds", "--store", str(store),
+                    "--out", str(out), cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads((store / "rounds" / "baseline.json").read_text())["runs"] == runs
+    bad = harness_run(state_dir, out, "--rounds", "0")
+    _, stderr = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "--rounds must be at least 1" in stderr
