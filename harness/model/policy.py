@@ -75,7 +75,7 @@ KINDS: dict[str, Kind] = {
     "p50": Kind("ms", subjects="endpoints"),
     "p95": Kind("ms", subjects="endpoints"),
     "p99": Kind("ms", subjects="endpoints"),
-    "throughput_shortfall": Kind("share", subjects="endpoints"),
+    "throughput_shortfall": Kind("share"),  # of the run's paced tasks, not per endpoint
     "error_rate": Kind("share", subjects="endpoints"),
     "hit_ratio": Kind("share", higher_is_worse=False, subjects="caches"),
     "retry_rate": Kind("share"),
@@ -242,12 +242,10 @@ class EndpointOverrides(_Tolerances):
     p50: Tolerance | None = None
     p95: Tolerance | None = None
     p99: Tolerance | None = None
-    throughput_shortfall: Tolerance | None = None
     error_rate: Tolerance | None = None
     p50_advisory: bool | None = None
     p95_advisory: bool | None = None
     p99_advisory: bool | None = None
-    throughput_shortfall_advisory: bool | None = None
     error_rate_advisory: bool | None = None
 
 
