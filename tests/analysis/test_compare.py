@@ -101,3 +101,21 @@ def test_a_saturated_generator_cannot_be_judged():
     gate = compare([run(1)], [cur], settings())
     assert gate.verdict == "cannot_judge" and gate.exit_code == 3
     assert "saturated" in gate.cannot_judge[0]
+
+
+def test_five_rounds_a_side_compare_run_level_values_with_hodges_lehmann():
+    base = [run(seed, seconds=30) for seed in range(1, 6)]
+    slow = [run(seed, overview_ms=40.0, seconds=30) for seed in range(11, 16)]
+    gate = compare(base, slow, settings())
+    assert gate.method == "Hodges-Lehmann over rounds"
+    p95 = next(c for c in gate.checks if c.name == f"p95 {OVERVIEW}")
+    assert p95.method == "Hodges-Lehmann" and 1.7 < p95.change < 2.3
+    # 5 against 5 rounds: the exact test's smallest one-sided p is 1/252 = 0.004, above
+    # Holm's first level for this gate (0.01 / its checks), so even a 2x change is not yet
+    # "regressed": it says more rounds would decide (the advisory p99 family is smaller)
+    assert p95.verdict == "inconclusive" and "more rounds" in p95.advice
+    p99 = next(c for c in gate.checks if c.name == f"p99 {OVERVIEW}")
+    assert p99.advisory and p99.verdict == "regressed"
+    assert gate.baseline.run_ids == [r.result.run.run_id for r in base]
+    same = compare(base, [run(seed, seconds=30) for seed in range(21, 26)], settings())
+    assert not [c for c in same.checks if c.verdict == "regressed" and not c.advisory]
