@@ -159,8 +159,14 @@ class _Checks:
         self.found.append(_Found(kind, subject, policy or kind, unit, effect, why_not))
 
     def latency(self) -> None:
-        keys = sorted(set.intersection(*(set(r.result.endpoints) for r in [*self.base,
-                                                                         *self.cur])))
+        every = [*self.base, *self.cur]
+        shared = sorted(set.intersection(*(set(r.result.endpoints) for r in every)))
+        keys = [k for k in shared if all(r.result.endpoints[k].count for r in every)]
+        for key in shared:
+            if key not in keys:  # only warm-up or cool-down requests on some run
+                for _, name in LATENCY:
+                    self.add("latency", key, "ms", None, policy=name,
+                             why_not="no request measured on one side")
         rounds = min(len(self.base), len(self.cur))
         if rounds >= stats.MIN_ROUNDS:
             for key in keys:

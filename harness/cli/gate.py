@@ -120,3 +120,74 @@ def baseline_show(name: str, store: StoreOpt = Path("baselines")) -> None:
 def baseline_rm(name: str, store: StoreOpt = Path("baselines")) -> None:
     """Remove a baseline from the store."""
     stdout.print(f"removed {baselines.remove(store, baselines.check_name(name))}")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    runs: Annotated[list[str] | None, typer.Argument(
+        help="A/A runs of one build (ids, directories); or give --runs to make them.")] = None,
+    n_runs: Annotated[int, typer.Option("--runs", help="Run the build this many times first.")
+                      ] = 0,
+    scenario: Annotated[str, typer.Option(help="With --runs: the scenario.")] = "mixed",
+    users: Annotated[int, typer.Option(help="With --runs: concurrent users.")] = 50,
+    duration: Annotated[str, typer.Option(help="With --runs: measured time.")] = "60s",
+    warmup: Annotated[str, typer.Option(help="With --runs: warm-up.")] = "10s",
+    dataset: Annotated[str, typer.Option(help="With --runs: tiny | small | medium | large")
+                       ] = "small",
+    state_dir: Annotated[Path, typer.Option(help="With --runs: embedded data.")] = Path(
+        ".harness"),
+    policy: PolicyOpt = None,
+    write_policy: Annotated[Path | None, typer.Option(
+        help="Write the suggested tolerances as a policy file.")] = None,
+    store: StoreOpt = Path("baselines"),
+    out: OutOpt = Path("reports"),
+) -> None:
+    """Measure the gate on this machine: false-alarm rate over A/A pairs, noise per check."""
+    from harness.analysis.calibrate import calibrate
+    from harness.analysis.compare import RunData
+    from harness.cli.run import run as run_cmd
+    from harness.errors import UsageError
+
+    if n_runs:
+        if runs:
+            raise UsageError("give either run directories or --runs, not both")
+        if n_runs < 2:
+            raise UsageError("--runs must be at least 2 (calibration compares pairs)")
+        run_dirs = run_cmd(scenario=scenario, users=users, duration=duration, warmup=warmup,
+                           dataset=dataset, state_dir=state_dir, out=out, rounds=n_runs)
+    else:
+        if not runs or len(runs) < 2:
+            raise UsageError("calibration needs at least 2 A/A runs (or --runs N)")
+        run_dirs = [baselines.resolve_run(ref, out / "runs") for ref in runs]
+    rules = load_policy(policy, store)
+    result = calibrate([RunData(r, log) for r, log in gate.read_runs(run_dirs)],
+                       gate.settings_from(rules))
+    table = Table(title=f"calibration: {len(run_dirs)} runs, {result.pairs} A/A pairs, "
+                        f"false-alarm rate {result.false_alarm_rate:.1%} "
+                        f"(misrate {rules.gate.misrate})")
+    for col in ("check", "spread (CV)", "tolerance", "detectable", "suggested", "false alarms"):
+        table.add_column(col, justify="left" if col == "check" else "right")
+    for c in result.checks.values():
+        pct = (lambda v: "–" if v is None else f"{v:+.0%}") if c.relative else \
+            (lambda v: "–" if v is None else f"{v:+.1f}pt")
+        table.add_row(c.name, "–" if c.spread is None else f"{c.spread:.1%}", c.tolerance,
+                      pct(c.detectable), pct(c.suggested), str(c.false_alarms))
+    stdout.print(table)
+    if write_policy is not None:
+        write_policy.write_text(suggested_policy(result), encoding="utf-8")
+        stdout.print(f"suggested tolerances written to {write_policy}")
+
+
+def suggested_policy(result) -> str:
+    """A policy.toml with per-endpoint latency overrides from a calibration."""
+    lines = ["# Suggested by harness calibrate from "
+             f"{len(result.runs)} A/A runs ({result.pairs} pairs): tolerances the pairs",
+             "# would have passed. Review before committing.", ""]
+    by_endpoint: dict[str, list[str]] = {}
+    for c in result.checks.values():
+        if c.kind == "latency" and c.relative and c.suggested is not None:
+            name = c.name.split(" ", 1)[0]
+            by_endpoint.setdefault(c.subject, []).append(f'{name} = "+{c.suggested:.0%}"')
+    for endpoint, entries in sorted(by_endpoint.items()):
+        lines += [f'[endpoints."{endpoint}"]', *entries, ""]
+    return "\n".join(lines)

@@ -56,8 +56,10 @@ def run(
     rounds: Annotated[int, typer.Option(
         help="Repeat the run this many times as one run set (a baseline of rounds; "
              "5+ rounds a side compare run-level values).")] = 1,
-) -> None:
-    """Run a measured load test end to end and write the run directory (and gate it)."""
+) -> list[Path]:
+    """Run a measured load test end to end and write the run directory (and gate it).
+
+    Returns the run directories (for `harness calibrate`, which calls it)."""
     from dataclasses import replace
 
     from harness import baselines
@@ -88,7 +90,7 @@ def run(
     rules = load_policy(policy, store) if baseline else None
     if rounds < 1:
         raise UsageError("--rounds must be at least 1")
-    finished, failed = [], None
+    finished, failed, directories = [], None, []
     for config in configs:  # one after another: never two stacks on one machine at once
         run_set = []
         for n in range(rounds):
@@ -104,6 +106,7 @@ def run(
                 raise outcome.error
             finished.append(result)
             run_set.append(outcome.run_dir)
+            directories.append(outcome.run_dir)
         if against is not None:  # the rounds of one configuration are one side
             verdict = gate.judge(gate.read_runs(run_set), against, rules, allow_mismatch)
             gate.write(verdict, run_set[-1], result)
@@ -117,6 +120,7 @@ def run(
         stdout.print(side_by_side(finished))
     if failed is not None:
         raise GateFailed(failed)
+    return directories
 
 
 def _record(outcome) -> RunResult:

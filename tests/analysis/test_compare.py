@@ -119,3 +119,28 @@ def test_five_rounds_a_side_compare_run_level_values_with_hodges_lehmann():
     assert gate.baseline.run_ids == [r.result.run.run_id for r in base]
     same = compare(base, [run(seed, seconds=30) for seed in range(21, 26)], settings())
     assert not [c for c in same.checks if c.verdict == "regressed" and not c.advisory]
+
+
+def test_calibration_counts_false_alarms_and_measures_each_checks_noise():
+    from harness.analysis.calibrate import calibrate
+
+    runs = [run(seed, seconds=60) for seed in range(1, 5)]
+    cal = calibrate(runs, settings())
+    assert cal.pairs == 6 and cal.false_alarm_pairs == 0 and cal.false_alarm_rate == 0.0
+    p95 = cal.checks[f"p95 {OVERVIEW}"]
+    assert len(p95.values) == 4 and len(p95.changes) == 6 == len(p95.halfwidths)
+    assert 0 < p95.spread < 0.2  # the builder's lognormal: a few percent run to run
+    assert p95.detectable > 0.15 and p95.suggested >= 0.05
+    # a check of a 2x slower "A/A" pair is a false alarm of that pair
+    noisy = calibrate([run(1), run(2, overview_ms=40.0), run(3)], settings())
+    assert noisy.false_alarm_pairs == 1 and noisy.checks[f"p95 {OVERVIEW}"].false_alarms == 1
+
+
+def test_an_endpoint_without_measured_requests_on_one_side_is_inconclusive_not_a_crash():
+    base, cur = run(1), run(2)
+    quiet = cur.result.endpoints[AGENTS].model_copy(update={"count": 0})
+    emptied = cur.result.model_copy(update={"endpoints": {**cur.result.endpoints,
+                                                          AGENTS: quiet}})
+    gate = compare([base], [RunData(emptied, cur.log)], settings())
+    p95 = next(c for c in gate.checks if c.name == f"p95 {AGENTS}")
+    assert p95.verdict == "inconclusive" and "no request measured" in p95.reason

@@ -110,3 +110,25 @@ def test_a_mismatched_comparison_is_refused_unless_allowed(tmp_path: Path, runs)
     assert done.returncode in (0, 1), done.stderr
     gate = json.loads((short / "gate.json").read_text())
     assert gate["allowed_mismatch"] and gate["mismatches"] == ["duration: 45.0 vs 60.0"]
+
+
+def test_calibrate_reports_the_false_alarm_rate_and_writes_a_policy_that_parses(tmp_path: Path,
+                                                                              runs):
+    from harness.model.policy import load_policy
+
+    base, same, _ = runs
+    third = built(tmp_path / "third", 5)
+    policy = tmp_path / "suggested.toml"
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "calibrate", str(base),
+                           str(same), str(third), "--write-policy", str(policy)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 A/A pairs" in done.stdout and f"p95 {OVERVIEW}" in done.stdout
+    suggested = load_policy(policy)  # strict: it must parse
+    assert suggested.endpoints[OVERVIEW].p95 is not None
+    few = subprocess.run([sys.executable, "-m", "harness.cli", "calibrate", str(base)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert few.returncode == 2 and "at least 2" in few.stderr
+    many = subprocess.run([sys.executable, "-m", "harness.cli", "calibrate", "--runs", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert many.returncode == 2 and "--runs must be at least 2" in many.stderr
