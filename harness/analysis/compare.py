@@ -31,7 +31,6 @@ from harness.analysis import rounds as rd
 from harness.analysis import stats
 from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
-from harness.model.endpoint import interval_tag
 from harness.model.gate import CheckResult, GateResult, HardFailure, Side, Tolerance
 from harness.model.intervals import IntervalLog
 from harness.model.result import RunResult, ServerSample
@@ -185,8 +184,7 @@ class _Checks:
             return
         pairs = []
         for key in keys:
-            tag = interval_tag(key, "raw")
-            sides = [[blk.window_counts(r.log.entries.get((tag, t)) for t in _measured(r))
+            sides = [[blk.window_counts(r.log.encoded(key, t) for t in _measured(r))
                       for r in side] for side in (self.base, self.cur)]
             pairs.append(blk.block_pair(sides[0], sides[1], self.s.block_s))
         effects = stats.bootstrap_pairs(pairs, [p for p, _ in LATENCY], self.s.resamples,

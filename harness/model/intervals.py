@@ -80,9 +80,13 @@ class IntervalLog:
     def seconds(self, tag: str) -> list[int]:
         return sorted(t for g, t in self.entries if g == tag)
 
+    def encoded(self, key: str, t: int, kind: HistogramKind = "raw") -> str | None:
+        """One endpoint's histogram of one second, still encoded (None: nothing started)."""
+        return self.entries.get((interval_tag(key, kind), t))
+
     def histogram(self, key: str, t: int, kind: HistogramKind = "raw") -> hdr.HdrHistogram:
         """One endpoint's histogram of one second (empty when nothing started in it)."""
-        encoded = self.entries.get((interval_tag(key, kind), t))
+        encoded = self.encoded(key, t, kind)
         return hdr.decode(encoded) if encoded else hdr.new_histogram()
 
     def merged(self, key: str, seconds: Iterable[int],
