@@ -129,7 +129,7 @@ def _series(run: RunData) -> list[ServerSample]:
 
 
 @dataclass(frozen=True)
-class _Found:
+class Found:
     """A check both sides can answer: what it is, its policy key, and its effect."""
 
     kind: str
@@ -145,17 +145,24 @@ class _Found:
         return f"{self.policy} {self.subject}"
 
 
-class _Checks:
+class Checks:
     """Collects every check both sides can answer."""
 
     def __init__(self, base: Sequence[RunData], cur: Sequence[RunData],
                  settings: GateSettings) -> None:
         self.base, self.cur, self.s = base, cur, settings
-        self.found: list[_Found] = []
+        self.found: list[Found] = []
+
+    def collect(self) -> list[Found]:
+        """Every check both sides can answer, in a stable order."""
+        self.latency()
+        self.client_rates()
+        self.server_rates()
+        return self.found
 
     def add(self, kind: str, subject: str, unit: str, effect: stats.Effect | None,
             why_not: str = "", policy: str | None = None) -> None:
-        self.found.append(_Found(kind, subject, policy or kind, unit, effect, why_not))
+        self.found.append(Found(kind, subject, policy or kind, unit, effect, why_not))
 
     def latency(self) -> None:
         every = [*self.base, *self.cur]
@@ -256,7 +263,7 @@ def _natural(unit: str, v: float | None) -> float | None:
     return v / 1000.0 if unit == "ms" else v * 100 if unit == "%" else v
 
 
-def _result(f: _Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> CheckResult:
+def _result(f: Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> CheckResult:
     common = dict(name=f.name, kind=f.kind, subject=f.subject, unit=f.unit, tolerance=tol,
                   advisory=advisory)
     if v is None:
@@ -281,7 +288,7 @@ def _result(f: _Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> 
         reason=f"{shown}: {reason} ({tol.text or tol.limit})")
 
 
-def _decide(found: list[_Found], settings: GateSettings) -> list[CheckResult]:
+def decide(found: list[Found], settings: GateSettings) -> list[CheckResult]:
     out: list[CheckResult] = []
     for advisory in (False, True):  # advisory checks are a family of their own
         family = [f for f in found if settings.advisory(f.policy, f.subject) == advisory]
@@ -324,34 +331,47 @@ def compare(base: Sequence[RunData], cur: Sequence[RunData], settings: GateSetti
     if differ and not allow_mismatch:
         raise ConfigError("refusing to compare runs that differ in " + "; ".join(differ)
                           + " (--allow-mismatch to compare anyway)")
-    toggles = _differing_toggles(base_r, cur_r)
-    checks = _Checks(base, cur, settings)
-    checks.latency()
-    checks.client_rates()
-    checks.server_rates()
-    results = _decide(checks.found, settings)
-    hard = hard_failures(cur_r, settings)
-    saturated = [f"load generator saturated in {r.run.run_id}"
-                 for r in [*base_r, *cur_r] if r.generator.saturated]
-    failing = [c for c in results if c.verdict == "regressed" and not c.advisory]
-    undecided = [c for c in results if c.verdict == "inconclusive" and not c.advisory]
-    if saturated:
-        verdict, code, summary = "cannot_judge", 3, saturated[0]
-    elif hard or failing:
-        verdict, code = "regressed", 1
-        summary = "regressed: " + "; ".join([h.detail for h in hard]
-                                            + [f"{c.name} {c.reason}" for c in failing[:3]])
-    elif undecided:
-        verdict, code = "inconclusive", 1 if settings.inconclusive_fails else 0
-        summary = f"inconclusive: {len(undecided)} check(s) undecided, e.g. {undecided[0].name}"
-    else:
-        verdict, code, summary = "pass", 0, f"pass: {len(results)} checks within tolerance"
+    results = decide(Checks(base, cur, settings).collect(), settings)
     method = ("Hodges-Lehmann over rounds" if min(len(base), len(cur)) >= stats.MIN_ROUNDS
               else f"block bootstrap over {settings.block_s} s blocks of windows")
+    return gate_result(results, base_r, cur_r, settings, labels, method, differ,
+                       allow_mismatch)
+
+
+def overall(results: Sequence[CheckResult], hard: Sequence[HardFailure],
+            cannot_judge: Sequence[str], inconclusive_fails: bool) -> tuple[str, int, str]:
+    """(verdict, exit code, one-line summary): cannot judge > regressed > inconclusive > pass.
+
+    Advisory checks never decide; `inconclusive` exits 0 unless the policy says fail."""
+    failing = [c for c in results if c.verdict == "regressed" and not c.advisory]
+    undecided = [c for c in results if c.verdict == "inconclusive" and not c.advisory]
+    if cannot_judge:
+        return "cannot_judge", 3, cannot_judge[0]
+    if hard or failing:
+        return "regressed", 1, "regressed: " + "; ".join(
+            [h.detail for h in hard] + [f"{c.name} {c.reason}" for c in failing[:3]])
+    if undecided:
+        return ("inconclusive", 1 if inconclusive_fails else 0,
+                f"inconclusive: {len(undecided)} check(s) undecided, e.g. {undecided[0].name}")
+    return "pass", 0, f"pass: {len(results)} checks within tolerance"
+
+
+def gate_result(results: list[CheckResult], base_r: Sequence[RunResult],
+                cur_r: Sequence[RunResult], settings: GateSettings, labels: tuple[str, str],
+                method: str, differ: Sequence[str] = (), allow_mismatch: bool = False,
+                hard: list[HardFailure] | None = None) -> GateResult:
+    """Decided checks, hard failures and saturation to the gate's one verdict and exit code.
+
+    Shared by `compare`, `harness.analysis.paired` (A/B rounds) and the benchmark gate."""
+    toggles = _differing_toggles(base_r, cur_r)
+    hard = hard_failures(cur_r, settings) if hard is None else hard
+    saturated = [f"load generator saturated in {r.run.run_id}"
+                 for r in [*base_r, *cur_r] if r.generator.saturated]
+    verdict, code, summary = overall(results, hard, saturated, settings.inconclusive_fails)
     return GateResult(
         verdict=verdict, exit_code=code, summary=summary,
         baseline=_side(labels[0], base_r, toggles), current=_side(labels[1], cur_r, toggles),
-        mismatches=differ, allowed_mismatch=bool(differ) and allow_mismatch, method=method,
+        mismatches=list(differ), allowed_mismatch=bool(differ) and allow_mismatch, method=method,
         misrate=settings.misrate, block_s=settings.block_s, resamples=settings.resamples,
         seed=settings.seed, checks=results, hard_failures=hard, cannot_judge=saturated,
         inconclusive_fails=settings.inconclusive_fails)
