@@ -49,10 +49,11 @@ from scenarios import locustfiles_arg
 log = logging.getLogger(__name__)
 
 
-def git_state() -> tuple[str | None, bool | None]:
-    """The commit the harness (and its target service) runs from, and whether tracked
-    files differ from it; asked of the source tree, not the working directory."""
-    source = Path(__file__).resolve().parent
+def git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit the target service runs from (the harness's own tree, or the checkout
+    of another revision), and whether tracked files differ from it; asked of the source
+    tree, not the working directory."""
+    source = source.resolve() if source else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=5, check=True, cwd=source).stdout.strip()
@@ -258,7 +259,7 @@ class Run:
         """`run.json`: what ran and where, for `harness.run.record` to read."""
         cfg = self.config
         manifest = _read_manifest(layout.dataset_json(self.run_dir))
-        commit, dirty = git_state()
+        commit, dirty = git_state(cfg.stack.target_source)
         run = RunInfo(
             run_id=self.run_id, status=self.status, scenario=cfg.scenario,
             shape=cfg.shape or "steady", profile=cfg.profile, users=cfg.users,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +51,9 @@ class StackConfig:
     faults: str = "healthy"
     target_cpus: set[int] | None = None
     target_env: dict[str, str] = field(default_factory=dict)
+    target_source: Path | None = None
+    """Another revision's checkout (`harness ab --b ref:...`): its `target_service` is
+    started, and its migrations are applied to the run's clone of the dataset."""
 
     def validate(self) -> None:
         """A `UsageError` for a value that cannot work; opens no socket, starts nothing."""
@@ -136,6 +141,10 @@ class Stack:
         self.manifest = dataset.manifest
         self.on_phase("cloning the dataset for this run")
         self._run_dsn = asyncio.run(database.clone(self._admin_dsn, dataset.template))
+        if cfg.target_source is not None:
+            self.on_phase(f"applying {cfg.target_source.name}'s migrations to the clone")
+            _migrate_from(cfg.target_source, self._run_dsn, cfg.profile == "optimized",
+                          self.logs / "migrate.log")
         manifest_path = cfg.run_dir / "dataset.json"
         manifest_path.write_text(json.dumps(self.manifest, indent=1))
         self.on_phase(f"starting the ElevenLabs stub (faults: {cfg.faults})")
@@ -223,8 +232,12 @@ class Stack:
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+        source = cfg.target_source.resolve() if cfg.target_source else None
+        if source is not None:  # `-m` puts the cwd first on sys.path: that revision's code
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source),
+                                                              os.environ.get("PYTHONPATH")]))
         self.target = ManagedProcess("target service", [sys.executable, "-m", "target_service"],
-                                     self.logs / "target.log", env=env,
+                                     self.logs / "target.log", env=env, cwd=source,
                                      cpus=cfg.target_cpus).start()
 
         def ready() -> bool:
@@ -232,6 +245,41 @@ class Stack:
 
         self.target.wait_until(ready, timeout=60, what="ready")
         return url
+
+
+_MIGRATE = """\
+import asyncio, sys
+import asyncpg
+from target_service.db import migrate
+
+async def main(dsn, optimized):
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await migrate.migrate(conn, optimized=optimized)
+    finally:
+        await conn.close()
+    print("applied", [m.version for m in applied])
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "1"))
+"""
+
+
+def _migrate_from(source: Path, dsn: str, optimized: bool, log_path: Path) -> None:
+    """Apply `source`'s own migrations (its code, its SQL files) to the run's clone: a
+    revision that adds an index is measured with it; one whose applied migration was
+    edited since is refused by its runner, as it would be in production."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _MIGRATE, dsn, "1" if optimized else "0"],
+            cwd=source.resolve(), capture_output=True, text=True, timeout=600,
+            env={**os.environ, "PYTHONPATH": str(source.resolve())})
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DatabaseError(f"migrating the clone from {source} failed: {exc}") from exc
+    log_path.write_text(database.redact_text(done.stdout + done.stderr), encoding="utf-8")
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DatabaseError(f"{source.name}'s migrations failed on the clone: "
+                            f"{database.redact_text(last)} (see {log_path})")
 
 
 async def _server_version(dsn: str, error: type[HarnessError]) -> str:
