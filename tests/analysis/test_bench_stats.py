@@ -1,21 +1,36 @@
-"""The benchmark gate's statistics on synthetic samples with known truth.
+"""The benchmark gate's statistics and verdicts on synthetic results with known truth.
 
 * Large-sample Hodges-Lehmann (`rounds.LargeHodgesLehmann`): p-values equal
   `scipy.stats.mannwhitneyu(method="asymptotic")`, the estimate and bounds are
   the brute-force order statistics, a known shift is recovered, the A/A
   false-alarm rate is at most the nominal level, a known shift is found.
+* The pure gate (`harness.analysis.bench`): regressed, pass, improved,
+  inconclusive for too few rounds, Holm across benchmarks, benchmarks on one
+  side only, deselected ones, machine mismatch, units.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
+import jsonschema
 import numpy as np
 import pytest
 from scipy import stats as sps
 
+from harness.analysis import bench as gb
 from harness.analysis import rounds as rd
 from harness.analysis import verdicts as vd
+from harness.errors import ConfigError
+from harness.model import policy as pol
+from harness.model.bench import BenchmarkRun, parse
+from harness.model.gate import json_schema
+
+FILE = "scenarios/benchmarks/test_x.py"
+MACHINE = {"python_implementation": "CPython", "python_version": "3.11.7", "system": "Linux",
+           "machine": "x86_64", "cpu": {"brand_raw": "AMD EPYC", "count": 2}}
+
 
 # ---------------------------------------------------------------- large-sample Hodges-Lehmann
 
@@ -113,3 +128,145 @@ def test_the_gate_never_flags_a_a_and_always_flags_a_known_shift():
         found += vd.decide([vd.Check("b", slower, tol)])[0].verdict == "regressed"
     assert false_alarms == 0
     assert found / 200 >= 0.95
+
+
+# ---------------------------------------------------------------- the pure gate
+
+
+def quantiles(n: int, median: float, sigma: float = 0.2) -> list[float]:
+    """n round times with exactly lognormal quantiles: deterministic, known truth."""
+    z = sps.norm.ppf((np.arange(n) + 0.5) / n)
+    return np.exp(math.log(median) + sigma * z).tolist()
+
+
+def bench(name: str, data: list[float], file: str = FILE) -> dict:
+    stats = {"min": min(data), "max": max(data), "mean": float(np.mean(data)),
+             "median": float(np.median(data)), "rounds": len(data), "iterations": 1,
+             "data": data}
+    return {"group": None, "name": name, "fullname": f"{file}::{name}", "params": None,
+            "param": None, "extra_info": {}, "options": {}, "stats": stats}
+
+
+def run(*benches: dict, machine: dict | None = None, commit: str = "abc") -> BenchmarkRun:
+    doc = {"machine_info": machine or MACHINE, "commit_info": {"id": commit, "dirty": False},
+           "datetime": "2026-01-01T00:00:00", "version": "5.3.1", "benchmarks": list(benches)}
+    return parse(json.dumps(doc), "test")
+
+
+SETTINGS = gb.settings_from(pol.Policy())
+
+
+def gate(base: BenchmarkRun, cur: BenchmarkRun, settings=SETTINGS, **kw):
+    g = gb.compare_benchmarks(base, cur, settings, **kw)
+    jsonschema.validate(json.loads(g.model_dump_json()), json_schema())
+    return g, {c.subject: c for c in g.checks}
+
+
+def test_known_truth_gives_regressed_pass_improved_and_too_few_rounds_inconclusive():
+    base = run(bench("t_slow", quantiles(300, 1e-3)), bench("t_same", quantiles(300, 2e-6)),
+               bench("t_fast", quantiles(300, 0.2)), bench("t_few", quantiles(3, 1e-3)))
+    cur = run(bench("t_slow", quantiles(300, 1.5e-3)), bench("t_same", quantiles(280, 2e-6)),
+              bench("t_fast", quantiles(300, 0.1)), bench("t_few", quantiles(3, 3e-3)))
+    g, by = gate(base, cur)
+    assert {s: c.verdict for s, c in by.items()} == {
+        "t_slow": "regressed", "t_same": "pass", "t_fast": "improved", "t_few": "inconclusive"}
+    assert (g.verdict, g.exit_code) == ("regressed", 1)
+    assert g.summary.startswith("regressed: bench t_slow")
+    slow = by["t_slow"]
+    assert slow.kind == "benchmark" and slow.unit == "ms" and slow.tolerance.text == "+15%"
+    assert slow.baseline == pytest.approx(1.0) and slow.current == pytest.approx(1.5)
+    assert slow.change == pytest.approx(1.5, rel=0.01)
+    assert slow.interval[0] > 1.15 and "normal approximation" in slow.method
+    assert (by["t_same"].unit, by["t_fast"].unit) == ("µs", "ms")
+    assert by["t_fast"].baseline == pytest.approx(200.0)
+    assert "more rounds" in by["t_few"].advice and "exact" in by["t_few"].method
+
+
+def test_holm_across_benchmarks_an_effect_that_alone_regresses_does_not_among_ten():
+    margin = math.log(1.15)
+    base_t = quantiles(300, 1e-3)
+
+    def p_regressed(shift: float) -> float:
+        return rd.hodges_lehmann(base_t, [v * shift for v in base_t]).p_greater(margin)
+
+    lo, hi = 1.15, 1.5  # p_regressed(shift) = 0.002: below 0.01, above 0.01 / 10
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p_regressed(mid) > 0.002 else (lo, mid)
+    shift = hi
+    assert 0.001 < p_regressed(shift) <= 0.002
+    edge = [bench("t_edge", base_t)], [bench("t_edge", [v * shift for v in base_t])]
+    alone, by = gate(run(*edge[0]), run(*edge[1]))
+    assert by["t_edge"].verdict == "regressed" and alone.exit_code == 1
+    others = [bench(f"t_{i}", quantiles(300, 1e-3 * (i + 1))) for i in range(9)]
+    crowd, by = gate(run(*edge[0], *others), run(*edge[1], *others))
+    assert by["t_edge"].verdict == "inconclusive" and crowd.exit_code == 0
+    assert by["t_edge"].p_value == pytest.approx(10 * p_regressed(shift), rel=1e-6)
+    assert all(by[f"t_{i}"].verdict == "pass" for i in range(9))
+
+
+def test_benchmarks_on_one_side_only_are_inconclusive_with_a_reason():
+    base = run(bench("t_gone", quantiles(50, 1e-3)), bench("t_both", quantiles(50, 1e-3)))
+    cur = run(bench("t_both", quantiles(50, 1e-3)), bench("t_new", quantiles(50, 1e-3)))
+    g, by = gate(base, cur, labels=("baseline main", "current"))
+    assert list(by) == ["t_gone", "t_both", "t_new"]
+    assert by["t_gone"].verdict == by["t_new"].verdict == "inconclusive"
+    assert "not measured in this run" in by["t_gone"].reason
+    assert by["t_new"].reason == "new: not in baseline main"
+    assert by["t_gone"].baseline == pytest.approx(1.0, rel=1e-3)  # ms
+    assert by["t_gone"].current is None and by["t_new"].baseline is None
+    assert by["t_new"].current == pytest.approx(1.0, rel=1e-3) and by["t_new"].change is None
+    assert (g.verdict, g.exit_code) == ("inconclusive", 0)
+    strict = gb.settings_from(pol.parse_policy('[gate]\ninconclusive = "fail"\n'))
+    assert gate(base, cur, strict)[0].exit_code == 1
+
+
+def test_benchmarks_deselected_with_k_are_not_checks():
+    base = run(bench("t_a", quantiles(50, 1e-3)), bench("t_b", quantiles(50, 1e-3)),
+               bench("t_skipped", quantiles(50, 1e-3)))
+    cur = run(bench("t_a", quantiles(50, 1e-3)))
+    selected = {f"{FILE}::t_a", f"{FILE}::t_skipped"}  # t_skipped selected but did not run
+    g, by = gate(base, cur, selected=selected)
+    assert list(by) == ["t_a", "t_skipped"] and by["t_skipped"].verdict == "inconclusive"
+    assert gb.deselected(base, cur, selected) == [f"{FILE}::t_b"]
+    assert gb.deselected(base, cur, None) == []
+
+
+def test_results_of_different_machines_are_refused_unless_allowed():
+    other = {**MACHINE, "cpu": {"brand_raw": "Intel Xeon", "count": 8}}
+    base, cur = run(bench("t", quantiles(50, 1e-3))), run(bench("t", quantiles(50, 1e-3)),
+                                                          machine=other)
+    with pytest.raises(ConfigError, match="CPU model: 'AMD EPYC' vs 'Intel Xeon'; CPU count"):
+        gb.compare_benchmarks(base, cur, SETTINGS)
+    g, _ = gate(base, cur, allow_mismatch=True)
+    assert g.allowed_mismatch and len(g.mismatches) == 2
+
+
+def test_two_benchmarks_of_one_name_are_told_apart_by_node_id_and_zero_times_are_reasons():
+    a = bench("t", quantiles(50, 1e-3), "scenarios/benchmarks/test_a.py")
+    b = bench("t", quantiles(50, 1e-3), "scenarios/benchmarks/test_b.py")
+    zero = bench("t_zero", [0.0, *quantiles(49, 1e-8)])
+    g, by = gate(run(a, b, zero), run(a, b, zero))
+    assert set(by) == {"scenarios/benchmarks/test_a.py::t", "scenarios/benchmarks/test_b.py::t",
+                       "t_zero"}
+    assert "timer's resolution" in by["t_zero"].reason
+
+
+def test_no_benchmarks_is_a_pass_with_nothing_checked():
+    g, by = gate(run(), run())
+    assert (g.verdict, g.exit_code, by) == ("pass", 0, {})
+
+
+def test_display_units():
+    assert gb.display_unit(2.0) == ("s", 1.0)
+    assert gb.display_unit(0.0065) == ("ms", 1e3)
+    assert gb.display_unit(2.5e-6) == ("µs", 1e6)
+    assert gb.display_unit(4e-8) == ("ns", 1e9)
+
+
+def test_the_policy_tolerance_falls_back_to_15_percent_until_the_bench_kind_exists():
+    t = gb.tolerance(pol.Policy(), "test_cache_get_hit")
+    if gb.POLICY_KIND in pol.KINDS:
+        assert t == pol.tolerance_for(pol.Policy(), gb.POLICY_KIND, "test_cache_get_hit")
+    else:
+        assert (t.limit, t.relative, t.higher_is_worse, t.text) == (0.15, True, True, "+15%")
