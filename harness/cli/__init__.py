@@ -67,3 +67,4 @@ def main() -> None:
 
 from harness.cli import gate, run, stack  # noqa: E402,F401 - registers the commands
 from harness.cli import ab  # noqa: E402,F401 - harness ab
+from harness.cli import bench  # noqa: E402,F401 - harness bench

@@ -1,0 +1,310 @@
+"""pytest-benchmark results in and out: running the suites, named results in `baselines/bench/`.
+
+```
+baselines/bench/NAME.json        a stored result: pytest-benchmark's JSON, byte for byte
+reports/bench/<stamp>/           one `harness bench` (a run-like directory)
+  benchmarks.json                pytest-benchmark's JSON of this run (--benchmark-save-data)
+  pytest.log                     pytest's output, as streamed to the terminal
+  pytest-junit.xml               what pytest selected and how each test ended
+  gate.json, junit.xml, summary.md   the gate, with --compare (harness.run.gate.write)
+```
+
+* **Running** (`run_suite`): `python -m pytest scenarios/benchmarks
+  --benchmark-only --benchmark-json=... --benchmark-save-data` as a child
+  that never outlives the harness (`harness.stack.process.ManagedProcess`:
+  its own session, `PR_SET_PDEATHSIG`), from the repository root (the
+  suites' conftest keeps the embedded PostgreSQL under `.harness/pg` there,
+  or uses `HARNESS_DATABASE_URL`). Its output goes to `pytest.log` and is
+  echoed as it comes. On Ctrl-C or SIGTERM pytest gets SIGINT first, so its
+  fixtures tear down (clones dropped, the embedded server released), then
+  SIGTERM/SIGKILL after a grace period: no process is left.
+* **Storing** (`save`): the JSON is validated (`harness.model.bench`: raw
+  timings present, as many as the rounds) before anything is written, then
+  copied byte for byte (pytest-benchmark's own tools still read it) through
+  a temporary file renamed into place. An existing name needs `force`.
+* **Loading** (`load`, `resolve`): a missing or malformed file, or one without
+  raw timings, is a `ConfigError` (exit 2) naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pluggy
+
+import scenarios
+from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
+from harness.model.bench import BenchmarkRun, parse
+from harness.stack.process import ManagedProcess
+
+SUBDIR = "bench"
+"""Stored results live in STORE/bench/ (`harness.baselines.RESERVED` keeps the name)."""
+SUITES = Path(scenarios.__file__).resolve().parent / "benchmarks"
+ROOT = SUITES.parent.parent
+"""The repository root: pytest runs from here (pyproject.toml, `.harness/`)."""
+RESULT_JSON, LOG, PYTEST_JUNIT = "benchmarks.json", "pytest.log", "pytest-junit.xml"
+INTERRUPT_GRACE_S = 20.0
+"""After a Ctrl-C, how long pytest may take to tear its fixtures down before SIGTERM."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_hookimpl = pluggy.HookimplMarker("pytest")  # `pytest.hookimpl`, without importing pytest
+
+
+# ---------------------------------------------------------------- the store
+
+
+def check_name(name: str) -> str:
+    """A result's name: letters, digits, `-`, `_` and `.`, starting with a letter or digit."""
+    if not _NAME.fullmatch(name) or name.endswith(".json"):
+        raise ConfigError(f"invalid benchmark result name {name!r}: use up to 100 letters, "
+                          f"digits, '-', '_' and '.', starting with a letter or digit "
+                          f"(without .json)")
+    return name
+
+
+def stored_path(store: Path, name: str) -> Path:
+    return store / SUBDIR / f"{check_name(name)}.json"
+
+
+def list_stored(store: Path) -> list[str]:
+    folder = store / SUBDIR
+    return sorted(p.stem for p in folder.glob("*.json") if _NAME.fullmatch(p.stem)) \
+        if folder.is_dir() else []
+
+
+def resolve(ref: str, store: Path) -> Path:
+    """The file `--compare NAME|PATH` names: a stored result, else a JSON file's path."""
+    if _NAME.fullmatch(ref) and not ref.endswith(".json"):
+        path = store / SUBDIR / f"{ref}.json"
+        if path.is_file():
+            return path
+        have = list_stored(store)
+        raise ConfigError(f"no stored benchmark result {ref!r} in {store / SUBDIR} "
+                          f"({'have: ' + ', '.join(have) if have else 'it has none'}; "
+                          f"store one with harness bench --save {ref})")
+    path = Path(ref)
+    if path.is_file():
+        return path
+    raise ConfigError(f"{ref}: neither a stored benchmark result in {store / SUBDIR} nor a file")
+
+
+def load(path: Path) -> BenchmarkRun:
+    """A pytest-benchmark JSON file with raw timings; ConfigError when it is not one."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no benchmark result at {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable: {exc}") from exc
+    return parse(raw, str(path))
+
+
+def check_save(store: Path, name: str, force: bool) -> Path:
+    """Where `save` would write, refused now (before any run) if it may not."""
+    path = stored_path(store, name)
+    if path.exists() and not force:
+        raise ConfigError(f"a benchmark result named {name!r} exists ({path}); "
+                          f"--force replaces it")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a file; not replacing it")
+    return path
+
+
+def save(store: Path, name: str, source: Path, force: bool = False) -> Path:
+    """Store `source` (a pytest-benchmark JSON with raw timings) as NAME, atomically."""
+    path = check_save(store, name, force)
+    raw = source.read_bytes()
+    parse(raw, str(source))  # nothing is written unless it validates
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_bytes(raw)
+        tmp.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+# ---------------------------------------------------------------- running
+
+
+def new_run_dir(out: Path) -> Path:
+    """`OUT/bench/<UTC stamp>` (a suffix when two start within one second)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = out / "bench"
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(100):
+        path = base / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunFailed(f"cannot make a run directory under {base}")
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One pytest session's results."""
+
+    run_dir: Path
+    result: BenchmarkRun
+    json_path: Path
+    seconds: float
+
+    def selected(self, nodeids: list[str]) -> set[str] | None:
+        """Which of `nodeids` pytest selected (ran or skipped), from its JUnit report;
+        None when it wrote none (then nothing counts as deselected)."""
+        return selected_nodeids(self.run_dir / PYTEST_JUNIT, nodeids)
+
+
+def suite_argv(run_dir: Path, k: str | None, color: bool) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", str(SUITES), "--benchmark-only",
+            f"--benchmark-json={run_dir / RESULT_JSON}", "--benchmark-save-data",
+            f"--junitxml={run_dir / PYTEST_JUNIT}", "-p", "no:cacheprovider", "-p", __name__,
+            f"--color={'yes' if color else 'no'}"]
+    if k:
+        argv += ["-k", k]
+    return argv
+
+
+@_hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """A pytest hook (`-p harness.bench`): drop benchmarks that never finished a round.
+
+    A benchmark stopped by Ctrl-C or pytest-timeout (exceptions pytest-benchmark does
+    not catch) is left with no data, and pytest-benchmark's JSON writer (and the suites'
+    conftest) then fail on it before pytest tears the session's fixtures down: the
+    embedded PostgreSQL's clones and handle would be left behind. Runs before
+    pytest-benchmark's own `pytest_sessionfinish`."""
+    bench_session = getattr(session.config, "_benchmarksession", None)
+    if bench_session is not None:
+        bench_session.benchmarks[:] = [
+            b for b in bench_session.benchmarks
+            if getattr(getattr(b, "stats", None), "data", None)]
+    return (yield)
+
+
+def _junit_key(nodeid: str) -> tuple[str, str]:
+    """(classname, name) pytest's JUnit report gives a node id (its `mangle_test_address`)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def selected_nodeids(junit: Path, candidates: list[str]) -> set[str] | None:
+    """Which of `candidates` (node ids) pytest selected, read from its JUnit report."""
+    try:
+        tree = ET.parse(junit)
+    except (OSError, ET.ParseError):
+        return None
+    cases = {(c.get("classname", ""), c.get("name", "")) for c in tree.iter("testcase")}
+    return {n for n in candidates if _junit_key(n) in cases}
+
+
+def _echo_new(log: Path, pos: int, echo: Callable[[bytes], None]) -> int:
+    try:
+        with log.open("rb") as f:
+            f.seek(pos)
+            chunk = f.read()
+    except FileNotFoundError:
+        return pos
+    if chunk:
+        echo(chunk)
+    return pos + len(chunk)
+
+
+def _stdout_echo(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+def _last_error(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace")
+                 .splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    errors = [ln for ln in lines if ln.startswith(("ERROR", "E "))]
+    return re.sub(r"\x1b\[[0-9;]*m", "", (errors or lines or [""])[-1])
+
+
+def _stop(proc: ManagedProcess) -> None:
+    """SIGINT to pytest alone (its fixtures tear down), then the group, escalating."""
+    if proc.alive:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        while proc.alive and time.monotonic() < deadline:
+            try:
+                time.sleep(0.1)
+            except (Interrupted, KeyboardInterrupt):
+                break  # a second Ctrl-C: stop at once
+    proc.stop(timeout=5)
+
+
+def run_suite(run_dir: Path, k: str | None = None, database_url: str | None = None,
+              echo: Callable[[bytes], None] | None = _stdout_echo,
+              color: bool = False, poll_s: float = 0.2) -> SuiteRun:
+    """Run the benchmark suites into `run_dir`; the validated result.
+
+    UsageError (exit 2): `-k` selected nothing, or pytest refused its command
+    line. RunFailed (exit 3): a benchmark failed or errored, pytest crashed,
+    or it wrote no result; what it did write stays in `run_dir`. Interrupted
+    (exit 3): Ctrl-C or SIGTERM, pytest stopped."""
+    run_dir = run_dir.resolve()  # pytest runs from the repository root
+    env = {"HARNESS_DATABASE_URL": database_url} if database_url else {}
+    log = run_dir / LOG
+    proc = ManagedProcess("pytest", suite_argv(run_dir, k, color), log, env=env, cwd=ROOT)
+    started = time.monotonic()
+    pos = 0
+    proc.start()
+    try:
+        while proc.alive:
+            time.sleep(poll_s)
+            if echo:
+                pos = _echo_new(log, pos, echo)
+    except BaseException as exc:
+        _stop(proc)
+        if echo:
+            _echo_new(log, pos, echo)
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            raise Interrupted(f"interrupted; pytest stopped; its output is in {log}") from exc
+        raise
+    code = proc.stop(timeout=5)
+    if echo:
+        _echo_new(log, pos, echo)
+    seconds = time.monotonic() - started
+    json_path = run_dir / RESULT_JSON
+    where = f"pytest's output: {log}"
+    if code == 5:
+        raise UsageError(f"no benchmark selected{f' by -k {k!r}' if k else ''} ({where})")
+    if code == 4:
+        raise UsageError(f"pytest refused the command line: {_last_error(log)} ({where})")
+    if code == 2:
+        raise Interrupted(f"pytest was interrupted ({where})")
+    if code != 0:
+        kept = f"; partial results in {json_path}" if json_path.exists() else ""
+        what = "a benchmark failed or errored" if code == 1 else f"pytest exited with {code}"
+        raise RunFailed(f"{what}: {_last_error(log)} ({where}{kept})")
+    if not json_path.exists():
+        raise RunFailed(f"pytest wrote no benchmark result ({where})")
+    try:
+        result = load(json_path)
+    except HarnessError as exc:
+        raise RunFailed(f"pytest-benchmark's result does not read back: {exc}") from exc
+    return SuiteRun(run_dir, result, json_path, seconds)

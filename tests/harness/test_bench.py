@@ -1,0 +1,296 @@
+"""`harness bench`: pytest-benchmark's JSON read strictly, the named store, the suite run as a
+child (failures exit 3, Ctrl-C stops it with no process left), and end to end on a fast
+benchmark: save, compare (0), a stored result made 3x faster (1), every bad input (2, one
+line, nothing overwritten)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import psutil
+import pytest
+from junitparser import JUnitXml
+
+from harness import bench as suites
+from harness.errors import ConfigError, Interrupted, RunFailed
+from harness.model.bench import parse
+from harness.model.gate import json_schema
+
+FAST = "test_cache_get_hit"
+FAST_ID = f"scenarios/benchmarks/test_cache_bench.py::{FAST}"
+
+
+def doc(rounds: int = 20, data: bool = True, **stats) -> dict:
+    values = [1e-6 * (1 + i / rounds) for i in range(rounds)]
+    s = {"min": values[0], "max": values[-1], "mean": 1.5e-6, "median": 1.5e-6,
+         "rounds": rounds, "iterations": 1, "ops": 1e6, **stats}
+    if data:
+        s["data"] = values
+    return {"machine_info": {"cpu": {"brand_raw": "X", "count": 2}},
+            "commit_info": {"id": "abc", "dirty": True}, "datetime": "2026-01-01",
+            "version": "5.3.1", "speedups_by_median": {},
+            "benchmarks": [{"group": None, "name": "t", "fullname": "f.py::t", "params": None,
+                            "param": None, "extra_info": {}, "options": {}, "stats": s}]}
+
+
+# ---------------------------------------------------------------- the model and the store
+
+
+def test_a_pytest_benchmark_document_reads_and_keeps_what_it_does_not_model():
+    run = parse(json.dumps(doc()), "x.json")
+    assert run.benchmarks[0].stats.rounds == 20 and run.git_commit == "abc-dirty"
+    assert run.model_extra == {"speedups_by_median": {}}
+    assert run.machine()["CPU model"] == "X"
+
+
+def changed(**stats) -> str:
+    """A one-benchmark document whose stats are changed."""
+    d = doc()
+    d["benchmarks"][0]["stats"].update(stats)
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ("{\"benchmarks\": [", "not valid JSON"),
+    (json.dumps(doc(data=False)), "no raw timings (stats.data): save with --benchmark-save-data"),
+    (changed(rounds=21), "stats.data holds 20 rounds, stats.rounds says 21"),
+    (changed(data=[1e-6] * 19 + [-1.0]), "-1.0, not a time in seconds"),
+    (changed(rounds="many"), "rounds: Input should be a valid integer"),
+    (json.dumps({"benchmarks": [doc()["benchmarks"][0]] * 2}), "appears twice"),
+    (json.dumps({"machine_info": {}}), "benchmarks: Field required"),
+])
+def test_a_malformed_document_is_one_config_error_line(document: str, message: str):
+    with pytest.raises(ConfigError, match="x.json") as err:
+        parse(document, "x.json")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_store_saves_atomically_refuses_to_overwrite_and_resolves_names(tmp_path: Path):
+    store = tmp_path / "baselines"
+    src = tmp_path / "b.json"
+    src.write_text(json.dumps(doc()))
+    path = suites.save(store, "main", src)
+    assert path == store / "bench" / "main.json" and path.read_bytes() == src.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == ["main.json"]  # no temporary left
+    with pytest.raises(ConfigError, match="exists .*--force replaces it"):
+        suites.save(store, "main", src)
+    src.write_text(json.dumps(doc(rounds=30)))
+    suites.save(store, "main", src, force=True)
+    assert suites.load(path).benchmarks[0].stats.rounds == 30
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc(data=False)))
+    with pytest.raises(ConfigError, match="raw timings"):
+        suites.save(store, "other", bad)
+    assert not (store / "bench" / "other.json").exists()
+    assert suites.resolve("main", store) == path and suites.resolve(str(src), store) == src
+    with pytest.raises(ConfigError, match=r"no stored benchmark result 'nope' .*have: main"):
+        suites.resolve("nope", store)
+    for name in ("../x", ".hidden", "a/b", "x.json", ""):
+        with pytest.raises(ConfigError, match="invalid benchmark result name"):
+            suites.check_save(store, name, False)
+    assert suites.list_stored(store) == ["main"]
+
+
+def test_junit_keys_are_pytests():
+    assert suites._junit_key("scenarios/benchmarks/test_a.py::test_b[x-1]") == (
+        "scenarios.benchmarks.test_a", "test_b[x-1]")
+    assert suites._junit_key("t/test_a.py::Cls::test_b") == ("t.test_a.Cls", "test_b")
+
+
+# ---------------------------------------------------------------- running suites (processes)
+
+
+SUITE = '''
+import time
+from pathlib import Path
+import pytest
+
+@pytest.fixture(scope="session")
+def marker():
+    yield
+    Path({marker!r}).write_text("torn down")
+
+def test_quick(benchmark):
+    benchmark.pedantic(lambda: sum(range(100)), rounds=6)
+
+def test_slow(benchmark, marker):
+    Path({started!r}).write_text("started")
+    benchmark.pedantic(time.sleep, args=(0.5,), rounds=200)
+
+def test_broken(benchmark):
+    benchmark(lambda: 1)
+    assert False, "this benchmark is broken"
+'''
+
+
+@pytest.fixture()
+def own_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    (root / "suite").mkdir(parents=True)
+    (root / "suite" / "test_own.py").write_text(SUITE.format(
+        marker=str(tmp_path / "torn-down"), started=str(tmp_path / "started")))
+    monkeypatch.setattr(suites, "SUITES", root / "suite")
+    monkeypatch.setattr(suites, "ROOT", root)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    return run_dir
+
+
+@pytest.mark.e2e
+def test_a_failing_benchmark_is_run_failed_and_what_ran_is_kept(own_suite: Path):
+    with pytest.raises(RunFailed, match="a benchmark failed or errored") as err:
+        suites.run_suite(own_suite, k="quick or broken", echo=None)
+    assert str(own_suite / "pytest.log") in str(err.value)
+    assert "this benchmark is broken" in (own_suite / "pytest.log").read_text()
+    done = suites.run_suite(own_suite, k="quick", echo=None)
+    assert [b.name for b in done.result.benchmarks] == ["test_quick"]
+    assert done.selected(["suite/test_own.py::test_quick", "suite/test_own.py::test_slow"]) \
+        == {"suite/test_own.py::test_quick"}
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_pytest_after_its_fixtures_tore_down_and_leaves_no_process(
+        own_suite: Path, tmp_path: Path):
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    seen: set[int] = set()
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen.update(p.pid for p in me.children(recursive=True))
+        os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt in the main thread
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted, match="interrupted; pytest stopped"):
+        suites.run_suite(own_suite, k="slow", echo=None)
+    assert time.monotonic() - started < 60  # 200 rounds of 0.5 s were not waited for
+    assert seen - before, "pytest was never seen running"
+    assert not [p for p in seen - before if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert (tmp_path / "torn-down").read_text() == "torn down"  # SIGINT first: teardown ran
+
+
+# ---------------------------------------------------------------- end to end: the command
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command from `cwd`, its store and reports given relative to it (pytest itself
+    runs from the repository root)."""
+    return subprocess.run([sys.executable, "-m", "harness.cli", "bench", *args, "--store",
+                           "store", "--out", "reports"], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def run_dirs(cwd: Path) -> list[Path]:
+    folder = cwd / "reports" / "bench"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`harness bench --save base -k test_cache_get_hit` once for the module."""
+    cwd = tmp_path_factory.mktemp("bench")
+    done = harness("--save", "base", "-k", FAST, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "saved benchmark result base" in done.stdout
+    assert FAST in done.stdout  # pytest's own output is streamed
+    return cwd
+
+
+@pytest.mark.e2e
+def test_save_then_compare_the_same_build_exits_0_with_the_gates_files(saved: Path):
+    stored = saved / "store" / "bench" / "base.json"
+    assert [b["fullname"] for b in json.loads(stored.read_text())["benchmarks"]] == [FAST_ID]
+    done = harness("--compare", "base", "-k", FAST, cwd=saved)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = run_dirs(saved)[-1]
+    gate = json.loads((out / "gate.json").read_text())
+    jsonschema.validate(gate, json_schema())
+    assert gate["verdict"] in ("pass", "inconclusive")
+    assert [c["name"] for c in gate["checks"]] == [f"bench {FAST}"]
+    check = gate["checks"][0]
+    assert check["kind"] == "benchmark" and check["unit"] == "µs" and check["interval"]
+    suite = next(iter(JUnitXml.fromfile(str(out / "junit.xml"))))
+    assert suite.tests == 1 and suite.failures == 0
+    assert (out / "summary.md").read_text().startswith(("**PASS**", "**INCONCLUSIVE**"))
+    assert (out / "benchmarks.json").is_file() and (out / "pytest.log").is_file()
+    assert f"gate: {gate['verdict']} (exit 0)" in done.stdout and str(out) in done.stdout
+
+
+@pytest.mark.e2e
+def test_a_stored_result_3x_faster_makes_compare_exit_1(saved: Path):
+    doc = json.loads((saved / "store" / "bench" / "base.json").read_text())
+    for b in doc["benchmarks"]:
+        s = b["stats"]
+        s["data"] = [v / 3 for v in s["data"]]
+        for key in ("min", "max", "mean", "median", "stddev", "q1", "q3", "iqr", "total"):
+            s[key] = s[key] / 3
+    fast = saved / "fast.json"
+    fast.write_text(json.dumps(doc))
+    done = harness("--compare", str(fast), "-k", FAST, cwd=saved)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("gate: regressed: bench test_cache_get_hit")
+    gate = json.loads((run_dirs(saved)[-1] / "gate.json").read_text())
+    assert gate["verdict"] == "regressed" and gate["exit_code"] == 1
+    assert gate["checks"][0]["interval"][0] > 1.15  # no timing figure: only beyond +15%
+    assert next(iter(JUnitXml.fromfile(str(run_dirs(saved)[-1] / "junit.xml")))).failures == 1
+
+
+def bad_input(cwd: Path, *args: str, runs: bool = False) -> str:
+    stored = {p: p.read_bytes() for p in (cwd / "store").rglob("*") if p.is_file()}
+    before = run_dirs(cwd)
+    done = harness(*args, cwd=cwd)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
+    assert {p: p.read_bytes() for p in (cwd / "store").rglob("*") if p.is_file()} == stored
+    new = [d for d in run_dirs(cwd) if d not in before]
+    assert len(new) == (1 if runs else 0)  # refused before running: no run directory at all
+    assert not any((d / "gate.json").exists() for d in new)
+    return done.stderr
+
+
+@pytest.mark.e2e
+def test_every_bad_input_is_exit_2_with_one_line_and_nothing_overwritten(saved: Path):
+    stored = saved / "store" / "bench" / "base.json"
+    assert "no stored benchmark result 'nope'" in bad_input(saved, "--compare", "nope")
+    assert "a benchmark result named 'base' exists" in bad_input(saved, "--save", "base")
+    assert "invalid benchmark result name" in bad_input(saved, "--save", "../up")
+    text = stored.read_text()
+    cases = {"truncated.json": text[: len(text) // 2],
+             "nodata.json": json.dumps(doc(data=False)),
+             "rounds.json": changed(rounds=6)}
+    for name, content in cases.items():
+        (saved / name).write_text(content)
+        err = bad_input(saved, "--compare", str(saved / name), "--save", "new")
+        assert name in err
+    assert "not valid JSON" in bad_input(saved, "--compare", str(saved / "truncated.json"))
+    policy = saved / "policy.toml"
+    policy.write_text("[tolerances]\np95 = \"+15%\"\np96 = \"+10%\"\n")
+    err = bad_input(saved, "--compare", "base", "--policy", str(policy))
+    assert "policy.toml:3" in err and "p96" in err
+    err = bad_input(saved, "--save", "new", "-k", "no_such_benchmark", runs=True)
+    assert "no benchmark selected by -k 'no_such_benchmark'" in err
+    assert not (saved / "store" / "bench" / "new.json").exists()
+    assert stored.read_text() == text
+
+
+@pytest.mark.e2e
+def test_force_replaces_a_stored_result(saved: Path, tmp_path: Path):
+    store = tmp_path / "store" / "bench"
+    store.mkdir(parents=True)
+    (store / "base.json").write_text(json.dumps(doc()))
+    done = harness("--save", "base", "--force", "-k", FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((store / "base.json").read_text())["benchmarks"][0]["name"] == FAST
