@@ -16,7 +16,8 @@ Tables:
 * `[tolerances]`: a default per check kind (`KINDS`), plus `<kind>_advisory`
   flags (an advisory check is shown but never fails the gate; `p99` is by default).
 * `[hard]`: limits that fail the gate whatever the statistics say.
-* `[endpoints."METHOD /route"]`, `[caches.NAME]`, `[queries.NAME]`: overrides
+* `[endpoints."METHOD /route"]`, `[caches.NAME]`, `[queries.NAME]`,
+  `[benchmarks."NAME"]`: overrides
   for one subject; `tolerance_for` and `is_advisory` resolve override > default.
 
 Tolerance spellings (the sign is the bad direction; it may be left out, and
@@ -67,7 +68,7 @@ class Kind:
     unit: Unit
     """ms: a time; share: a fraction 0..1 (points apply); ratio: any other ratio (% only)."""
     higher_is_worse: bool = True
-    subjects: Literal["endpoints", "caches", "queries"] | None = None
+    subjects: Literal["endpoints", "caches", "queries", "benchmarks"] | None = None
     """The override table whose entries name this kind's subjects (None: one subject)."""
 
 
@@ -86,6 +87,7 @@ KINDS: dict[str, Kind] = {
     "query_p95": Kind("ms", subjects="queries"),
     "pool_wait_p95": Kind("ms"),
     "freshness_p95": Kind("ms"),
+    "bench": Kind("ms", subjects="benchmarks"),  # median round time of a pytest-benchmark
 }
 """Every check kind a tolerance can be written for, by its key in `[tolerances]`."""
 
@@ -209,6 +211,7 @@ class Tolerances(_Tolerances):
     query_p95: Tolerance = _default("query_p95", "+20%")
     pool_wait_p95: Tolerance = _default("pool_wait_p95", "+50%")
     freshness_p95: Tolerance = _default("freshness_p95", "+25%")
+    bench: Tolerance = _default("bench", "+15%")
     p50_advisory: bool = False
     p95_advisory: bool = False
     p99_advisory: bool = True
@@ -223,6 +226,7 @@ class Tolerances(_Tolerances):
     query_p95_advisory: bool = False
     pool_wait_p95_advisory: bool = False
     freshness_p95_advisory: bool = False
+    bench_advisory: bool = False
 
 
 class HardLimits(_Model):
@@ -263,6 +267,13 @@ class QueryOverrides(_Tolerances):
     query_p95_advisory: bool | None = None
 
 
+class BenchmarkOverrides(_Tolerances):
+    """`[benchmarks."NAME"]`: one pytest-benchmark's tolerance (its test name)."""
+
+    bench: Tolerance | None = None
+    bench_advisory: bool | None = None
+
+
 _ENDPOINT_KEY = re.compile(r"[A-Z]+ \S+")
 
 
@@ -289,6 +300,9 @@ class Policy(_Model):
     """Cache name (as in the service's `cache` metric label) -> its overrides."""
     queries: dict[str, QueryOverrides] = {}
     """Query name (as in the service's `query` metric label) -> its overrides."""
+    benchmarks: dict[str, BenchmarkOverrides] = {}
+    """Benchmark name (pytest-benchmark's `name`, e.g. `test_overview_cached`) -> its
+    overrides (`harness bench`)."""
 
     @property
     def inconclusive_fails(self) -> bool:
@@ -404,7 +418,7 @@ def table_name(path: tuple[str, ...]) -> str:
 _KNOWN: dict[tuple[str, ...], type[BaseModel]] = {
     (): Policy, ("gate",): GateSettings, ("tolerances",): Tolerances, ("hard",): HardLimits}
 _OVERRIDES = {"endpoints": EndpointOverrides, "caches": CacheOverrides,
-              "queries": QueryOverrides}
+              "queries": QueryOverrides, "benchmarks": BenchmarkOverrides}
 
 
 def _known_keys(table: tuple[str, ...]) -> list[str]:

@@ -57,7 +57,8 @@ def test_defaults():
     assert t.freshness_p95 == Tolerance(limit=0.25, text="+25%")
     h = p.hard
     assert (h.error_rate_max, h.agreement_max, h.tenant_leaks_max) == (0.05, 0.01, 0)
-    assert (p.endpoints, p.caches, p.queries) == ({}, {}, {})
+    assert (p.endpoints, p.caches, p.queries, p.benchmarks) == ({}, {}, {}, {})
+    assert t.bench == Tolerance(limit=0.15, text="+15%")
 
 
 def test_every_kind_has_a_default_and_an_advisory_flag():
@@ -248,6 +249,16 @@ def test_overrides_apply_only_to_their_own_kind_of_subject():
     p = parse_policy(POLICY)  # a cache named like an endpoint is no endpoint
     assert tolerance_for(p, "hit_ratio", OVERVIEW).text == "-4pt"
     assert tolerance_for(p, "query_p95", "dashboard").text == "+20%"
+
+
+def test_a_benchmark_override_wins_and_can_make_it_advisory():
+    p = parse_policy('[tolerances]\nbench = "+20%"\n\n[benchmarks."test_cache_get_hit"]\n'
+                     'bench = "+40%"\nbench_advisory = true\n')
+    assert tolerance_for(p, "bench", "test_cache_get_hit").text == "+40%"
+    assert tolerance_for(p, "bench", "test_overview_cached").text == "+20%"
+    assert is_advisory(p, "bench", "test_cache_get_hit")
+    assert not is_advisory(p, "bench", "test_overview_cached")
+    assert "did you mean" in error('[benchmarks."x"]\nbnech = "+1%"\n')
 
 
 def test_check_kind_names_of_the_gate_record_are_understood():
