@@ -3,7 +3,8 @@
 Every command's errors come through `main()`, which turns a `HarnessError`
 into one line on stderr and its exit code (2: usage or configuration, 3: the
 run could not be carried out; 1: the gate failed, returned by the commands
-that gate); nothing else reaches the user as a traceback. SIGTERM is treated
+that gate); anything else is a bug, said in one line with exit 3 (`HARNESS_DEBUG=1` shows
+its traceback); nothing reaches the user as a traceback. SIGTERM is treated
 like Ctrl-C, so `finally` blocks stop every child process.
 
 The commands live beside this module, one group per file: `stack` (stack up,
@@ -12,6 +13,7 @@ db, worker), `run` (run, runs), `gate` (compare, baseline).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -61,6 +63,13 @@ def main() -> None:
         label = getattr(exc, "label", "error")
         err.print(f"[bold red]{label}:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: one line, exit 3, traceback on request
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} "
+                  "(a bug in the harness; HARNESS_DEBUG=1 shows the traceback)",
+                  highlight=False, soft_wrap=True)
+        sys.exit(3)
 
 
 
