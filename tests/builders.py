@@ -14,6 +14,11 @@ Timeline (whole epoch seconds): first spawn at `T0`, spawning done after `ramp_s
 the measured window `[T0 + warmup_s, T0 + warmup_s + seconds)`, then `cooldown_s`
 seconds started while stopping (counted for agreement, not for latency). `k` below
 is the second since the measured window opened (negative during the warm-up).
+
+`server_histograms` adds the service's own histograms (named queries, pool acquire,
+KPI view freshness, ElevenLabs attempts: `server_metrics.HISTOGRAMS`) to every scrape,
+from a `HistogramSpec` per series; their observations come from a random stream of
+their own, so a run built without them is the same run as before.
 """
 
 from __future__ import annotations
@@ -90,6 +95,70 @@ class EndpointSpec:
         return self.rps * math.prod(b.rps_factor for b in self.bursts if b.covers(k))
 
 
+@dataclass(frozen=True)
+class HistogramSpec:
+    """One series of a service histogram: observations per second and their durations."""
+
+    rate: float
+    latency_ms: LogNormal | Callable[[int], LogNormal] = LogNormal(5.0)
+    """A distribution, or one per window `k` (e.g. `lambda k: LogNormal(5 + k)`)."""
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    """Upper bounds in seconds (+Inf added), as the service declares them."""
+
+    def dist(self, k: int) -> LogNormal:
+        return self.latency_ms(k) if callable(self.latency_ms) else self.latency_ms
+
+
+HistogramKey = tuple[str, str]
+"""(histogram name, the value of its series label, "" for an unlabelled histogram)."""
+
+
+class _Histograms:
+    """The cumulative buckets of the service's own histograms, as scrapes would read them."""
+
+    def __init__(self, specs: Mapping[HistogramKey, HistogramSpec], seed: int) -> None:
+        for name, _ in specs:
+            if name not in server_metrics.HISTOGRAMS:
+                raise ValueError(f"{name} is not one of server_metrics.HISTOGRAMS")
+        self.specs = dict(specs)
+        self.rng = random.Random(f"server-histograms-{seed}")
+        self.counts = {key: [0] * (len(spec.buckets) + 1) for key, spec in specs.items()}
+        self.sums = dict.fromkeys(specs, 0.0)
+        self.due = dict.fromkeys(specs, 0.0)
+        self.seen = dict.fromkeys(specs, 0)
+
+    def second(self, k: int) -> None:
+        for key, spec in self.specs.items():
+            self.due[key] += spec.rate
+            n = math.floor(self.due[key] + 1e-9) - self.seen[key]
+            self.seen[key] += n
+            dist = spec.dist(k)
+            for _ in range(n):
+                seconds = dist.sample(self.rng) / 1000
+                i = next((i for i, le in enumerate(spec.buckets) if seconds <= le), -1)
+                self.counts[key][i] += 1
+                self.sums[key] += seconds
+
+    def lines(self) -> list[str]:
+        out = []
+        for name in dict.fromkeys(n for n, _ in self.specs):
+            out.append(f"# TYPE {name} histogram")
+            label = server_metrics.HISTOGRAMS[name]
+            for (n, value), spec in self.specs.items():
+                if n != name:
+                    continue
+                labels = f'{label}="{value}",' if label else ""
+                cumulative = 0
+                for le, c in zip((*map(repr, spec.buckets), "+Inf"), self.counts[(n, value)],
+                                 strict=True):
+                    cumulative += c
+                    out.append(f'{name}_bucket{{{labels}le="{le}"}} {cumulative}.0')
+                bare = f"{{{labels[:-1]}}}" if labels else ""
+                out += [f"{name}_count{bare} {cumulative}.0",
+                        f"{name}_sum{bare} {self.sums[(n, value)]:.6f}"]
+        return out
+
+
 @dataclass
 class BuiltRun:
     """A built run: the record, its interval log and the inputs it was assembled from."""
@@ -129,7 +198,9 @@ def _phase(t: int, ramp_end: int, measure_from: int, stopping_at: int) -> Phase:
 class _Server:
     """The service's cumulative `http_request_duration_seconds`, as scrapes would read it."""
 
-    def __init__(self, profile: str, toggles: Mapping[str, bool]) -> None:
+    def __init__(self, profile: str, toggles: Mapping[str, bool],
+                 histograms: _Histograms | None = None) -> None:
+        self.histograms = histograms
         self.buckets: dict[tuple[str, str, str], list[int]] = {}
         self.sums: dict[tuple[str, str, str], float] = {}
         flags = {f: profile != "naive" for f in Toggles.model_fields} | dict(toggles)
@@ -159,6 +230,8 @@ class _Server:
                   "# TYPE db_pool_max_size gauge", "db_pool_max_size 10",
                   "# TYPE db_pool_in_use gauge", "db_pool_in_use 2",
                   "# TYPE target_settings_info gauge", f"target_settings_info{{{self.info}}} 1"]
+        if self.histograms is not None:
+            lines += self.histograms.lines()
         return "\n".join(lines) + "\n"
 
 
@@ -226,15 +299,19 @@ def build_run(endpoints: Mapping[str, EndpointSpec], seconds: int = 60, warmup_s
               scenario: str = "mixed", users: int = 10, server: bool = True,
               toggles: Mapping[str, bool] | None = None, failed_scrapes: tuple[int, ...] = (),
               saturated: bool = False, git_commit: str = "0" * 40,
-              machine: results.Machine | None = None, run_id: str | None = None) -> BuiltRun:
+              machine: results.Machine | None = None, run_id: str | None = None,
+              server_histograms: Mapping[HistogramKey, HistogramSpec] | None = None
+              ) -> BuiltRun:
     """A run of `endpoints` ("METHOD /route" -> traffic); see the module docstring.
 
-    `failed_scrapes`: seconds since `T0` whose periodic scrape got no answer."""
+    `failed_scrapes`: seconds since `T0` whose periodic scrape got no answer.
+    `server_histograms`: (histogram, series label) -> its observations, in every scrape."""
     rng = random.Random(seed)
     ramp_s = min(ramp_s, warmup_s)
     measure_from, stopping_at = T0 + warmup_s, T0 + warmup_s + seconds
     ended_at = stopping_at + cooldown_s
-    srv, log = _Server(profile, toggles or {}), IntervalLog()
+    histograms = _Histograms(server_histograms, seed) if server_histograms else None
+    srv, log = _Server(profile, toggles or {}, histograms), IntervalLog()
     traffic = [_Traffic(key, spec) for key, spec in endpoints.items()]
     windows: list[ClientWindow] = []
     texts: dict[int, str] = {}  # scrape second -> exposition
@@ -245,6 +322,8 @@ def build_run(endpoints: Mapping[str, EndpointSpec], seconds: int = 60, warmup_s
         k, phase = t - measure_from, _phase(t, T0 + ramp_s, measure_from, stopping_at)
         cells = {tr.key: cell for tr in traffic
                  if (cell := tr.second(t, k, phase, rng, srv, log)) is not None}
+        if histograms is not None:
+            histograms.second(k)
         started = sum(c.count for c in cells.values())
         spawning = t < T0 + ramp_s
         windows.append(ClientWindow(

@@ -22,9 +22,17 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from harness import hdr
 from harness.errors import ConfigError
@@ -202,6 +210,24 @@ class RouteStats(_Model):
     p95_ms: float | None
 
 
+def _bucket_counts(value: object) -> object:
+    return [int(x) for x in value.split()] if isinstance(value, str) else value
+
+
+BucketCounts = Annotated[
+    list[Annotated[int, Field(ge=0)]],
+    BeforeValidator(_bucket_counts),
+    PlainSerializer(lambda counts: " ".join(map(str, counts)), return_type=str,
+                    when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": "^([0-9]+( [0-9]+)*)?$",
+                    "description": "Observations per bucket, space-separated."}),
+]
+"""Observations per bucket: a list in Python, one string of integers in JSON ("3 0 1"):
+`result.json` is indented, and a list there would put every count on a line of its
+own (the default scenario for 10 minutes: 1.05 MB without the histograms, 1.68 MB with
+them as lists, 1.32 MB as strings)."""
+
+
 class ServerSample(_Model):
     """One scrape of the service, as the change since the scrape before it.
 
@@ -231,6 +257,13 @@ class ServerSample(_Model):
     pool_in_use: float | None = None
     pool_waiting: float | None = None
     kpi_staleness_s: float | None = None
+    histograms: dict[str, dict[str, BucketCounts]] = {}
+    """Histogram (`server_metrics.HISTOGRAMS`: named queries, pool acquire, KPI view
+    change-to-visible, ElevenLabs attempts) -> series label (the query name, the
+    attempt's outcome; "" when unlabelled) -> observations per bucket over
+    `(since, t]`, bucket k ending at `ServerSide.histogram_bounds[histogram][k]`
+    and the last past the highest bound (+Inf). Trailing empty buckets are left
+    out and series without observations omitted."""
 
 
 class FailedScrape(_Model):
@@ -249,6 +282,10 @@ class ServerSide(_Model):
     queries: dict[str, QueryStats]
     kpi_view: dict[str, float | None] = {}
     series: list[ServerSample] = []
+    histogram_bounds: dict[str, list[float]] = {}
+    """Histogram -> the finite upper bounds (`le`, seconds) of its buckets, ascending: what
+    the counts of `ServerSample.histograms` refer to (empty in records made before
+    the series kept histograms)."""
     failed_scrapes: list[FailedScrape] = []
     """Scrapes that got no answer: shown, never silently dropped."""
 

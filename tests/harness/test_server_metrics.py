@@ -355,3 +355,117 @@ def test_a_periodic_scrape_racing_an_edge_counts_neither_twice_nor_as_a_reset():
     rows = [r for r in side.series if r.phase == "measured"]
     assert [r.requests[AGENTS] for r in rows] == [20, 20]
     assert side.routes[AGENTS].count == 40 == sum(r.requests[AGENTS] for r in rows)
+
+
+def test_series_rows_keep_the_judged_histograms_as_observations_per_bucket(side):
+    assert side.histogram_bounds == {
+        "db_pool_acquire_seconds": [0.001, 0.01], "db_query_duration_seconds": [0.01],
+        "elevenlabs_upstream_request_duration_seconds": [0.1, 0.5],
+        "kpi_view_change_to_visible_seconds": [0.5, 1.0]}  # not the http histogram
+    row = side.series[1]  # (100, 102]
+    # ElevenLabs: le 0.1 35 -> 50, le 0.5 40 -> 58, +Inf 40 -> 60: 15, 3, 2
+    assert row.histograms["elevenlabs_upstream_request_duration_seconds"] == {
+        "success": [15, 3, 2]}
+    assert row.histograms["db_pool_acquire_seconds"] == {"": [50, 30]}  # trailing 0 cut
+    # agent_stats ran nothing: left out; overview_kpis le 0.01 100 -> 130, +Inf 100 -> 140
+    assert row.histograms["db_query_duration_seconds"] == {"overview_kpis": [30, 10]}
+    assert row.histograms["kpi_view_change_to_visible_seconds"] == {"": [1, 2]}
+    assert side.series[-1].histograms == {}  # nothing observed after the window
+
+
+def test_measured_rows_add_up_to_the_window_quantiles(side):
+    import numpy as np
+
+    from harness.analysis import buckets as bk
+
+    rows = [r for r in side.series if r.phase == "measured"]
+    for name, label, window_ms in (
+            ("db_query_duration_seconds", "overview_kpis", side.queries["overview_kpis"].p95_ms),
+            ("db_pool_acquire_seconds", "", side.db_pool.acquire_p95_ms),
+            ("elevenlabs_upstream_request_duration_seconds", "success",
+             side.upstream.latency_ms.p95),
+            ("kpi_view_change_to_visible_seconds", "",
+             side.kpi_view["change_to_visible_p95_s"] * 1000)):
+        bounds = side.histogram_bounds[name]
+        total = sum(bk.padded(r.histograms.get(name, {}).get(label, []), len(bounds) + 1)
+                    for r in rows)
+        assert isinstance(total, np.ndarray)
+        got = float(bk.histogram_quantile(bounds, total, 0.95)) * 1000
+        assert got == pytest.approx(window_ms, abs=1e-3), name
+
+
+def test_bucket_deltas_count_a_reset_from_zero_and_difference_the_le_buckets():
+    h = ('# TYPE db_pool_acquire_seconds histogram\n'
+         'db_pool_acquire_seconds_bucket{{le="0.001"}} {}\n'
+         'db_pool_acquire_seconds_bucket{{le="0.01"}} {}\n'
+         'db_pool_acquire_seconds_bucket{{le="+Inf"}} {}\n')
+    scrapes = [(Scrape(t=float(t), text=h.format(*v)), sm.parse(h.format(*v)))
+               for t, v in ((0, (10, 15, 16)), (2, (14, 20, 22)), (4, (2, 3, 3)),
+                            (6, (2, 3, 3)), (8, (5, 9, 9)))]
+    rows = sm.series(scrapes, start=-1.0, end=10.0)
+    got = [r.histograms.get("db_pool_acquire_seconds", {}).get("") for r in rows]
+    # 4, 1, 1 new; then a restart (16 -> 3 observations): 2, 1 counted from zero;
+    # then nothing (left out); then 3, 3 with the +Inf bucket empty (cut off)
+    assert got == [[4, 1, 1], [2, 1], None, [3, 3]]
+
+
+def test_parse_buckets_reads_only_the_judged_histograms_in_any_label_order():
+    text_ = "\n".join([
+        "# TYPE db_query_duration_seconds histogram",
+        'db_query_duration_seconds_bucket{le="0.01",query="a"} 3.0',
+        'db_query_duration_seconds_bucket{query="a",le="+Inf"} 4.0',
+        'db_query_duration_seconds_bucket{query="q \\"x\\"",le="+Inf"} 1.0 1700000000000',
+        'db_query_duration_seconds_count{query="a"} 4.0',
+        "# TYPE elevenlabs_upstream_request_duration_seconds histogram",
+        'elevenlabs_upstream_request_duration_seconds_bucket{outcome="success",le="0.1"} 2.0',
+        'elevenlabs_upstream_request_duration_seconds_bucket{outcome="timeout",le="0.1"} 0.0',
+        'http_request_duration_seconds_bucket{method="GET",route="/x",status="200",le="0.1"} 9',
+        'db_pool_acquire_seconds_bucket{le="0.001",pid="7"} 5.0',
+        'db_pool_acquire_seconds_bucket{le="0.001",pid="8"} 6.0',
+        'db_pool_acquire_seconds_bucket{le="0.01"} not-a-number', ""])
+    assert sm.parse_buckets(text_) == {
+        "db_query_duration_seconds": {"a": {"0.01": 3.0, "+Inf": 4.0}, 'q "x"': {"+Inf": 1.0}},
+        "elevenlabs_upstream_request_duration_seconds": {"success": {"0.1": 2.0},
+                                                         "timeout": {"0.1": 0.0}},
+        "db_pool_acquire_seconds": {"": {"0.001": 11.0}},  # other labels are summed
+    }
+    assert sm.bucket_bounds([sm.scan_buckets(text_)])["db_query_duration_seconds"] == [0.01]
+
+
+def test_the_periodic_scrapes_fast_reader_agrees_with_the_full_parser():
+    """`parse(text, only)` reads only the wanted families, by their `# TYPE` lines; it
+    must find exactly what prometheus_client's parser finds for those names."""
+    from tests.builders import EndpointSpec, HistogramSpec, build_run
+
+    built = build_run({AGENTS: EndpointSpec(rps=5)}, seconds=4, server_histograms={
+        ("db_query_duration_seconds", "agent_stats"): HistogramSpec(rate=3),
+        ("db_pool_acquire_seconds", ""): HistogramSpec(rate=3)})
+    escaped = ('# TYPE cache_hits counter\n'
+               'cache_hits_total{cache="a\\\\b \\"c\\"",x="}"} 3.0\n'
+               'cache_hits_created{cache="a"} 1.7e9\n# TYPE db_pool_size gauge\n'
+               'db_pool_size 4 1700000000000\n# TYPE db_query_duration_seconds histogram\n'
+               'db_query_duration_seconds_bucket{query="q \\"x\\", y",le="+Inf"} 2.0\n')
+    for t in [text(i) for i in range(6)] + [s.text for s in built.scrapes] + [escaped]:
+        full = {k: v for k, v in sm.parse(t).items() if k[0] in sm.SERIES_METRICS}
+        assert sm.parse(t, sm.SERIES_METRICS) == full
+        buckets = {k: v for k, v in sm.parse(t).items() if k[0].endswith("_bucket")
+                   and k[0].removesuffix("_bucket") in sm.HISTOGRAMS}
+        scanned = sm.scan_buckets(t)
+        assert len(scanned.keys) == len(buckets)
+        assert sorted(scanned.values.tolist()) == sorted(buckets.values())
+    assert sm.parse_buckets(escaped) == {"db_query_duration_seconds": {'q "x", y': {"+Inf": 2.0}}}
+
+
+def test_bucket_counts_are_one_string_each_in_json_and_lists_in_python(side):
+    import json
+
+    from harness.model.result import ServerSample
+
+    row = side.series[1]
+    raw = json.loads(row.model_dump_json())
+    assert raw["histograms"]["elevenlabs_upstream_request_duration_seconds"] == {
+        "success": "15 3 2"}
+    assert ServerSample.model_validate_json(row.model_dump_json()) == row
+    assert ServerSample.model_validate(raw).histograms == row.histograms
+    with pytest.raises(ValueError):
+        ServerSample.model_validate(raw | {"histograms": {"x": {"": "1 -2"}}})
