@@ -26,7 +26,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.analysis import blocks as blk
+from harness.analysis import buckets as bk
 from harness.analysis import rounds as rd
 from harness.analysis import stats
 from harness.analysis import verdicts as vd
@@ -37,6 +40,16 @@ from harness.model.result import RunResult, ServerSample
 
 LATENCY = ((50.0, "p50"), (95.0, "p95"), (99.0, "p99"))
 SCRAPE_S = 2.0
+SERVER_QUANTILES = (
+    ("upstream_p95", "elevenlabs_upstream_request_duration_seconds", "ElevenLabs"),
+    ("query_p95", "db_query_duration_seconds", None),
+    ("pool_wait_p95", "db_pool_acquire_seconds", "pool"),
+    ("freshness_p95", "kpi_view_change_to_visible_seconds", "KPI view"),
+)
+"""The p95 checks of the service's own histograms: (policy kind, histogram, subject;
+None: one check per series label, the query name). The ElevenLabs attempts are
+summed over outcomes, as `UpstreamStats.latency_ms` is."""
+US_PER_S = 1e6
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,7 @@ class Checks:
         self.latency()
         self.client_rates()
         self.server_rates()
+        self.server_quantiles()
         return self.found
 
     def add(self, kind: str, subject: str, unit: str, effect: stats.Effect | None,
@@ -249,6 +263,83 @@ class Checks:
         self.rate("upstream_fallback_rate", "ElevenLabs", upstream(
             lambda r: sum(v for k, v in r.upstream_fallbacks.items() if k != "live"),
             lambda r: sum(r.upstream_fallbacks.values())), rows)
+
+    def server_quantiles(self) -> None:
+        """p95 of the service's histograms (`SERVER_QUANTILES`): a block bootstrap over
+        blocks of the 2 s scrape rows' bucket counts (`harness.analysis.buckets`), the
+        blocks of every run of a side pooled. Values are carried in µs, as the client
+        latencies are, so the outputs read them as ms. Skipped when neither side
+        observed anything (no writes: no freshness); inconclusive when one side did not."""
+        rows = max(1, round(self.s.block_s / SCRAPE_S))
+        every = [*self.base, *self.cur]
+        for kind, name, subject in SERVER_QUANTILES:
+            labels = [None] if subject else _histogram_labels(every, name)
+            for label in labels:
+                self._server_quantile(kind, subject or str(label), name, label, rows)
+
+    def _server_quantile(self, kind: str, subject: str, name: str, label: str | None,
+                         rows: int) -> None:
+        sides = (self.base, self.cur)
+        bounds = {b for r in _every_run(sides) if (b := _bounds(r, name)) is not None}
+        if len(bounds) > 1:
+            self.add(kind, subject, "ms", None,
+                     why_not=f"the runs' {name} buckets have different bounds")
+            return
+        if not bounds:
+            return  # no run observed this histogram
+        edges = next(iter(bounds))
+        counts = [[_histogram_rows(r, name, label, len(edges) + 1) for r in side]
+                  for side in sides]
+        seen = [any(m.sum() > 0 for m in side) for side in counts]
+        if not any(seen):
+            return
+        for which, runs, ok in zip(("baseline", "current"), sides, seen, strict=True):
+            if not ok or not all(_has_histograms(r) for r in runs):
+                self.add(kind, subject, "ms", None, why_not=_no_observations(which, runs, name))
+                return
+        blocks = [bk.block_rows(side, np.asarray(edges) * US_PER_S, rows) for side in counts]
+        self.add(kind, subject, "ms", bk.bootstrap_quantile(
+            blocks[0], blocks[1], 0.95, self.s.resamples, self.s.seed))
+
+
+def _every_run(sides: Sequence[Sequence[RunData]]) -> list[RunData]:
+    return [r for side in sides for r in side]
+
+
+def _has_histograms(run: RunData) -> bool:
+    """Whether the record kept the series' histograms (older v2 records did not)."""
+    return run.result.server is not None and bool(run.result.server.histogram_bounds)
+
+
+def _bounds(run: RunData, name: str) -> tuple[float, ...] | None:
+    server = run.result.server
+    found = server.histogram_bounds.get(name) if server else None
+    return tuple(found) if found is not None else None
+
+
+def _histogram_rows(run: RunData, name: str, label: str | None, width: int) -> np.ndarray:
+    """Observations per measured series row and bucket of one histogram's series (label
+    None: every series summed); zeros for a run that never observed it."""
+    series = _series(run)
+    out = np.zeros((len(series), width))
+    for i, row in enumerate(series):
+        by_label = row.histograms.get(name, {})
+        for key in ([label] if label is not None else list(by_label)):
+            if by_label.get(key):
+                out[i] += bk.padded(by_label[key], width)
+    return out
+
+
+def _histogram_labels(runs: Sequence[RunData], name: str) -> list[str]:
+    return sorted({key for r in runs for row in _series(r) for key in row.histograms.get(name, {})})
+
+
+def _no_observations(side: str, runs: Sequence[RunData], name: str) -> str:
+    """Why one side cannot answer a histogram's check that the other side can."""
+    if not all(_has_histograms(r) for r in runs):
+        return (f"a {side} record has no server histograms (recorded before the series "
+                f"kept them, or without server metrics): record it again")
+    return f"no {name} observations on the {side} side"
 
 
 def _to_stats(t: Tolerance) -> vd.Tolerance:

@@ -7,8 +7,9 @@ import pytest
 
 from harness.analysis.compare import GateSettings, RunData, compare, mismatches
 from harness.errors import ConfigError
+from harness.model import policy as pol
 from harness.model.gate import Tolerance
-from tests.builders import EndpointSpec, LogNormal, build_run
+from tests.builders import EndpointSpec, HistogramSpec, LogNormal, build_run
 
 OVERVIEW, AGENTS = "GET /api/v1/dashboard/overview", "GET /api/v1/agents"
 
@@ -144,3 +145,114 @@ def test_an_endpoint_without_measured_requests_on_one_side_is_inconclusive_not_a
     gate = compare([base], [RunData(emptied, cur.log)], settings())
     p95 = next(c for c in gate.checks if c.name == f"p95 {AGENTS}")
     assert p95.verdict == "inconclusive" and "no request measured" in p95.reason
+
+
+# ---------------------------------------------------------------- server histograms
+
+QUERY, POOL = "db_query_duration_seconds", "db_pool_acquire_seconds"
+UPSTREAM = "elevenlabs_upstream_request_duration_seconds"
+FRESH = "kpi_view_change_to_visible_seconds"
+UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+                    10.0)
+
+
+def policy_settings(**overrides) -> GateSettings:
+    """The committed policy's defaults and overrides, as `harness compare` resolves them."""
+    policy = pol.Policy.model_validate({"queries": {"insert_call": {"query_p95": "+30%"}}})
+    return GateSettings(tolerance=lambda kind, subject: pol.tolerance_for(policy, kind, subject),
+                        advisory=lambda kind, subject: pol.is_advisory(policy, kind, subject),
+                        **({"resamples": 500} | overrides))
+
+
+def histograms(query_ms: float = 5.0, fresh: bool = True, extra: dict | None = None) -> dict:
+    specs = {(QUERY, "agent_stats"): HistogramSpec(rate=20, latency_ms=LogNormal(query_ms, 0.4)),
+             (QUERY, "insert_call"): HistogramSpec(rate=5, latency_ms=LogNormal(2.0, 0.4)),
+             # every acquire takes 0.3 ms: all in (0, 0.5 ms], p95 = 0.95 * 0.5 ms
+             (POOL, ""): HistogramSpec(rate=30, latency_ms=LogNormal(0.3, 0.0)),
+             (UPSTREAM, "success"): HistogramSpec(rate=4, latency_ms=LogNormal(80.0, 0.3),
+                                                  buckets=UPSTREAM_BUCKETS)}
+    if fresh:
+        specs[(FRESH, "")] = HistogramSpec(rate=2, latency_ms=LogNormal(300.0, 0.3))
+    return specs | (extra or {})
+
+
+def hrun(seed: int, seconds: int = 120, **kw) -> RunData:
+    built = build_run({AGENTS: EndpointSpec(rps=20, latency_ms=LogNormal(12.0, 0.3))},
+                      seconds=seconds, seed=seed, server_histograms=histograms(**kw))
+    return RunData(built.result, built.log)
+
+
+def check(gate, name: str):
+    return next(c for c in gate.checks if c.name == name)
+
+
+def test_server_histogram_p95s_are_checked_with_the_policy_s_kinds_and_subjects():
+    base, cur = hrun(1), hrun(2, query_ms=10.0)
+    gate = compare([base], [cur], policy_settings())
+    names = {c.name for c in gate.checks if c.kind.endswith("_p95")}
+    assert names == {"upstream_p95 ElevenLabs", "query_p95 agent_stats",
+                     "query_p95 insert_call", "pool_wait_p95 pool", "freshness_p95 KPI view"}
+    slow = check(gate, "query_p95 agent_stats")
+    assert slow.verdict == "regressed" and slow.unit == "ms" and slow.tolerance.limit == 0.2
+    assert slow.interval[0] > 1.2 and slow.name in gate.summary
+    # the query override of the policy applies to its query only
+    assert check(gate, "query_p95 insert_call").tolerance.text == "+30%"
+    assert check(gate, "query_p95 insert_call").verdict == "pass"
+    for name in ("upstream_p95 ElevenLabs", "pool_wait_p95 pool", "freshness_p95 KPI view"):
+        assert check(gate, name).verdict == "pass", check(gate, name).reason
+    assert gate.verdict == "regressed"
+
+
+def test_server_p95_values_are_milliseconds_as_the_record_states_them():
+    base, cur = hrun(1), hrun(2)
+    gate = compare([base], [cur], policy_settings())
+    pool = check(gate, "pool_wait_p95 pool")
+    # a known value: every acquire in the first bucket (0, 0.5 ms]: 0.95 * 0.5 ms
+    assert pool.baseline == pytest.approx(0.475) and pool.current == pytest.approx(0.475)
+    assert pool.baseline == pytest.approx(base.result.server.db_pool.acquire_p95_ms, abs=1e-3)
+    assert pool.verdict == "pass" and pool.change == pytest.approx(1.0)
+    query = check(gate, "query_p95 agent_stats")
+    assert query.baseline == pytest.approx(base.result.server.queries["agent_stats"].p95_ms,
+                                           abs=1e-3)
+    assert query.current == pytest.approx(cur.result.server.queries["agent_stats"].p95_ms,
+                                          abs=1e-3)
+    upstream = check(gate, "upstream_p95 ElevenLabs")
+    assert 100 < upstream.baseline < 250  # ~130 ms attempts, interpolated in (100, 250 ms]
+    fresh = check(gate, "freshness_p95 KPI view")
+    assert fresh.baseline == pytest.approx(
+        base.result.server.kpi_view["change_to_visible_p95_s"] * 1000, abs=1e-3)
+    assert 100 < fresh.baseline < 1000  # a lag of ~0.3-0.5 s, in ms
+
+
+def test_a_histogram_neither_side_observed_is_no_check_and_one_side_only_is_inconclusive():
+    none = compare([hrun(1, fresh=False)], [hrun(2, fresh=False)], policy_settings())
+    assert not [c for c in none.checks if c.kind == "freshness_p95"]  # no writes, no lag
+    one = compare([hrun(1)], [hrun(2, fresh=False)], policy_settings())
+    fresh = check(one, "freshness_p95 KPI view")
+    assert fresh.verdict == "inconclusive" and fresh.baseline is None
+    assert "no kpi_view_change_to_visible_seconds observations on the current side" \
+        in fresh.reason
+    extra = {(QUERY, "warm_cache"): HistogramSpec(rate=1, latency_ms=LogNormal(9.0, 0.3))}
+    new_query = compare([hrun(1)], [hrun(2, extra=extra)], policy_settings())
+    q = check(new_query, "query_p95 warm_cache")
+    assert q.verdict == "inconclusive" and "on the baseline side" in q.reason
+
+
+def test_a_record_from_before_the_series_kept_histograms_is_said_so():
+    cur = hrun(2)
+    old = hrun(1)
+    server = old.result.server.model_copy(update={
+        "histogram_bounds": {}, "series": [r.model_copy(update={"histograms": {}})
+                                           for r in old.result.server.series]})
+    old = RunData(old.result.model_copy(update={"server": server}), old.log)
+    gate = compare([old], [cur], policy_settings())
+    pool = check(gate, "pool_wait_p95 pool")
+    assert pool.verdict == "inconclusive" and "record it again" in pool.reason
+    both_old = compare([old], [old], policy_settings())
+    assert not [c for c in both_old.checks if c.kind.endswith("_p95")]
+
+
+def test_short_runs_give_inconclusive_server_p95s_not_a_crash():
+    gate = compare([hrun(1, seconds=12)], [hrun(2, seconds=12)], policy_settings())
+    pool = check(gate, "pool_wait_p95 pool")
+    assert pool.verdict == "inconclusive" and "longer" in pool.advice
