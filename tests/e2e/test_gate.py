@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
+from target_service.telemetry import LATENCY_BUCKETS
 from tests.e2e.test_run import harness_run
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +36,12 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     first = harness_run(state_dir, out, *LOAD)
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
+    server = json.loads((newest(out) / "result.json").read_text())["server"]
+    measured = [r for r in server["series"] if r["phase"] == "measured"]
+    queries = {q for r in measured for q in r["histograms"].get("db_query_duration_seconds", {})}
+    assert queries and queries <= set(server["queries"]), queries
+    assert server["histogram_bounds"]["db_query_duration_seconds"] == list(LATENCY_BUCKETS)
+    assert any(r["histograms"].get("db_pool_acquire_seconds") for r in measured)
     saved = harness("baseline", "save", "latest", "--name", "main", "--store", str(store),
                     "--out", str(out), cwd=tmp_path)
     assert saved.returncode == 0, saved.stderr
@@ -60,6 +67,12 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     gate = json.loads((newest(out) / "gate.json").read_text())
     assert gate["verdict"] in ("pass", "inconclusive")
     assert not [c for c in gate["checks"] if c["verdict"] == "regressed" and not c["advisory"]]
+    kinds = {c["kind"] for c in gate["checks"]}
+    assert {"query_p95", "pool_wait_p95"} <= kinds, kinds
+    pool = next(c for c in gate["checks"] if c["name"] == "pool_wait_p95 pool")
+    # the baseline's own figure, in ms as result.json states it
+    assert pool["unit"] == "ms" and pool["baseline"] == pytest.approx(
+        server["db_pool"]["acquire_p95_ms"], abs=1e-3), pool
     listing = harness("runs", "--out", str(out), cwd=tmp_path)
     assert "regressed" in listing.stdout and gate["verdict"] in listing.stdout
 
