@@ -1,29 +1,40 @@
 """pytest-benchmark results in and out: running the suites, named results in `baselines/bench/`.
 
 ```
-baselines/bench/NAME.json        a stored result: pytest-benchmark's JSON, byte for byte
+baselines/bench/NAME.json        a stored result: N sessions (harness.model.bench.BenchSet)
 reports/bench/<stamp>/           one `harness bench` (a run-like directory)
-  benchmarks.json                pytest-benchmark's JSON of this run (--benchmark-save-data)
-  pytest.log                     pytest's output, as streamed to the terminal
-  pytest-junit.xml               what pytest selected and how each test ended
+  session-01/ ... session-NN/    one pytest session each:
+    benchmarks.json              pytest-benchmark's JSON (--benchmark-save-data: raw rounds)
+    pytest.log                   pytest's output, as streamed to the terminal
+    pytest-junit.xml             what pytest selected and how each test ended
+  sessions.json                  the sessions as --save stores them
   gate.json, junit.xml, summary.md   the gate, with --compare (harness.run.gate.write)
 ```
 
-* **Running** (`run_suite`): `python -m pytest scenarios/benchmarks
-  --benchmark-only --benchmark-json=... --benchmark-save-data` as a child
-  that never outlives the harness (`harness.stack.process.ManagedProcess`:
-  its own session, `PR_SET_PDEATHSIG`), from the repository root (the
-  suites' conftest keeps the embedded PostgreSQL under `.harness/pg` there,
-  or uses `HARNESS_DATABASE_URL`). Its output goes to `pytest.log` and is
-  echoed as it comes. On Ctrl-C or SIGTERM pytest gets SIGINT first, so its
-  fixtures tear down (clones dropped, the embedded server released), then
-  SIGTERM/SIGKILL after a grace period: no process is left.
-* **Storing** (`save`): the JSON is validated (`harness.model.bench`: raw
-  timings present, as many as the rounds) before anything is written, then
-  copied byte for byte (pytest-benchmark's own tools still read it) through
-  a temporary file renamed into place. An existing name needs `force`.
-* **Loading** (`load`, `resolve`): a missing or malformed file, or one without
-  raw timings, is a `ConfigError` (exit 2) naming it.
+* **Running** (`run_suite`, one session): `python -m pytest
+  scenarios/benchmarks --benchmark-only --benchmark-json=...
+  --benchmark-save-data` as a child that never outlives the harness
+  (`harness.stack.process.ManagedProcess`: its own session,
+  `PR_SET_PDEATHSIG`), from the repository root (the suites' conftest keeps
+  the embedded PostgreSQL under `.harness/pg` there, or uses
+  `HARNESS_DATABASE_URL`). Its output goes to `pytest.log` and is echoed as it
+  comes. On Ctrl-C or SIGTERM pytest gets SIGINT first, so its fixtures tear
+  down (clones dropped, the embedded server released), then SIGTERM/SIGKILL
+  after a grace period: no process is left. `run_sessions` runs N such
+  sessions one after another, each a separate pytest process (a fresh
+  interpreter, caches and allocator: what makes sessions independent), and
+  says "session i of N" before each; an interrupt in or between sessions is
+  `Interrupted` (exit 3) and nothing is stored.
+* **Storing** (`save`): a `BenchSet` (validated by construction, and read back
+  before anything is written), through a temporary file renamed into place.
+  An existing name needs `force`. The raw rounds are kept only when asked
+  (`keep_rounds`: `--keep-data`, or fewer than `MIN_SESSIONS` sessions,
+  whose comparison needs them): about 16 KB per session of the whole suite
+  without them, 1.1-1.5 MB with.
+* **Loading** (`load`, `resolve`): a stored set, or any bare pytest-benchmark
+  JSON (the format stored before sets: one session); a missing or malformed
+  file, one of an unknown schema version or without raw timings is a
+  `ConfigError` (exit 2) naming it.
 """
 
 from __future__ import annotations
@@ -44,8 +55,9 @@ from pathlib import Path
 import pluggy
 
 import scenarios
+from harness.analysis.bench import MIN_SESSIONS
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
-from harness.model.bench import BenchmarkRun, parse
+from harness.model.bench import BenchmarkRun, BenchSet, parse, parse_set
 from harness.stack.process import ManagedProcess
 
 SUBDIR = "bench"
@@ -54,6 +66,10 @@ SUITES = Path(scenarios.__file__).resolve().parent / "benchmarks"
 ROOT = SUITES.parent.parent
 """The repository root: pytest runs from here (pyproject.toml, `.harness/`)."""
 RESULT_JSON, LOG, PYTEST_JUNIT = "benchmarks.json", "pytest.log", "pytest-junit.xml"
+SESSIONS_JSON = "sessions.json"
+"""The run's sessions as `--save` stores them (a `BenchSet`)."""
+MAX_SESSIONS = 50
+"""`--sessions` at most (session directories are numbered with two digits)."""
 INTERRUPT_GRACE_S = 20.0
 """After a Ctrl-C, how long pytest may take to tear its fixtures down before SIGTERM."""
 
@@ -99,15 +115,30 @@ def resolve(ref: str, store: Path) -> Path:
     raise ConfigError(f"{ref}: neither a stored benchmark result in {store / SUBDIR} nor a file")
 
 
-def load(path: Path) -> BenchmarkRun:
-    """A pytest-benchmark JSON file with raw timings; ConfigError when it is not one."""
+def _read(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"no benchmark result at {path}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: unreadable: {exc}") from exc
-    return parse(raw, str(path))
+
+
+def load(path: Path) -> BenchSet:
+    """A stored set of sessions, or a bare pytest-benchmark JSON (one session with raw
+    timings); ConfigError when it is neither."""
+    return parse_set(_read(path), str(path))
+
+
+def load_session(path: Path) -> BenchmarkRun:
+    """One pytest-benchmark JSON file with raw timings; ConfigError when it is not one."""
+    return parse(_read(path), str(path))
+
+
+def keep_rounds(sessions: int, keep_data: bool) -> bool:
+    """Whether a stored set keeps its raw rounds: asked for, or needed (too few sessions
+    for the session to be the unit, so its comparisons compare rounds)."""
+    return keep_data or sessions < MIN_SESSIONS
 
 
 def check_save(store: Path, name: str, force: bool) -> Path:
@@ -121,20 +152,24 @@ def check_save(store: Path, name: str, force: bool) -> Path:
     return path
 
 
-def save(store: Path, name: str, source: Path, force: bool = False) -> Path:
-    """Store `source` (a pytest-benchmark JSON with raw timings) as NAME, atomically."""
-    path = check_save(store, name, force)
-    raw = source.read_bytes()
-    parse(raw, str(source))  # nothing is written unless it validates
+def write_set(path: Path, sessions: BenchSet) -> Path:
+    """`sessions` as JSON at `path`, read back before it replaces anything, atomically."""
+    text = sessions.dump()
+    parse_set(text, str(path))  # nothing is written unless it reads back
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_bytes(raw)
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return path
+
+
+def save(store: Path, name: str, sessions: BenchSet, force: bool = False) -> Path:
+    """Store `sessions` as NAME, atomically (an existing NAME needs `force`)."""
+    return write_set(check_save(store, name, force), sessions)
 
 
 # ---------------------------------------------------------------- running
@@ -304,7 +339,53 @@ def run_suite(run_dir: Path, k: str | None = None, database_url: str | None = No
     if not json_path.exists():
         raise RunFailed(f"pytest wrote no benchmark result ({where})")
     try:
-        result = load(json_path)
+        result = load_session(json_path)
     except HarnessError as exc:
         raise RunFailed(f"pytest-benchmark's result does not read back: {exc}") from exc
     return SuiteRun(run_dir, result, json_path, seconds)
+
+
+def session_dir(run_dir: Path, i: int) -> Path:
+    """`RUN/session-01` ...: session i's own directory."""
+    return run_dir / f"session-{i:02d}"
+
+
+def run_sessions(run_dir: Path, sessions: int, k: str | None = None,
+                 database_url: str | None = None,
+                 echo: Callable[[bytes], None] | None = _stdout_echo,
+                 say: Callable[[str], None] | None = None, color: bool = False,
+                 poll_s: float = 0.2) -> list[SuiteRun]:
+    """`sessions` pytest sessions one after another, each a separate process in its own
+    `session-NN/` directory; "session i of N" through `say` before each.
+
+    Errors as `run_suite`'s, naming the session. An interrupt (Ctrl-C, SIGTERM) inside
+    or between sessions is `Interrupted`: what ran stays in `run_dir`, nothing is stored
+    (storing is the caller's, after every session succeeded)."""
+    done: list[SuiteRun] = []
+    for i in range(1, sessions + 1):
+        try:
+            if say:
+                say(f"session {i} of {sessions}")
+            path = session_dir(run_dir, i)
+            path.mkdir(parents=True, exist_ok=True)
+            done.append(run_suite(path, k, database_url, echo, color, poll_s))
+            if say:
+                last = done[-1]
+                say(f"session {i} of {sessions}: {len(last.result.benchmarks)} benchmark(s) "
+                    f"in {last.seconds:.1f} s")
+        except (Interrupted, KeyboardInterrupt) as exc:
+            raise Interrupted(f"interrupted in session {i} of {sessions} ({len(done)} "
+                              f"complete); nothing stored; what ran is in {run_dir}") from exc
+        except HarnessError as exc:
+            if sessions == 1:
+                raise
+            again = UsageError if isinstance(exc, UsageError) else RunFailed
+            raise again(f"session {i} of {sessions}: {exc}") from exc
+    return done
+
+
+def selected(done: list[SuiteRun], nodeids: list[str]) -> set[str] | None:
+    """Which of `nodeids` any session selected (None: no session wrote a JUnit report)."""
+    every = [s.selected(nodeids) for s in done]
+    found = [x for x in every if x is not None]
+    return set().union(*found) if found else None

@@ -1,35 +1,52 @@
-"""The benchmark gate: two pytest-benchmark results, benchmark by benchmark, to one verdict. Pure.
+"""The benchmark gate: two sets of pytest-benchmark sessions, benchmark by benchmark, to one
+verdict. Pure.
 
 The same gate as `harness compare` (`harness.analysis.compare`), fed by
 benchmarks instead of runs:
 
-* **The statistic**: per benchmark, the shift of the median round time,
-  current / baseline, on the log scale: the Hodges-Lehmann estimate over the
-  raw rounds (`stats.data`). pytest-benchmark's rounds are separate calls of
-  the same code, so they are the independent samples here (the issue's
-  choice): Hodges-Lehmann bounds directly, exact Mann-Whitney counting up to
-  2,500 pairs, the large-sample form above (`harness.analysis.rounds`).
-  Fewer than 5 rounds a side is `inconclusive` (`verdicts.MIN_ROUNDS`).
+* **The unit is the session** (`MIN_SESSIONS` or more a side): per
+  benchmark, each session's median round time (pytest-benchmark's
+  `stats.median`, the median of its raw rounds), and the shift current /
+  baseline as the exact Hodges-Lehmann estimate over those per-session
+  medians on the log scale (`rounds.hodges_lehmann`: the median of the m * n
+  pairwise log differences, distribution-free bounds from the exact
+  Mann-Whitney null distribution). Rounds within one session share that
+  session's machine state (caches, frequency, neighbours), and whole
+  sessions move (measured: -30% to +73% for the cache micro-benchmarks from
+  one session to the next), so only sessions are independent samples of
+  "this build on this machine".
+* **Fewer than `MIN_SESSIONS` on a side**: rounds as the samples (the old
+  path, pytest-benchmark's raw rounds of every session of a side pooled),
+  Hodges-Lehmann with the large-sample form above 2,500 pairs. The gate's
+  `method` and `summary` say so: it ignores session-to-session variation and
+  is overconfident across sessions (on this machine 5 of 6 A/A gates of
+  single sessions said `regressed`). It needs the raw rounds on both sides
+  (`BenchSet.raw_rounds`), else the comparison is refused (`plan`).
+* **How many sessions**: with N vs N sessions the exact test's smallest
+  one-sided p-value is 1 / C(2N, N); Holm's first level is misrate / checks.
+  5 vs 5 (1/252) cannot decide anything among 3 or more benchmarks at
+  misrate 0.01; 7 vs 7 (1/3432) can decide up to 34 (`sessions_needed`),
+  the default (`DEFAULT_SESSIONS`). An undecided check says how many more
+  sessions a side would decide it.
 * **The verdicts** are the gate's (`compare.decide`): equivalence tests
-  against the tolerance, Holm-adjusted across all benchmarks so the
-  policy's misrate bounds the whole gate's false-alarm rate, and `overall`
-  for the one verdict and exit code.
-* **Refused** (a `ConfigError`, exit 2) unless allowed: results from
+  against the policy's `bench` tolerance (`[benchmarks."NAME"]` overrides),
+  Holm-adjusted across all benchmarks so the policy's misrate bounds the
+  whole gate's false-alarm rate, and `overall` for the one verdict and exit
+  code.
+* **Refused** (a `ConfigError`, exit 2) unless allowed: sessions measured on
   different machines (CPU model, cores, Python, OS), as `harness compare`
   refuses runs of different machines. The commits are shown, never refused.
 * A benchmark on one side only is an `inconclusive` check saying why (new,
   or not measured this time), never an error; one deselected with `-k` is
   not a check at all (`deselected`).
-
-The tolerance kind `bench` (one default, per-benchmark overrides) belongs in
-`harness.model.policy`; until it is there every benchmark gets +15%
-(`tolerance`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -37,45 +54,97 @@ from harness.analysis import compare
 from harness.analysis import rounds as rd
 from harness.errors import ConfigError
 from harness.model import policy as pol
-from harness.model.bench import Benchmark, BenchmarkRun
-from harness.model.gate import CheckResult, GateResult, Side, Tolerance
+from harness.model.bench import Benchmark, BenchmarkRun, BenchSet, as_set
+from harness.model.gate import CheckResult, GateResult, Side
 
 KIND = "benchmark"
 """`CheckResult.kind` of a benchmark check."""
 POLICY_KIND = "bench"
 """The policy's tolerance kind for benchmarks (`[tolerances] bench = "+15%"`)."""
-DEFAULT_TOLERANCE = Tolerance(limit=0.15, relative=True, higher_is_worse=True, text="+15%")
-METHOD = "Hodges-Lehmann over benchmark rounds (rounds as independent samples)"
+MIN_SESSIONS = 5
+"""Sessions a side from which the session is the unit (below: rounds as samples)."""
+DEFAULT_SESSIONS = 7
+"""`harness bench --sessions`: the fewest that can decide the whole suite (12 benchmarks) at
+misrate 0.01 (`sessions_needed(12, 0.01)`)."""
+
+Mode = Literal["sessions", "rounds"]
+SESSIONS_METHOD = "Hodges-Lehmann over per-session medians (the session as the unit, " \
+                  "{nb} vs {nc} sessions; exact distribution-free bounds)"
+ROUNDS_METHOD = "Hodges-Lehmann over benchmark rounds as independent samples (fallback: " \
+                "{nb} vs {nc} sessions, fewer than {min} a side; ignores session-to-session " \
+                "variation, so it is overconfident across sessions)"
+ROUNDS_CAVEAT = "rounds as samples ({nb} vs {nc} sessions, fewer than {min} a side): " \
+                "ignores session-to-session variation"
 
 
 # ---------------------------------------------------------------- the policy
 
 
-def tolerance(policy: pol.Policy, subject: str) -> Tolerance:
-    """A benchmark's tolerance: the policy's `bench` kind (with its per-benchmark
-    overrides) once `harness.model.policy` has it; until then +15% for every benchmark.
-
-    FALLBACK, marked: remove the branch when `bench` is in `pol.KINDS`."""
-    if POLICY_KIND in pol.KINDS:
-        return pol.tolerance_for(policy, POLICY_KIND, subject)
-    return DEFAULT_TOLERANCE
-
-
-def advisory(policy: pol.Policy, subject: str) -> bool:
-    """Whether a benchmark's check is advisory (only once the policy has the `bench` kind)."""
-    if POLICY_KIND in pol.KINDS:
-        return pol.is_advisory(policy, POLICY_KIND, subject)
-    return False
-
-
 def settings_from(policy: pol.Policy) -> compare.GateSettings:
-    """What the gate needs of a policy, for benchmarks."""
+    """What the gate needs of a policy, for benchmarks: the `bench` kind's tolerance and
+    advisory flag, `[benchmarks."NAME"]` overrides resolved (`compare.decide` calls them
+    with the check's policy kind, `bench`, and its subject, the test's name)."""
     return compare.GateSettings(
-        tolerance=lambda kind, subject: tolerance(policy, subject),
-        advisory=lambda kind, subject: advisory(policy, subject),
+        tolerance=lambda kind, subject: pol.tolerance_for(policy, kind, subject),
+        advisory=lambda kind, subject: pol.is_advisory(policy, kind, subject),
         misrate=policy.gate.misrate, block_s=policy.gate.block_s,
         resamples=policy.gate.resamples, seed=policy.gate.seed,
         min_blocks=policy.gate.min_blocks, inconclusive_fails=policy.inconclusive_fails)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def min_p(sessions: int) -> float:
+    """The smallest one-sided p-value of the exact test with `sessions` vs `sessions`."""
+    return 1.0 / math.comb(2 * sessions, sessions)
+
+
+def sessions_needed(checks: int, misrate: float) -> int:
+    """The fewest sessions a side (at least `MIN_SESSIONS`) whose smallest p-value passes
+    Holm's first level (misrate / checks): below it no check can be decided."""
+    n = MIN_SESSIONS
+    while min_p(n) * max(checks, 1) >= misrate:
+        n += 1
+    return n
+
+
+def mode_of(base_sessions: int, cur_sessions: int) -> Mode:
+    """The unit: sessions with `MIN_SESSIONS` or more a side, else rounds."""
+    return "sessions" if min(base_sessions, cur_sessions) >= MIN_SESSIONS else "rounds"
+
+
+def plan(base: BenchSet, cur_sessions: int, cur_raw: bool = True,
+         baseline_label: str = "the baseline") -> Mode:
+    """The mode a comparison with `cur_sessions` will use; ConfigError when it cannot (rounds
+    mode without the raw rounds of a side), so the CLI refuses before running."""
+    mode = mode_of(len(base.sessions), cur_sessions)
+    if mode == "rounds":
+        for label, n, raw in ((baseline_label, len(base.sessions), base.raw_rounds),
+                              ("this run", cur_sessions, cur_raw)):
+            if not raw:
+                raise ConfigError(
+                    f"{label} holds {n} session(s) without raw rounds, and with fewer than "
+                    f"{MIN_SESSIONS} sessions a side the gate compares rounds: run "
+                    f"--sessions {MIN_SESSIONS} or more against it (or store it with "
+                    f"--keep-data)")
+    return mode
+
+
+def session_median(b: Benchmark) -> float:
+    """One session's value of a benchmark: its median round time (seconds per iteration)."""
+    return float(np.median(b.stats.data)) if b.stats.data else float(b.stats.median)
+
+
+def values(side: BenchSet, full: str, mode: Mode) -> np.ndarray:
+    """A benchmark's samples on one side: per-session medians, or every session's rounds."""
+    held = [s.by_fullname()[full] for s in side.sessions if full in s.by_fullname()]
+    if mode == "sessions":
+        return np.asarray([session_median(b) for b in held], dtype=np.float64)
+    if not all(b.stats.data is not None for b in held):
+        raise ConfigError(f"{full}: no raw rounds to compare as samples")
+    return np.concatenate([np.asarray(b.stats.data, dtype=np.float64) for b in held]) \
+        if held else np.empty(0)
 
 
 # ---------------------------------------------------------------- the checks
@@ -104,123 +173,139 @@ def subjects(*runs: BenchmarkRun) -> dict[str, str]:
             for name, fulls in names.items() for full in fulls}
 
 
-def timings(b: Benchmark) -> np.ndarray:
-    """Seconds per iteration of every round."""
-    return np.asarray(b.stats.data, dtype=np.float64)
-
-
-def deselected(base: BenchmarkRun, cur: BenchmarkRun,
+def deselected(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkRun,
                selected: Collection[str] | None) -> list[str]:
     """Baseline benchmarks this run did not select (`-k`): not checks. `selected` holds the
     node ids pytest selected; None: everything was (no -k)."""
     if selected is None:
         return []
-    have = cur.by_fullname()
-    return [f for f in base.by_fullname() if f not in have and f not in selected]
+    have = set(as_set(cur).fullnames())
+    return [f for f in as_set(base).fullnames() if f not in have and f not in selected]
 
 
-def effect(base: np.ndarray, cur: np.ndarray) -> rd.HodgesLehmann:
-    """The shift of current vs baseline round times (log ratio), its method named."""
+def effect(base: np.ndarray, cur: np.ndarray, mode: Mode) -> rd.HodgesLehmann:
+    """The shift of current vs baseline (log ratio), its method named."""
     hl = rd.hodges_lehmann(base, cur, scale="log_ratio")
     how = "normal approximation" if isinstance(hl, rd.LargeHodgesLehmann) \
         else "exact Mann-Whitney bounds"
-    return dataclasses.replace(hl, method=f"Hodges-Lehmann over benchmark rounds ({how})")
+    what = (f"per-session medians, {len(base)} vs {len(cur)} sessions" if mode == "sessions"
+            else f"benchmark rounds as samples, {len(base)} vs {len(cur)} rounds")
+    return dataclasses.replace(hl, method=f"Hodges-Lehmann over {what} ({how})")
 
 
-def found(base: BenchmarkRun, cur: BenchmarkRun, baseline_label: str = "the baseline",
+def found(base: BenchSet, cur: BenchSet, mode: Mode, baseline_label: str = "the baseline",
           selected: Collection[str] | None = None) -> list[tuple[str, compare.Found]]:
     """(node id, check) for every benchmark of either side: the baseline's order first,
     then the new ones."""
-    b_all, c_all = base.by_fullname(), cur.by_fullname()
+    b_all, c_all = base.fullnames(), set(cur.fullnames())
     skip = set(deselected(base, cur, selected))
-    shown = subjects(base, cur)
+    shown = subjects(*base.sessions, *cur.sessions)
     out: list[tuple[str, compare.Found]] = []
 
     def add(full: str, eff: rd.HodgesLehmann | None, why: str = "") -> None:
         out.append((full, compare.Found(KIND, shown[full], POLICY_KIND, "ms", eff, why)))
 
-    for full, b in b_all.items():
+    for full in b_all:
         if full in skip:
             continue
-        c = c_all.get(full)
-        if c is None:
+        if full not in c_all:
             add(full, None, f"in {baseline_label}, not measured in this run "
                             f"(skipped, removed or renamed)")
             continue
-        tb, tc = timings(b), timings(c)
+        tb, tc = values(base, full, mode), values(cur, full, mode)
         if (tb <= 0).any() or (tc <= 0).any():
-            add(full, None, "a round timed 0 s (below the timer's resolution): time more "
-                            "iterations per round")
+            what = "a session's median round" if mode == "sessions" else "a round"
+            add(full, None, f"{what} timed 0 s (below the timer's resolution): time more "
+                            f"iterations per round")
             continue
-        add(full, effect(tb, tc))
-    for full in c_all:
+        add(full, effect(tb, tc, mode))
+    for full in cur.fullnames():
         if full not in b_all:
             add(full, None, f"new: not in {baseline_label}")
     return out
 
 
-def _median(b: Benchmark | None) -> float | None:
-    """The median round, as the effect computes it (exp of the median log)."""
-    t = timings(b) if b is not None else np.empty(0)
+def _center(side: BenchSet, full: str, mode: Mode) -> float | None:
+    """A side's median (of session medians, or of rounds), as the effect computes it."""
+    if full not in side.fullnames():
+        return None
+    t = values(side, full, mode)
     return float(np.exp(np.median(np.log(t)))) if len(t) and (t > 0).all() else None
 
 
-def _shown(result: CheckResult, f: compare.Found, base: Benchmark | None,
-           cur: Benchmark | None) -> CheckResult:
-    """Values in a unit that fits the benchmark (ns to s), each side's median round.
+def _shown(result: CheckResult, f: compare.Found, base: BenchSet, cur: BenchSet, full: str,
+           mode: Mode) -> CheckResult:
+    """Values in a unit that fits the benchmark (ns to s), each side's median; advice in
+    sessions when the session is the unit.
 
     `compare.decide` reads `ms` values as microseconds (the histograms' unit); the
     checks go through it as `ms` so its reason text is a relative one, and get their
     values and unit here."""
-    mb, mc = _median(base), _median(cur)
     e = f.effect
-    if e is not None:
-        mb, mc = e.baseline, e.current
+    mb, mc = (e.baseline, e.current) if e is not None else \
+        (_center(base, full, mode), _center(cur, full, mode))
     ref = mb if mb is not None else mc
     unit, factor = display_unit(ref if ref is not None else 1.0)
+    advice = result.advice
+    if mode == "sessions" and advice:
+        advice = advice.replace(" more rounds a side", " more sessions a side")
     return result.model_copy(update={
         "unit": unit, "baseline": None if mb is None else mb * factor,
-        "current": None if mc is None else mc * factor})
+        "current": None if mc is None else mc * factor, "advice": advice})
 
 
-def mismatches(base: BenchmarkRun, cur: BenchmarkRun) -> list[str]:
-    """What differs between the machines the results were measured on."""
-    a, b = base.machine(), cur.machine()
-    return [f"{k}: {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k]]
+def mismatches(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkRun) -> list[str]:
+    """What differs between the machines the sessions were measured on (within or across
+    the sides)."""
+    b_set, c_set = as_set(base), as_set(cur)
+    b_m = [s.machine() for s in b_set.sessions]
+    c_m = [s.machine() for s in c_set.sessions]
+    out = []
+    for key in b_m[0]:
+        bv = list(dict.fromkeys(m[key] for m in b_m))
+        cv = list(dict.fromkeys(m[key] for m in c_m))
+        if len({*bv, *cv}) > 1:
+            out.append(f"{key}: {' / '.join(map(repr, bv))} vs {' / '.join(map(repr, cv))}")
+    return out
 
 
-def compare_benchmarks(base: BenchmarkRun, cur: BenchmarkRun, settings: compare.GateSettings,
+def compare_benchmarks(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkRun,
+                       settings: compare.GateSettings,
                        labels: tuple[str, str] = ("baseline", "current"),
                        run_ids: tuple[str, str] = ("baseline", "current"),
                        selected: Collection[str] | None = None,
                        allow_mismatch: bool = False) -> GateResult:
     """The gate's result for `cur` against `base` (ConfigError: a refused comparison)."""
+    base, cur = as_set(base), as_set(cur)
     differ = mismatches(base, cur)
     if differ and not allow_mismatch:
         raise ConfigError("refusing to compare benchmarks measured on different machines: "
                           + "; ".join(differ) + " (--allow-mismatch to compare anyway)")
-    pairs = found(base, cur, labels[0], selected)
-    checks = [f for _, f in pairs]
-    b_all, c_all = base.by_fullname(), cur.by_fullname()
+    mode = plan(base, len(cur.sessions), cur.raw_rounds, labels[0])
+    pairs = found(base, cur, mode, labels[0], selected)
     by_name = {f.name: (full, f) for full, f in pairs}  # decide orders advisory ones last
-    results = [_shown(r, by_name[r.name][1], b_all.get(by_name[r.name][0]),
-                      c_all.get(by_name[r.name][0])) for r in compare.decide(checks, settings)]
-    return gate_of(results, base, cur, settings, labels, run_ids, differ, allow_mismatch)
+    results = [_shown(r, by_name[r.name][1], base, cur, by_name[r.name][0], mode)
+               for r in compare.decide([f for _, f in pairs], settings)]
+    return gate_of(results, base, cur, settings, labels, run_ids, mode, differ,
+                   allow_mismatch)
 
 
-def gate_of(results: list[CheckResult], base: BenchmarkRun, cur: BenchmarkRun,
+def gate_of(results: list[CheckResult], base: BenchSet, cur: BenchSet,
             settings: compare.GateSettings, labels: tuple[str, str], run_ids: tuple[str, str],
-            differ: Sequence[str] = (), allow_mismatch: bool = False) -> GateResult:
+            mode: Mode, differ: Sequence[str] = (), allow_mismatch: bool = False) -> GateResult:
     """Decided checks to the gate's one verdict and exit code (`compare.overall`)."""
     verdict, code, summary = compare.overall(results, [], [], settings.inconclusive_fails)
     if not results:
         summary = "pass: no benchmark to compare"
+    n = dict(nb=len(base.sessions), nc=len(cur.sessions), min=MIN_SESSIONS)
+    if mode == "rounds":
+        summary += f" ({ROUNDS_CAVEAT.format(**n)})"
+    method = (SESSIONS_METHOD if mode == "sessions" else ROUNDS_METHOD).format(**n)
     return GateResult(
         verdict=verdict, exit_code=code, summary=summary,
         baseline=Side(label=labels[0], run_ids=[run_ids[0]], git_commit=base.git_commit),
         current=Side(label=labels[1], run_ids=[run_ids[1]], git_commit=cur.git_commit),
         mismatches=list(differ), allowed_mismatch=bool(differ) and allow_mismatch,
-        method=METHOD, misrate=settings.misrate, block_s=settings.block_s,
+        method=method, misrate=settings.misrate, block_s=settings.block_s,
         resamples=settings.resamples, seed=settings.seed, checks=results,
         inconclusive_fails=settings.inconclusive_fails)
-

@@ -7,6 +7,12 @@
 * The pure gate (`harness.analysis.bench`): regressed, pass, improved,
   inconclusive for too few rounds, Holm across benchmarks, benchmarks on one
   side only, deselected ones, machine mismatch, units.
+* Sessions as the unit, on synthetic sessions whose truth is known (each
+  session's rounds shifted as a whole by a random per-session factor, as this
+  machine's sessions are): rounds as samples false-alarms, sessions do not; a
+  real 2x slowdown is found with enough sessions, 5 a side cannot decide a
+  suite of 12 and says how many more sessions would; fewer than 5 sessions
+  falls back to rounds and says so; the policy's `bench` tolerances.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import pytest
 from scipy import stats as sps
 
 from harness.analysis import bench as gb
+from harness.analysis import compare
 from harness.analysis import rounds as rd
 from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
 from harness.model import policy as pol
-from harness.model.bench import BenchmarkRun, parse
+from harness.model.bench import BenchmarkRun, BenchSet, parse
 from harness.model.gate import json_schema
 
 FILE = "scenarios/benchmarks/test_x.py"
@@ -264,9 +271,143 @@ def test_display_units():
     assert gb.display_unit(4e-8) == ("ns", 1e9)
 
 
-def test_the_policy_tolerance_falls_back_to_15_percent_until_the_bench_kind_exists():
-    t = gb.tolerance(pol.Policy(), "test_cache_get_hit")
-    if gb.POLICY_KIND in pol.KINDS:
-        assert t == pol.tolerance_for(pol.Policy(), gb.POLICY_KIND, "test_cache_get_hit")
-    else:
-        assert (t.limit, t.relative, t.higher_is_worse, t.text) == (0.15, True, True, "+15%")
+def test_the_policy_bench_kind_gives_each_benchmark_its_tolerance_and_advisory_flag():
+    base = run(bench("t_noisy", quantiles(300, 1e-3)), bench("t_db", quantiles(300, 1e-3)),
+               bench("t_shown", quantiles(300, 1e-3)))
+    cur = run(bench("t_noisy", quantiles(300, 1.5e-3)), bench("t_db", quantiles(300, 1.5e-3)),
+              bench("t_shown", quantiles(300, 1.5e-3)))
+    rules = pol.parse_policy('[tolerances]\nbench = "+20%"\n\n[benchmarks."t_noisy"]\n'
+                             'bench = "+100%"\n\n[benchmarks."t_shown"]\n'
+                             'bench_advisory = true\n')
+    g, by = gate(base, cur, gb.settings_from(rules))
+    assert (by["t_noisy"].tolerance.text, by["t_noisy"].verdict) == ("+100%", "pass")
+    assert (by["t_db"].tolerance.text, by["t_db"].verdict) == ("+20%", "regressed")
+    assert by["t_shown"].advisory and by["t_shown"].verdict == "regressed"
+    assert g.summary.startswith("regressed: bench t_db") and "t_shown" not in g.summary
+    default = gate(base, cur)[1]["t_noisy"].tolerance
+    assert default == pol.tolerance_for(pol.Policy(), "bench", "t_noisy")
+    assert default.text == "+15%"
+
+
+# ---------------------------------------------------------------- sessions as the unit
+
+
+def sessions(rng: np.random.Generator, n: int, median: float, *, between: float = 0.2,
+             rounds: int = 200, within: float = 0.05, name: str = "t_micro",
+             extra: tuple[tuple[str, float], ...] = ()) -> BenchSet:
+    """`n` sessions of one build: each session's rounds around `median` times a factor
+    drawn per session (lognormal, sigma `between`), the rounds themselves with sigma
+    `within`: whole sessions move, as on a shared machine. `extra`: more benchmarks
+    (name, median) moved by the same session factor."""
+    runs = []
+    for _ in range(n):
+        factor = math.exp(rng.normal(0.0, between))
+        runs.append(run(*(bench(nm, lognormal(rng, rounds, med * factor, within).tolist())
+                          for nm, med in ((name, median), *extra))))
+    return BenchSet(raw_rounds=True, sessions=runs)
+
+
+def verdicts(base: BenchSet, cur: BenchSet, settings=SETTINGS) -> list[str]:
+    return [c.verdict for c in gate(base, cur, settings)[0].checks]
+
+
+def test_sessions_moving_as_a_whole_false_alarm_as_rounds_and_never_as_sessions():
+    """40 A/A gates of one benchmark whose whole sessions move (sigma 0.3 per session,
+    0.05 within; this machine's cache benchmarks moved -30% to +73%): the same 7 vs 7
+    sessions, their rounds pooled and taken as the samples, say `regressed` in at least
+    10% of the gates, the 1 vs 1 gate the harness made before in at least 20%; as
+    sessions (each session's median) in none. Nominally: at most 1% (misrate 0.01)."""
+    rng = np.random.default_rng(11)
+    trials = 40
+    as_rounds = as_sessions = single = 0
+    for _ in range(trials):
+        base, cur = (sessions(rng, 7, 2.5e-6, between=0.3) for _ in range(2))
+        as_sessions += verdicts(base, cur) == ["regressed"]
+        pooled = [f for _, f in gb.found(base, cur, "rounds")]
+        as_rounds += [c.verdict for c in compare.decide(pooled, SETTINGS)] == ["regressed"]
+        one = BenchSet(raw_rounds=True, sessions=base.sessions[:1])
+        single += verdicts(one, BenchSet(raw_rounds=True, sessions=cur.sessions[:1])) \
+            == ["regressed"]
+    assert as_rounds / trials >= 0.1 and single / trials >= 0.2
+    assert as_sessions == 0
+
+
+def test_a_real_2x_slowdown_of_every_session_is_found_with_seven_sessions_a_side():
+    rng = np.random.default_rng(12)
+    found = 0
+    for _ in range(40):
+        base, cur = sessions(rng, 7, 1e-3), sessions(rng, 7, 2e-3)
+        g, by = gate(base, cur)
+        found += by["t_micro"].verdict == "regressed"
+    assert found >= 38
+    check = by["t_micro"]
+    assert "per-session medians, 7 vs 7 sessions" in check.method
+    assert "exact" in check.method
+    assert g.method.startswith("Hodges-Lehmann over per-session medians")
+    assert "7 vs 7 sessions" in g.method and "rounds as" not in g.summary
+    # the values shown are the medians of the sessions' medians
+    meds = [s.benchmarks[0].stats.median for s in cur.sessions]
+    factor = {"ms": 1e3, "µs": 1e6}[check.unit]
+    assert check.current == pytest.approx(float(np.median(meds)) * factor)
+
+
+SUITE12 = tuple((f"t_{i:02d}", 1e-3 * (i + 1)) for i in range(11))
+
+
+def test_five_sessions_a_side_cannot_decide_a_suite_of_twelve_and_says_how_many_would():
+    """1 / C(10, 5) = 1/252 > 0.01 / 12: no check of 12 can be decided by 5 vs 5, even a
+    tenfold slowdown; 7 vs 7 (1/3432) decides them all."""
+    assert gb.min_p(5) == 1 / 252 and gb.min_p(7) == 1 / 3432
+    assert gb.sessions_needed(12, 0.01) == 7 == gb.DEFAULT_SESSIONS
+    assert [gb.sessions_needed(c, 0.01) for c in (1, 2, 3, 34, 35)] == [5, 5, 6, 7, 8]
+    rng = np.random.default_rng(13)
+    kw = dict(between=0.02, rounds=50, extra=SUITE12)
+    slower = tuple((nm, med * 10) for nm, med in SUITE12)
+    for n, expect in ((5, "inconclusive"), (7, "regressed")):
+        base = sessions(rng, n, 1e-3, **kw)
+        cur = sessions(rng, n, 1e-2, between=0.02, rounds=50, extra=slower)
+        g, by = gate(base, cur)
+        assert len(by) == 12 and {c.verdict for c in by.values()} == {expect}
+    same = gate(sessions(rng, 5, 1e-3, **kw), sessions(rng, 5, 1e-3, **kw))[1]
+    for check in same.values():
+        assert check.verdict == "inconclusive"
+        assert check.advice == "about 2 more sessions a side", check.advice
+
+
+def test_fewer_than_five_sessions_a_side_fall_back_to_rounds_and_say_so():
+    rng = np.random.default_rng(14)
+    base, cur = sessions(rng, 7, 1e-3), sessions(rng, 4, 1e-3)
+    g, by = gate(base, cur)
+    assert gb.mode_of(7, 4) == "rounds" and gb.mode_of(5, 5) == "sessions"
+    assert "rounds as independent samples" in g.method and "4 vs" not in g.method
+    assert "7 vs 4 sessions, fewer than 5 a side" in g.method
+    assert "ignores session-to-session variation" in g.method
+    assert "ignores session-to-session variation" in g.summary
+    check = by["t_micro"]
+    assert "rounds as samples, 1400 vs 800 rounds" in check.method  # every session pooled
+    few = gate(sessions(rng, 5, 1e-3, rounds=3), sessions(rng, 1, 1e-3, rounds=3))[1]
+    assert few["t_micro"].advice.endswith("more rounds a side")  # rounds are the unit here
+
+
+def test_rounds_mode_needs_the_raw_rounds_and_is_refused_without_them():
+    rng = np.random.default_rng(15)
+    full = sessions(rng, 7, 1e-3)
+    slim = BenchSet.of(full.sessions, keep_rounds=False)
+    assert gb.plan(slim, 7) == "sessions" and gb.plan(full, 3) == "rounds"
+    with pytest.raises(ConfigError, match=r"baseline main holds 7 session\(s\) without raw "
+                                          r"rounds.*--sessions 5 or more.*--keep-data"):
+        gb.plan(slim, 3, baseline_label="baseline main")
+    with pytest.raises(ConfigError, match="without raw rounds"):
+        gb.compare_benchmarks(slim, sessions(rng, 2, 1e-3), SETTINGS)
+    # sessions mode reads only the medians: the slim set gates as the full one does
+    cur = sessions(rng, 7, 1e-3)
+    assert gate(slim, cur)[0].checks == gate(full, cur)[0].checks
+
+
+def test_sessions_of_different_machines_are_refused_even_within_one_side():
+    rng = np.random.default_rng(16)
+    mixed = sessions(rng, 5, 1e-3)
+    other = {**MACHINE, "cpu": {"brand_raw": "Intel Xeon", "count": 2}}
+    mixed.sessions[2] = run(bench("t_micro", quantiles(50, 1e-3)), machine=other)
+    with pytest.raises(ConfigError, match="CPU model: 'AMD EPYC' / 'Intel Xeon' vs 'AMD EPYC'"):
+        gb.compare_benchmarks(mixed, sessions(rng, 5, 1e-3), SETTINGS)
