@@ -16,7 +16,11 @@
    with 5+ rounds a side, Hodges-Lehmann over the rounds' values), error rate
    and throughput shortfall (blocks of windows), per cache hit ratio and the
    ElevenLabs client's retry, amplification, failure and fallback rates
-   (blocks of the server's 2 s scrapes). Advisory checks are decided as a
+   (blocks of the server's 2 s scrapes), and the p95 of the service's own
+   histograms: upstream (ElevenLabs) request time, each named DB query, pool
+   acquire wait and the KPI view's change-to-visible lag (`buckets`: block
+   bootstrap of bucket counts, quantiles as Prometheus' `histogram_quantile`).
+   Advisory checks (p99, query and pool-wait p95 by default) are decided as a
    family of their own and never fail the gate.
 """
 
@@ -191,8 +195,9 @@ class Checks:
         if rounds >= stats.MIN_ROUNDS:
             for key in keys:
                 for p, name in LATENCY:
-                    values = [[getattr(r.result.endpoints[key].latency_ms, name) for r in side]
-                              for side in (self.base, self.cur)]
+                    # in µs, as the block bootstrap's HDR values (`_natural` shows ms)
+                    values = [[1000.0 * getattr(r.result.endpoints[key].latency_ms, name)
+                               for r in side] for side in (self.base, self.cur)]
                     if all(v for side in values for v in side):
                         self.add("latency", key, "ms",
                                  rd.hodges_lehmann(values[0], values[1]), policy=name)

@@ -223,8 +223,8 @@ class Tolerances(_Tolerances):
     failure_rate_advisory: bool = False
     fallback_rate_advisory: bool = False
     upstream_p95_advisory: bool = False
-    query_p95_advisory: bool = False
-    pool_wait_p95_advisory: bool = False
+    query_p95_advisory: bool = True
+    pool_wait_p95_advisory: bool = True
     freshness_p95_advisory: bool = False
     bench_advisory: bool = False
 

@@ -65,7 +65,8 @@ def test_every_kind_has_a_default_and_an_advisory_flag():
     t = Policy().tolerances
     for kind in KINDS:
         assert isinstance(getattr(t, kind), Tolerance), kind
-        assert getattr(t, f"{kind}_advisory") is (kind == "p99"), kind
+        assert getattr(t, f"{kind}_advisory") is (kind in ("p99", "query_p95",
+                                                           "pool_wait_p95")), kind
 
 
 def test_an_empty_file_is_the_defaults():
@@ -282,7 +283,11 @@ def test_advisory_p99_by_default_and_overridable():
     assert is_advisory(p, "p50", "GET /api/v1/agents/{agent_id}") is True
     assert is_advisory(p, "p50", OVERVIEW) is False
     assert is_advisory(p, "query_p95", "insert_call") is True
-    assert is_advisory(p, "query_p95", "list_calls") is False
+    assert is_advisory(d, "query_p95", "list_calls") is True  # why, not whether: advisory
+    assert is_advisory(d, "pool_wait_p95") is True
+    gating = parse_policy('[queries.list_calls]\nquery_p95_advisory = false\n')
+    assert is_advisory(gating, "query_p95", "list_calls") is False
+    assert is_advisory(gating, "query_p95", "insert_call") is True
     q = parse_policy("[tolerances]\np99_advisory = false\np50_advisory = true\n")
     assert is_advisory(q, "p99", OVERVIEW) is False
     assert is_advisory(q, "p50", OVERVIEW) is True
