@@ -69,7 +69,8 @@ def test_never_set_fields_are_gone():
     names = set(StackConfig.__dataclass_fields__)
     assert not names & {"host", "keep_database", "stub"}
     assert names == {"dataset", "seed", "profile", "database_url", "state_dir", "run_dir",
-                     "port", "target_workers", "faults", "target_cpus", "target_env"}
+                     "port", "target_workers", "faults", "target_cpus", "target_env",
+                     "target_source"}
 
 
 def test_stack_info_json_names_the_postgres_version():
