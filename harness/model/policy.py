@@ -16,6 +16,12 @@ Tables:
 * `[tolerances]`: a default per check kind (`KINDS`), plus `<kind>_advisory`
   flags (an advisory check is shown but never fails the gate; `p99` is by default).
 * `[hard]`: limits that fail the gate whatever the statistics say.
+* `[alerts]`: what `harness alerts export|grafana` adds to the baseline and the
+  tolerances to make monitoring's rules: the SLO objectives (latency, errors),
+  the baseline percentile a latency SLO's threshold starts from, the `for`
+  durations (Prometheus spellings: `"2m"`, `"1h30m"`), the limits that are the
+  policy's rather than the baseline's (pool saturation, waiters, a floor under
+  the KPI view's staleness threshold), the scrape job and the runbook.
 * `[endpoints."METHOD /route"]`, `[caches.NAME]`, `[queries.NAME]`,
   `[benchmarks."NAME"]`: overrides
   for one subject; `tolerance_for` and `is_advisory` resolve override > default.
@@ -49,7 +55,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
@@ -240,6 +254,88 @@ class HardLimits(_Model):
     """More responses carrying another tenant's data than this fail the gate."""
 
 
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_UNITS = (86400, 3600, 60, 1)
+
+
+def parse_duration(value: object) -> int:
+    """Seconds of a Prometheus-style duration (`"90s"`, `"2m"`, `"1h30m"`, `"3d"`, `"0s"`).
+
+    Whole seconds and the units d, h, m, s in that order; ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a duration such as '5m', not {_type_name(value)}")
+    m = _DURATION.match(value.strip())
+    if not value.strip() or m is None:
+        raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '5m', '1h30m' or '3d'")
+    return sum(int(n) * unit for n, unit in zip(m.groups(), _DURATION_UNITS, strict=True) if n)
+
+
+def _duration(value: object) -> object:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", str(exc)) from None
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+"""Seconds, written in the policy as a Prometheus duration (`"5m"`)."""
+
+PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+"""The baseline percentiles a latency SLO's threshold may start from (each has a tolerance)."""
+
+
+class AlertSettings(_Model):
+    """`[alerts]`: SLOs and alert settings of `harness alerts export|grafana`.
+
+    The thresholds themselves come from the baseline and the tolerances above
+    (`harness.analysis.thresholds`); these are the choices monitoring adds."""
+
+    latency_percentile: Literal["p50", "p95", "p99"] = "p99"
+    """Each endpoint's latency threshold T is this baseline percentile times (1 + its
+    tolerance), rounded up to one of the service's histogram buckets."""
+    latency_objective: float = Field(0.99, gt=0, lt=1, validate_default=True)
+    """The share of an endpoint's requests that must be faster than T."""
+    error_objective: float = Field(0.999, gt=0, lt=1)
+    """The share of an endpoint's requests that must be answered without a 5xx."""
+    page_for: Duration = 120
+    """`for` of the paging burn-rate alerts (1 h / 5 min at 14.4x, 6 h / 30 min at 6x)."""
+    ticket_for: Duration = 900
+    """`for` of the ticket burn-rate alerts (1 d / 2 h at 3x, 3 d / 6 h at 1x)."""
+    threshold_for: Duration = 600
+    """`for` of the threshold alerts (caches, ElevenLabs, pool, KPI view)."""
+    threshold_window: Duration = Field(300, ge=1)
+    """The range the threshold alerts read their rates and gauges over."""
+    pool_saturation_max: float = Field(0.9, gt=0, le=1)
+    """Connections in use / the pool's maximum, averaged over the window, above this alerts."""
+    pool_waiting_max: int = Field(0, ge=0)
+    """More tasks than this waiting for a connection at every scrape of the window alerts."""
+    kpi_staleness_min: Duration = Field(60, ge=1)
+    """The KPI view staleness threshold (baseline x (1 + freshness_p95)) is never below this."""
+    job: str = "dashboard-api"
+    """The scrape job of the service: every selector carries `job="..."` ("" for none)."""
+    runbook: str = "docs/runbook.md"
+    """Base of the runbook links (a path in the repository or a URL); `#alertname` is added."""
+
+    @field_validator("latency_objective")
+    @classmethod
+    def _objective_within_percentile(cls, value: float, info: Any) -> float:
+        percentile = info.data.get("latency_percentile")
+        if percentile is not None and value > PERCENTILES[percentile]:
+            raise PydanticCustomError(  # no context: the message is not a template
+                "objective", f"{value} is above the share the {percentile} threshold starts "
+                f"from ({PERCENTILES[percentile]}): the baseline itself would burn the "
+                f"budget; lower it or raise latency_percentile")
+        return value
+
+    @field_validator("runbook")
+    @classmethod
+    def _runbook_named(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("runbook", "is empty; write a repository path such as "
+                                      "'docs/runbook.md' or a URL")
+        return value
+
+
 class EndpointOverrides(_Tolerances):
     """`[endpoints."METHOD /route"]`: one endpoint's tolerances."""
 
@@ -294,6 +390,7 @@ class Policy(_Model):
     gate: GateSettings = Field(default_factory=GateSettings)
     tolerances: Tolerances = Field(default_factory=Tolerances)
     hard: HardLimits = Field(default_factory=HardLimits)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     endpoints: dict[EndpointKey, EndpointOverrides] = {}
     """Endpoint key ("GET /api/v1/dashboard/overview") -> its overrides."""
     caches: dict[str, CacheOverrides] = {}
@@ -416,7 +513,8 @@ def table_name(path: tuple[str, ...]) -> str:
 
 
 _KNOWN: dict[tuple[str, ...], type[BaseModel]] = {
-    (): Policy, ("gate",): GateSettings, ("tolerances",): Tolerances, ("hard",): HardLimits}
+    (): Policy, ("gate",): GateSettings, ("tolerances",): Tolerances, ("hard",): HardLimits,
+    ("alerts",): AlertSettings}
 _OVERRIDES = {"endpoints": EndpointOverrides, "caches": CacheOverrides,
               "queries": QueryOverrides, "benchmarks": BenchmarkOverrides}
 

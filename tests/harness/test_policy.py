@@ -423,3 +423,82 @@ def test_malformed_endpoint_keys(key):
     assert error(f'[endpoints."{key}"]\np95 = "+1%"\n').startswith(
         "policy.toml:1: [endpoints.")
     assert "is not an endpoint" in error(f'[endpoints."{key}"]\np95 = "+1%"\n')
+
+
+# ---------------------------------------------------------------- [alerts]
+
+
+def test_alert_settings_defaults():
+    a = Policy().alerts
+    assert (a.latency_percentile, a.latency_objective, a.error_objective) == ("p99", 0.99, 0.999)
+    assert (a.page_for, a.ticket_for, a.threshold_for, a.threshold_window) == \
+        (120, 900, 600, 300)
+    assert (a.pool_saturation_max, a.pool_waiting_max, a.kpi_staleness_min) == (0.9, 0, 60)
+    assert (a.job, a.runbook) == ("dashboard-api", "docs/runbook.md")
+
+
+def test_the_default_file_writes_every_alert_setting_and_equals_the_defaults():
+    lines = key_lines(DEFAULT_FILE.read_text())
+    for key in type(Policy().alerts).model_fields:
+        assert ("alerts", key) in lines, key
+    assert load_policy(DEFAULT_FILE).alerts == Policy().alerts
+
+
+def test_alert_settings_are_read():
+    a = parse_policy('[alerts]\nlatency_percentile = "p95"\nlatency_objective = 0.95\n'
+                     'error_objective = 0.99\npage_for = "0s"\nticket_for = "1h30m"\n'
+                     'threshold_for = "90s"\nthreshold_window = "2m"\n'
+                     'pool_saturation_max = 0.8\npool_waiting_max = 3\n'
+                     'kpi_staleness_min = "1d"\njob = ""\n'
+                     'runbook = "https://example.com/runbook.md"\n').alerts
+    assert (a.latency_percentile, a.latency_objective, a.error_objective) == ("p95", 0.95, 0.99)
+    assert (a.page_for, a.ticket_for, a.threshold_for, a.threshold_window) == (0, 5400, 90, 120)
+    assert (a.pool_saturation_max, a.pool_waiting_max, a.kpi_staleness_min) == (0.8, 3, 86400)
+    assert (a.job, a.runbook) == ("", "https://example.com/runbook.md")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[alerts]\npage_for = 120\n',
+     "policy.toml:2: 'page_for' in [alerts] must be a duration such as '5m', not an integer"),
+    ('[alerts]\n\nticket_for = "15 minutes"\n',
+     "policy.toml:3: 'ticket_for' in [alerts]: '15 minutes' is not a duration; write e.g. "
+     "'30s', '5m', '1h30m' or '3d'"),
+    ('[alerts]\nthreshold_for = "5m1h"\n',
+     "policy.toml:2: 'threshold_for' in [alerts]: '5m1h' is not a duration; write e.g. "
+     "'30s', '5m', '1h30m' or '3d'"),
+    ('[alerts]\nthreshold_window = "0s"\n',
+     "policy.toml:2: 'threshold_window' in [alerts] must be greater than or equal to 1"),
+    ('[alerts]\nlatency_objective = 1\n',
+     "policy.toml:2: 'latency_objective' in [alerts] must be less than 1"),
+    ('[alerts]\njob = 1\n',
+     "policy.toml:2: 'job' in [alerts] must be a string, not an integer (1)"),
+    ('[alerts]\nerror_objective = 1.5\n',
+     "policy.toml:2: 'error_objective' in [alerts] must be less than 1"),
+    ('[alerts]\nlatency_percentile = "p90"\n',
+     "policy.toml:2: 'latency_percentile' in [alerts] must be 'p50', 'p95' or 'p99', "
+     "not 'p90'"),
+    ('[alerts]\nlatency_percentile = "p95"\nlatency_objective = 0.99\n',
+     "policy.toml:3: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
+     "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
+     "or raise latency_percentile"),
+    ('[alerts]\nlatency_percentile = "p95"\n',
+     "policy.toml:1: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
+     "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
+     "or raise latency_percentile"),
+    ('[alerts]\nrunbook = ""\n',
+     "policy.toml:2: 'runbook' in [alerts]: is empty; write a repository path such as "
+     "'docs/runbook.md' or a URL"),
+    ('[alerts]\npage_fr = "2m"\n',
+     "policy.toml:2: unknown key 'page_fr' in [alerts] (did you mean 'page_for'?)"),
+])
+def test_bad_alert_settings_name_the_key_and_its_line(text, message):
+    assert error(text) == message
+
+
+def test_parse_duration():
+    from harness.model.policy import parse_duration
+    assert [parse_duration(s) for s in ("0s", "45s", "5m", "2h", "3d", "1d2h3m4s")] == \
+        [0, 45, 300, 7200, 259200, 93784]
+    for bad in ("", "5", "1.5m", "-1m", "5ms", "m", 5):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
