@@ -102,6 +102,27 @@ class CacheSettings(BaseModel):
     listener_backoff_s: float = Field(default=0.5, gt=0)
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing (`TARGET_TRACING__EXPORTER=jsonl`, `TARGET_TRACING__SAMPLING=0.1`).
+
+    Off by default: with `exporter="none"` no provider is built and nothing is
+    instrumented, so tracing costs nothing. See `target_service/tracing.py`.
+    """
+
+    exporter: Literal["none", "console", "otlp", "jsonl"] = "none"
+    """Where spans go: nowhere, stdout, an OTLP/HTTP collector, or a JSON-lines file."""
+    sampling: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces recorded (ParentBased(TraceIdRatioBased)): a caller's
+    `traceparent` decides for its own trace, sampled or not."""
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """OTLP over HTTP (protobuf) traces endpoint, for `exporter="otlp"`."""
+    jsonl_path: str = "spans.jsonl"
+    """OTLP-JSON lines file for `exporter="jsonl"`, appended to; `{pid}` is replaced by the
+    worker's process id (one file per worker), otherwise workers share the file."""
+    excluded_urls: str = "/healthz,/readyz,/metrics"
+    """Comma-separated regular expressions of URLs whose requests are not traced."""
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix `TARGET_`)."""
 
@@ -121,6 +142,7 @@ class Settings(BaseSettings):
 
     pool: PoolSettings = PoolSettings()
     cache: CacheSettings = CacheSettings()
+    tracing: TracingSettings = TracingSettings()
 
     chart_timeout_s: float = Field(default=2.0, gt=0)
     kpi_debounce_s: float = Field(default=0.2, ge=0)

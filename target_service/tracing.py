@@ -1,0 +1,400 @@
+"""OpenTelemetry tracing of the service: built in the lifespan, passed explicitly, off by default.
+
+`Tracing.start(settings)` runs in the lifespan (nothing is built at import
+time). With `tracing.exporter="none"`, the default, it is `Tracing.off()`: no
+provider, nothing instrumented, every component holds `tracer=None` and checks
+it before any tracing work. Otherwise the process gets its own provider:
+resource `service.name`, `service.version`, `voice.profile`, `voice.workers`,
+`service.instance.id` and `process.pid` (the uvicorn worker); sampler
+`ParentBased(TraceIdRatioBased(sampling))`, so a caller's `traceparent`
+decides for its trace (the server span continues it) and the ratio decides
+for new ones; exporter console, OTLP/HTTP or OTLP-JSON lines in a file
+(`opentelemetry-exporter-otlp-json-file`, each line one `O_APPEND` write so
+workers can share the file; `{pid}` in the path gives each its own). A
+`ServiceSpanProcessor` in front of the exporter names asyncpg spans after the
+`Database` query that ran them (`db.query.name`) and strips query strings,
+credential headers and SQL parameters from every span and event.
+
+The provider goes to the instrumentations explicitly, never globally: FastAPI
+(`instrument_app`), asyncpg (it patches the driver process-wide, so one
+traced app per process owns it) and the ElevenLabs `httpx.AsyncClient`
+(`instrument_http`); `tracing.tracer` to the service's own spans, through
+`Resources.open`. `shutdown()` undoes all of it and flushes the exporter, so
+tests can build many apps. While on, a handler on the `target_service` logger
+writes each record with the current `trace_id`/`span_id` (`TraceContextFilter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from starlette.background import BackgroundTask
+
+if TYPE_CHECKING:  # imported where used: settings -> elevenlabs -> client -> this module
+    from target_service.settings import Settings, TracingSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "target_service"
+LOGGER = "target_service"
+SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "xi-api-key",
+                     "cookie", "set-cookie")
+ROOT = Context()
+"""An empty context: a span started in it begins a trace of its own (background work)."""
+
+QUERY_NAME: ContextVar[str | None] = ContextVar("target_service_query_name", default=None)
+"""The `Database` query running in this task; asyncpg spans started meanwhile carry it."""
+
+_NO_SPAN = contextlib.nullcontext()
+_DROP = object()
+_DROP_KEYS = frozenset({"url.query", "db.statement.parameters"})
+_URL_KEYS = frozenset({"http.url", "url.full", "http.target", "url.original"})
+_HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
+_URL_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)[?#][^\s\"'<>]*")
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@?#]*@")
+
+
+# ---- helpers the components use -----------------------------------------------------------
+
+def maybe_span(tracer: trace.Tracer | None, name: str,
+               attributes: Mapping[str, Any] | None = None, **kwargs: Any):
+    """`tracer.start_as_current_span(...)`, or a shared no-op context (yielding None)."""
+    if tracer is None:
+        return _NO_SPAN
+    return tracer.start_as_current_span(name, attributes=attributes, **kwargs)
+
+
+def activate(span: trace.Span | None):
+    """Make `span` current without ending it on exit (a no-op for None)."""
+    if span is None:
+        return _NO_SPAN
+    return trace.use_span(span, end_on_exit=False, record_exception=False,
+                          set_status_on_exception=False)
+
+
+def current_link() -> trace.Link | None:
+    """A link to the current span, for work it hands off to another trace."""
+    ctx = trace.get_current_span().get_span_context()
+    return trace.Link(ctx) if ctx.is_valid else None
+
+
+def background_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any],
+                    link: trace.Link | None):
+    """A span starting a trace of its own, linked to the span that asked for the work
+    (jobs, cache refreshes: as children they would stretch a request's trace past its end)."""
+    return tracer.start_as_current_span(name, context=ROOT, attributes=attributes,
+                                        links=(link,) if link is not None else ())
+
+
+def cache_attributes(cache: str, key: object) -> dict[str, Any]:
+    """`cache.name` and the key's namespace; never the key (it holds ids or a key hash)."""
+    attrs: dict[str, Any] = {"cache.name": cache}
+    if isinstance(key, tuple) and key and isinstance(key[0], str):
+        attrs["cache.namespace"] = key[0]
+    return attrs
+
+
+# ---- redaction ------------------------------------------------------------------------------
+
+def strip_query(url: str) -> str:
+    """The URL or path without its query string, fragment and credentials."""
+    return _USERINFO.sub(r"\1", re.split(r"[?#]", url, maxsplit=1)[0])
+
+
+def _clean(key: str, value: Any) -> Any:
+    """The value to export for an attribute, or `_DROP`."""
+    if key in _DROP_KEYS or key.startswith("db.query.parameter"):
+        return _DROP
+    if key.startswith(_HEADER_PREFIXES):
+        header = key.split(".", 3)[3].replace("_", "-").lower()
+        return _DROP if header in SENSITIVE_HEADERS else value
+    if isinstance(value, str):
+        if key in _URL_KEYS:
+            return strip_query(value)
+        return _URL_IN_TEXT.sub(r"\1", value) if "://" in value else value
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
+        return tuple(_URL_IN_TEXT.sub(r"\1", v) if "://" in v else v for v in value)
+    return value
+
+
+def _clean_attributes(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Redacted attributes, or None when nothing needed redacting."""
+    out: dict[str, Any] | None = None
+    for key, value in (attrs or {}).items():
+        clean = _clean(key, value)
+        if clean is not _DROP and clean == value:
+            continue
+        if out is None:
+            out = dict(attrs)  # type: ignore[arg-type]
+        if clean is _DROP:
+            del out[key]
+        else:
+            out[key] = clean
+    return out
+
+
+def redact(span: ReadableSpan) -> ReadableSpan:
+    """`span`, or a copy without query strings, credential headers or SQL parameters."""
+    attrs = _clean_attributes(span.attributes)
+    events = None
+    for i, event in enumerate(span.events):
+        clean = _clean_attributes(event.attributes)
+        if clean is not None:
+            events = events or list(span.events)
+            events[i] = Event(event.name, clean, event.timestamp)
+    if attrs is None and events is None:
+        return span
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=span.attributes if attrs is None else attrs,
+        events=span.events if events is None else events, links=span.links, kind=span.kind,
+        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope)
+
+
+class ServiceSpanProcessor(SpanProcessor):
+    """Names DB spans on start, redacts every span on end, then hands it to `export`."""
+
+    def __init__(self, export: SpanProcessor) -> None:
+        self._export = export
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        name = QUERY_NAME.get()
+        if name is not None:
+            attrs = span.attributes or {}
+            if "db.system" in attrs or "db.system.name" in attrs:
+                span.set_attribute("db.query.name", name)
+        self._export.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        self._export._on_ending(span)  # noqa: SLF001 - the SDK's own hook, passed through
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._export.on_end(redact(span))
+
+    def shutdown(self) -> None:
+        self._export.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._export.force_flush(timeout_millis)
+
+
+# ---- exporters --------------------------------------------------------------------------------
+
+class _AppendLines(io.TextIOBase):
+    """A text stream whose every `write` is one `os.write` on an `O_APPEND` descriptor: the
+    exporter writes a whole line per call, so workers appending to one file never mix lines."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(self._fd, data):]
+        return len(text)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def jsonl_path(settings: TracingSettings) -> Path:
+    """The file this process appends spans to (`{pid}` replaced by its process id)."""
+    return Path(settings.jsonl_path.replace("{pid}", str(os.getpid())))
+
+
+def jsonl_exporter(path: Path) -> SpanExporter:
+    """OTLP-JSON lines (one `{"resourceSpans": [...]}` object per exported batch)."""
+    from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+
+    class JsonlSpanExporter(FileSpanExporter):
+        def __init__(self) -> None:
+            self._lines = _AppendLines(path)
+            super().__init__(stream=self._lines)
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            super().shutdown(timeout_millis, **kwargs)
+            self._lines.close()
+
+    return JsonlSpanExporter()
+
+
+def build_exporter(settings: TracingSettings) -> SpanExporter:
+    if settings.exporter == "console":
+        return ConsoleSpanExporter()
+    if settings.exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter(endpoint=settings.otlp_endpoint)
+    if settings.exporter == "jsonl":
+        return jsonl_exporter(jsonl_path(settings))
+    raise ValueError(f"no exporter for tracing.exporter={settings.exporter!r}")
+
+
+def service_resource(settings: Settings) -> Resource:
+    from target_service.settings import service_version
+    pid = os.getpid()
+    return Resource.create({
+        "service.name": SERVICE_NAME, "service.version": service_version(),
+        "service.instance.id": f"{socket.gethostname()}:{pid}", "process.pid": pid,
+        "voice.profile": settings.profile, "voice.workers": settings.workers})
+
+
+# ---- logs -------------------------------------------------------------------------------------
+
+class TraceContextFilter(logging.Filter):
+    """Puts `trace_id` and `span_id` (hex, or "" outside a span) on every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else ""
+        record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else ""
+        return True
+
+
+class TraceFormatter(logging.Formatter):
+    """`time level logger [trace_id=... span_id=...]: message`, ids only inside a span."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        trace_id = getattr(record, "trace_id", "")
+        ids = f" trace_id={trace_id} span_id={record.span_id}" if trace_id else ""
+        return f"{record.asctime} {record.levelname} {record.name}{ids}: {record.message}"
+
+    def usesTime(self) -> bool:  # noqa: N802
+        return True
+
+
+# ---- the process's tracing --------------------------------------------------------------------
+
+class Tracing:
+    """A process's provider and what it instrumented; `Tracing.off()` has neither."""
+
+    def __init__(self, provider: TracerProvider | None = None,
+                 settings: TracingSettings | None = None) -> None:
+        from target_service.settings import TracingSettings, service_version
+        self.provider = provider
+        self.tracer: trace.Tracer | None = (
+            provider.get_tracer(SERVICE_NAME, service_version()) if provider else None)
+        self.settings = settings or TracingSettings()
+        self.log_handler: logging.Handler | None = None
+        self._app: Any = None
+        self._clients: list[Any] = []
+        self._owns_asyncpg = False
+
+    @classmethod
+    def off(cls) -> Tracing:
+        return cls()
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider is not None
+
+    @classmethod
+    def start(cls, settings: Settings, exporter: SpanExporter | None = None) -> Tracing:
+        """The provider the settings ask for; `exporter` (tests) is exported synchronously."""
+        config = settings.tracing
+        if exporter is None and config.exporter == "none":
+            return cls.off()
+        provider = TracerProvider(resource=service_resource(settings),
+                                  sampler=ParentBased(TraceIdRatioBased(config.sampling)),
+                                  shutdown_on_exit=False)  # the lifespan shuts it down
+        export = (SimpleSpanProcessor(exporter) if exporter is not None
+                  else BatchSpanProcessor(build_exporter(config)))
+        provider.add_span_processor(ServiceSpanProcessor(export))
+        tracing = cls(provider, config)
+        tracing._instrument_asyncpg()
+        tracing._install_log_handler()
+        return tracing
+
+    def instrument_app(self, app: Any) -> None:
+        """Server spans for `app` (route templates as names, no headers or query strings)."""
+        if self.provider is None:
+            return
+        patched = hasattr(BackgroundTask, "_otel_original_call")
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=self.provider, meter_provider=NoOpMeterProvider(),
+            excluded_urls=self.settings.excluded_urls,
+            http_capture_headers_sanitize_fields=list(SENSITIVE_HEADERS),
+            exclude_spans=["receive", "send"])
+        if not patched and hasattr(BackgroundTask, "_otel_original_call"):
+            # instrument_app also patches Starlette's BackgroundTask class, bound to this
+            # provider: a process-wide override the service (which runs none) does not want
+            BackgroundTask.__call__ = BackgroundTask._otel_original_call
+            del BackgroundTask._otel_original_call
+        if app.middleware_stack is not None:  # under uvicorn the lifespan already built it
+            app.middleware_stack = app.build_middleware_stack()
+        self._app = app
+
+    def instrument_http(self, client: Any) -> None:
+        """HTTP client spans (and `traceparent` propagation) for one `httpx.AsyncClient`."""
+        if self.provider is None or client is None:
+            return
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.provider,
+                                                  meter_provider=NoOpMeterProvider())
+        self._clients.append(client)
+
+    def _instrument_asyncpg(self) -> None:
+        instrumentor = AsyncPGInstrumentor(capture_parameters=False)
+        if instrumentor.is_instrumented_by_opentelemetry:
+            log.warning("asyncpg is already traced by another app in this process; "
+                        "this app's queries are not traced")
+            return
+        instrumentor.instrument(tracer_provider=self.provider)
+        self._owns_asyncpg = True
+
+    def _install_log_handler(self) -> None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(TraceContextFilter())
+        handler.setFormatter(TraceFormatter())
+        logging.getLogger(LOGGER).addHandler(handler)
+        self.log_handler = handler
+
+    async def shutdown(self) -> None:
+        """Undo every instrumentation, then flush and close the exporter."""
+        if self.provider is None:
+            return
+        if self._app is not None:
+            FastAPIInstrumentor.uninstrument_app(self._app)
+            self._app = None
+        if self._clients:
+            for client in self._clients:
+                HTTPXClientInstrumentor.uninstrument_client(client)
+            self._clients.clear()
+        if self._owns_asyncpg:
+            AsyncPGInstrumentor().uninstrument()
+            self._owns_asyncpg = False
+        if self.log_handler is not None:
+            logging.getLogger(LOGGER).removeHandler(self.log_handler)
+            self.log_handler = None
+        await asyncio.to_thread(self.provider.shutdown)  # an exporter may block on the network
