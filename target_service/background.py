@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ class ConnectionTask:
     connection of their own (a pooled one would lose the LISTEN when reset)
     and must stop within bounds. Subclasses implement `_run()` (which sets
     `self._conn`) and may override `_on_close()` to reset their own state.
+
+    The task runs with OpenTelemetry's instrumentations suppressed: its
+    keepalive and leader-lock queries would otherwise be a trace of their own
+    every second. Work it hands to the job queue runs elsewhere, traced.
     """
 
     task_name = "background"
@@ -66,7 +71,8 @@ class ConnectionTask:
         return self._conn.get_server_pid() if self._conn is not None else None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.task_name)
+        with suppress_instrumentation():  # the task keeps the context it was created in
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
         """Bounded: a task stuck in the driver gets its connection aborted under it."""

@@ -36,6 +36,8 @@ Contract, and why:
 
 Metrics come from a `JobMetrics` built on a registry you pass (nothing is created
 at import time); gauges aggregate with `livesum` under prometheus multiprocess mode.
+With a `tracer`, each attempt is a `job <name>` span starting a trace of its own,
+linked to the span that submitted the job.
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 
+from opentelemetry.trace import Link, Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from target_service.tracing import background_span, current_link
 
 __all__ = ["JobFactory", "JobMetrics", "JobQueue", "JobStats", "RetryPolicy"]
 
@@ -170,10 +175,10 @@ class _State(Enum):
 
 class _Job:
     __slots__ = ("key", "name", "factory", "priority", "retry", "timeout", "attempt", "state",
-                 "rerun", "timer")
+                 "rerun", "timer", "link")
 
     def __init__(self, key: Hashable, name: str, factory: JobFactory, priority: int,
-                 retry: RetryPolicy, timeout: float | None) -> None:
+                 retry: RetryPolicy, timeout: float | None, link: Link | None = None) -> None:
         self.key = key
         self.name = name
         self.factory = factory
@@ -184,6 +189,7 @@ class _Job:
         self.state = _State.QUEUED
         self.rerun: _Job | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.link = link
 
 
 class JobQueue:
@@ -197,6 +203,7 @@ class JobQueue:
         job_timeout: default per-attempt timeout in seconds (None: none); a
             timeout is a failure like any other and is retried.
         metrics: shared `JobMetrics` of a registry, or None for none.
+        tracer: traces each attempt (None: untraced).
     """
 
     def __init__(
@@ -208,6 +215,7 @@ class JobQueue:
         retry: RetryPolicy | None = None,
         job_timeout: float | None = None,
         metrics: JobMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -219,6 +227,7 @@ class JobQueue:
         self._retry = retry or RetryPolicy()
         self._job_timeout = job_timeout
         self._metrics = metrics
+        self.tracer = tracer
         self._ready: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
         self._seq = 0
         self._jobs: dict[Hashable, _Job] = {}
@@ -349,7 +358,8 @@ class JobQueue:
     def _new_job(self, key: Hashable, name: str, factory: JobFactory, priority: int,
                  retry: RetryPolicy | None, timeout: float | None) -> _Job:
         return _Job(key, name, factory, priority, retry or self._retry,
-                    self._job_timeout if timeout is None else timeout)
+                    self._job_timeout if timeout is None else timeout,
+                    None if self.tracer is None else current_link())
 
     def _enqueue(self, job: _Job) -> None:
         job.state = _State.QUEUED
@@ -370,7 +380,13 @@ class JobQueue:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(job.timeout):
-                    await job.factory()
+                    if self.tracer is None:
+                        await job.factory()
+                    else:
+                        with background_span(self.tracer, f"job {job.name}", {
+                                "job.queue": self.name, "job.name": job.name,
+                                "job.attempt": job.attempt}, job.link):
+                            await job.factory()
             except asyncio.CancelledError as exc:
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     self._running -= 1

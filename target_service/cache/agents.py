@@ -22,6 +22,16 @@ from target_service.cache.memory import CacheStatus, Generation, MemoryCache, us
 SCHEMA_VERSION = 1
 
 
+def batch_result(asked: int, found: Iterable[tuple[Any, CacheStatus]]) -> dict[str, Any]:
+    """Span attributes of a batch lookup: counts, and the worst `cache.result` among them."""
+    statuses = [status for _, status in found]
+    stale = sum(1 for s in statuses if s is CacheStatus.STALE)
+    misses = asked - len(statuses)
+    result = "miss" if misses else "stale" if stale else "hit"
+    return {"cache.result": result, "cache.keys": asked, "cache.hits": len(statuses) - stale,
+            "cache.stale": stale, "cache.misses": misses}
+
+
 class AgentCache:
     """Agent info, stats and upstream configurations."""
 
@@ -51,7 +61,16 @@ class AgentCache:
         An entry is `{"config": ..., "fetched_at": datetime}`; HIT means younger
         than the freshness TTL (as good as live), STALE means only a fallback.
         """
-        found = self.cache.get_many([("config", i) for i in agent_ids])
+        keys = [("config", i) for i in agent_ids]
+        tracer = self.cache.tracer
+        if tracer is None:
+            found = self.cache.get_many(keys)
+        else:
+            with tracer.start_as_current_span(
+                    "cache.lookup agents", attributes={"cache.name": self.cache.name,
+                                                       "cache.namespace": "config"}) as span:
+                found = self.cache.get_many(keys)
+                span.set_attributes(batch_result(len(keys), found.values()))
         return {key[1]: value for key, value in found.items()}
 
     def generation(self) -> Generation:

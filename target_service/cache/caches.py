@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
+
 from target_service.cache.agents import AgentCache
 from target_service.cache.dashboard import DashboardCache
 from target_service.cache.memory import CacheMetricFamilies, MemoryCache, tags_from_key
@@ -24,24 +26,26 @@ class Caches:
     auth: MemoryCache | None = None
 
     @classmethod
-    def build(cls, settings: Settings, families: CacheMetricFamilies) -> Caches:
+    def build(cls, settings: Settings, families: CacheMetricFamilies,
+              tracer: Tracer | None = None) -> Caches:
+        """Each cache with its TTLs and metrics; `tracer` traces their lookups (None: not)."""
         s, flags = settings.cache, settings.flags
         dashboard = agents = auth = None
         if flags.response_cache:
             dashboard = DashboardCache(
                 MemoryCache("dashboard", max_entries=s.max_entries, max_bytes=s.max_bytes,
-                            tags_of=tags_from_key(2), metrics=families),
+                            tags_of=tags_from_key(2), metrics=families, tracer=tracer),
                 overview_ttl=s.overview_ttl_s, overview_soft_ttl=s.overview_soft_ttl_s,
                 analytics_ttl=s.analytics_ttl_s, analytics_soft_ttl=s.analytics_soft_ttl_s)
         if flags.config_cache or flags.response_cache:
             agents = AgentCache(
                 MemoryCache("agents", max_entries=s.max_entries, max_bytes=s.max_bytes,
-                            tags_of=tags_from_key(2), metrics=families),
+                            tags_of=tags_from_key(2), metrics=families, tracer=tracer),
                 info_ttl=s.agent_info_ttl_s, stats_ttl=s.agent_stats_ttl_s,
                 config_fresh=settings.config_fresh_s, config_retention=settings.config_retention_s)
         if flags.auth_cache:
             auth = MemoryCache("auth", max_entries=100_000, max_bytes=16 << 20,
-                               default_ttl=s.auth_ttl_s, metrics=families)
+                               default_ttl=s.auth_ttl_s, metrics=families, tracer=tracer)
         return cls(dashboard, agents, auth)
 
     @property

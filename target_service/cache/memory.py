@@ -22,6 +22,13 @@ view refreshed *after* the commit, a load between the commit and the refresh
 starts after the first eviction and reads old numbers, so evict that user again
 once the refresh has completed (or evict only then).
 
+Traced when given a `tracer` (None: no tracing work at all): each
+`get_or_load` is a `cache.lookup <name>` span with `cache.result`
+hit/miss/stale and, on a miss, `cache.single_flight` leader/joined; a joined
+caller's wait is a `cache.single_flight.wait` span, a load a `cache.load`
+span (its queries nest under it), and a stale entry's background refresh a
+`cache.refresh` span in a trace of its own, linked to the lookup.
+
 Concurrency model: one event loop, no threads. All bookkeeping is synchronous
 code between awaits; the only awaits are on loaders and load tasks.
 
@@ -47,6 +54,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import TypeVar
+
+from opentelemetry.trace import Span, Tracer
+
+from target_service.tracing import background_span, cache_attributes, current_link
 
 from .bounded import BoundedCache, CacheStatus, pickled_size, tags_from_key, user_tag
 from .generations import Generation
@@ -94,7 +105,8 @@ class MemoryCache(BoundedCache[K, V]):
 
     Takes every `BoundedCache` argument, plus `refresh_retry_interval`: after a
     failed background refresh, how long the stale value is served before another
-    refresh is tried (so a failing upstream is not hit on every request).
+    refresh is tried (so a failing upstream is not hit on every request), and
+    `tracer` (None: untraced).
     """
 
     def __init__(
@@ -111,6 +123,7 @@ class MemoryCache(BoundedCache[K, V]):
         clock: Callable[[], float] = time.monotonic,
         max_generation_age: float = 60.0,
         refresh_retry_interval: float = 1.0,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
             name, max_entries=max_entries, max_bytes=max_bytes, default_ttl=default_ttl,
@@ -123,6 +136,7 @@ class MemoryCache(BoundedCache[K, V]):
         self._inflight: dict[K, _Flight] = {}
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
+        self.tracer = tracer
 
     async def get_or_load(
         self,
@@ -145,14 +159,27 @@ class MemoryCache(BoundedCache[K, V]):
         inside the loader), never borrow the caller's connection or session.
         Keys must not collide across tenants: put the user id in every key.
         """
+        if self.tracer is None:
+            return await self._get_or_load(key, loader, ttl, soft_ttl, tags, size, None)
+        with self.tracer.start_as_current_span(f"cache.lookup {self.name}",
+                                               attributes=cache_attributes(self.name, key)) as span:
+            return await self._get_or_load(key, loader, ttl, soft_ttl, tags, size, span)
+
+    async def _get_or_load(self, key: K, loader: Loader[V], ttl: float | None,
+                           soft_ttl: float | None, tags: Iterable[Hashable], size: int | None,
+                           span: Span | None) -> tuple[V, CacheStatus]:
         now = self._clock()
         found = self._counted_find(key, now)
         if found is not None:
             entry, status = found
+            if span is not None:
+                span.set_attribute("cache.result", status.lower())
             if (status is CacheStatus.STALE and now >= entry.refresh_after and not self._closed
                     and self._live_flight(key) is None):
                 self._start_flight(key, loader, ttl, soft_ttl, tags, size, refresh=True)
             return entry.value, status
+        if span is not None:
+            span.set_attribute("cache.result", "miss")
         if self._closed:  # shutting down: no new tasks, load inline
             generation = self._log.current()
             value = await loader()
@@ -165,6 +192,13 @@ class MemoryCache(BoundedCache[K, V]):
         else:
             self._coalesced += 1
             self._m.coalesced.inc()
+            if span is not None and self.tracer is not None:
+                span.set_attribute("cache.single_flight", "joined")
+                with self.tracer.start_as_current_span("cache.single_flight.wait",
+                                                       attributes={"cache.name": self.name}):
+                    return await asyncio.shield(flight.task), CacheStatus.MISS
+        if span is not None:
+            span.set_attribute("cache.single_flight", "leader")
         return await asyncio.shield(flight.task), CacheStatus.MISS
 
     def refresh_in_background(
@@ -213,6 +247,17 @@ class MemoryCache(BoundedCache[K, V]):
         return flight
 
     async def _run_flight(self, flight: _Flight, loader: Loader[V]) -> V:
+        if self.tracer is None:
+            return await self._load(flight, loader)
+        attrs = cache_attributes(self.name, flight.key)
+        if flight.refresh:  # off the request path: a trace of its own
+            with background_span(self.tracer, f"cache.refresh {self.name}", attrs,
+                                 current_link()):
+                return await self._load(flight, loader)
+        with self.tracer.start_as_current_span(f"cache.load {self.name}", attributes=attrs):
+            return await self._load(flight, loader)
+
+    async def _load(self, flight: _Flight, loader: Loader[V]) -> V:
         started = time.perf_counter()
         try:
             value = await loader()

@@ -23,6 +23,9 @@ between cannot leave stale KPIs cached.
 
 Notifications sent while the connection is down are lost, so every
 (re)connection starts by marking the view dirty.
+
+Traced when given a `tracer`: each refresh is a `kpi_view.refresh` span (inside
+its job's span) with how many users it makes visible and its outcome.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import logging
 import time
 
 import asyncpg
+from opentelemetry.trace import Span, Tracer
 
 from target_service.background import ConnectionTask
 from target_service.db.pool import Database
@@ -40,6 +44,7 @@ from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
 from target_service.jobs import JobQueue
 from target_service.telemetry import ServiceMetrics
+from target_service.tracing import maybe_span
 
 log = logging.getLogger(__name__)
 LEADER_LOCK = 0x6B70_6931  # "kpi1"
@@ -55,8 +60,9 @@ class KpiRefresher(ConnectionTask):
 
     def __init__(self, dsn: str, db: Database, jobs: JobQueue, metrics: ServiceMetrics, *,
                  debounce: float = 0.2, max_delay: float = 1.0, leader_retry: float = 2.0,
-                 rollover_check: float = 60.0) -> None:
+                 rollover_check: float = 60.0, tracer: Tracer | None = None) -> None:
         super().__init__()
+        self.tracer = tracer
         self.dsn = dsn
         self.db = db
         self.jobs = jobs
@@ -154,6 +160,16 @@ class KpiRefresher(ConnectionTask):
 
     async def _refresh(self) -> None:
         """The job: claim what is pending now, refresh, then announce whose KPIs changed."""
+        with maybe_span(self.tracer, "kpi_view.refresh") as span:
+            ok = False
+            try:
+                await self._claim_and_refresh(span)
+                ok = True
+            finally:
+                if span is not None:
+                    span.set_attribute("kpi.outcome", "ok" if ok else "error")
+
+    async def _claim_and_refresh(self, span: Span | None) -> None:
         first = self._first_dirty
         users, everyone = self._users, self._all_users
         self._first_dirty, self._users, self._all_users = None, set(), False
@@ -163,6 +179,8 @@ class KpiRefresher(ConnectionTask):
         payload = "*" if everyone else ",".join(map(str, sorted(users)))
         if len(payload) > MAX_PAYLOAD:
             payload = "*"
+        if span is not None:
+            span.set_attributes({"kpi.users": len(users), "kpi.all_users": everyone})
         try:
             async with self.db.acquire() as conn, conn.transaction():
                 await conn.execute("SET LOCAL statement_timeout = 0")  # big views take time

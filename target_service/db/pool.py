@@ -10,6 +10,11 @@ also owns the session settings that matter for correctness and speed:
 * `plan_cache_mode=force_custom_plan` (optimized profile): asyncpg prepares
   every statement, and a generic plan cannot prove `created_at >= $2` implies a
   partial index's literal cutoff. Custom plans see the value and can.
+
+Traced when given a `tracer`: a wait for a pooled connection is a
+`db.pool.acquire` span (waiters, size, idle; an error on timeout), and the
+asyncpg spans of a named query carry its name as `db.query.name`
+(`tracing.QUERY_NAME`). Without one, none of that work is done.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import StatusCode, Tracer
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from target_service.errors import DatabaseUnavailable
 from target_service.settings import Settings
 from target_service.telemetry import ServiceMetrics
+from target_service.tracing import QUERY_NAME
 
 _CONNECT_ERRORS = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
                    asyncio.TimeoutError)
@@ -46,16 +53,19 @@ def server_settings(settings: Settings) -> dict[str, str]:
 class Database:
     """A named, timed, metered view of the pool. Built in the lifespan, closed there."""
 
-    def __init__(self, pool: asyncpg.Pool, metrics: ServiceMetrics, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: ServiceMetrics, settings: Settings,
+                 tracer: Tracer | None = None) -> None:
         self.pool = pool
         self.metrics = metrics
         self.settings = settings
+        self.tracer = tracer
         self._waiting = 0
         metrics.db_pool_max.set(settings.pool.max_size)
         self._update_pool_gauges()
 
     @classmethod
-    async def connect(cls, settings: Settings, metrics: ServiceMetrics) -> Database:
+    async def connect(cls, settings: Settings, metrics: ServiceMetrics, *,
+                      tracer: Tracer | None = None) -> Database:
         """Open the pool, retrying with exponential backoff while the database starts."""
         dsn = settings.database_url.get_secret_value()
         retrying = AsyncRetrying(
@@ -76,7 +86,7 @@ class Database:
                     )
         except (*_CONNECT_ERRORS, asyncpg.PostgresError) as exc:
             raise DatabaseUnavailable(f"cannot open the database pool: {exc}") from exc
-        return cls(pool, metrics, settings)
+        return cls(pool, metrics, settings, tracer)
 
     async def close(self) -> None:
         """Close the pool, waiting briefly for checked-out connections."""
@@ -97,32 +107,51 @@ class Database:
         start = time.perf_counter()
         self._waiting += 1
         self._update_pool_gauges()
+        span = None if self.tracer is None else self.tracer.start_span(
+            "db.pool.acquire", attributes={"db.pool.waiting": self._waiting,
+                                           "db.pool.size": self.pool.get_size(),
+                                           "db.pool.idle": self.pool.get_idle_size()})
         try:
             conn = await self.pool.acquire(timeout=self.settings.pool.acquire_timeout_s)
         except TimeoutError as exc:
             self.metrics.db_pool_acquire_timeouts.inc()
+            if span is not None:
+                span.set_status(StatusCode.ERROR, "timed out waiting for a connection")
             raise DatabaseUnavailable("timed out waiting for a database connection") from exc
         except (OSError, asyncpg.InterfaceError) as exc:
+            if span is not None:
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
             raise DatabaseUnavailable(f"cannot acquire a database connection: {exc}") from exc
         finally:
             self._waiting -= 1
+            if span is not None:
+                span.end()
         self.metrics.db_pool_acquire.observe(time.perf_counter() - start)
         self._update_pool_gauges()
         try:
             yield conn
         finally:
-            await self.pool.release(conn)
+            # asyncpg resets the connection on release: a query of its own, named as such
+            token = None if self.tracer is None else QUERY_NAME.set("pool_release_reset")
+            try:
+                await self.pool.release(conn)
+            finally:
+                if token is not None:
+                    QUERY_NAME.reset(token)
             self._update_pool_gauges()
 
     @asynccontextmanager
     async def _timed(self, name: str) -> AsyncIterator[None]:
         start = time.perf_counter()
+        token = None if self.tracer is None else QUERY_NAME.set(name)
         try:
             yield
         except Exception as exc:
             self.metrics.db_query_errors.labels(name, type(exc).__name__).inc()
             raise
         finally:
+            if token is not None:
+                QUERY_NAME.reset(token)
             self.metrics.db_query_duration.labels(name).observe(time.perf_counter() - start)
 
     async def _query(self, name: str, conn: asyncpg.Connection | None,

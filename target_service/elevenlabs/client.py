@@ -34,6 +34,12 @@ decides how to degrade (cache, stored snapshot, "unavailable").
 Each failed attempt is logged on ``target_service.elevenlabs`` with agent id,
 attempt number, reason and elapsed time. The API key lives only in the
 ``xi-api-key`` default header of the httpx client and is never logged.
+
+With a ``tracer`` (the ``tracer`` attribute; None: untraced) one logical request
+is an ``elevenlabs.get_agent`` span, each HTTP attempt an ``elevenlabs.attempt``
+span (``elevenlabs.attempt`` number, ``elevenlabs.retry_reason`` of the attempt
+before it, ``elevenlabs.failure_reason``) around the instrumented httpx span,
+and a call the breaker refuses an ``elevenlabs.breaker.reject`` span.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+from opentelemetry.trace import Span, StatusCode, Tracer
 from pydantic import ValidationError
 
 from target_service.elevenlabs.breaker import BreakerState, CircuitBreaker
@@ -68,6 +75,7 @@ from target_service.elevenlabs.retry import (
     translate_httpx_error,
 )
 from target_service.elevenlabs.settings import ElevenLabsSettings
+from target_service.tracing import activate
 
 log = logging.getLogger("target_service.elevenlabs")
 
@@ -108,8 +116,10 @@ class ElevenLabsClient:
     def __init__(self, settings: ElevenLabsSettings, http: httpx.AsyncClient | None = None, *,
                  metrics: ElevenLabsMetrics | None = None,
                  breaker: CircuitBreaker | None = None,
-                 sleep: Sleep | None = None, clock: Clock = time.monotonic) -> None:
+                 sleep: Sleep | None = None, clock: Clock = time.monotonic,
+                 tracer: Tracer | None = None) -> None:
         self.settings = settings
+        self.tracer = tracer
         self._owns_http = http is None
         self._http = http if http is not None else build_http_client(settings)
         self.metrics = metrics if metrics is not None else ElevenLabsMetrics.private()
@@ -190,6 +200,20 @@ class ElevenLabsClient:
 
     async def _fetch(self, agent_id: str, deadline_at: float) -> tuple[AgentConfig, int]:
         """(config, attempts) or a raised ElevenLabsError; records the request metrics."""
+        if self.tracer is None:
+            return await self._request(agent_id, deadline_at)
+        with self.tracer.start_as_current_span(
+                "elevenlabs.get_agent", attributes={"elevenlabs.agent_id": agent_id}) as span:
+            try:
+                config, attempts = await self._request(agent_id, deadline_at)
+            except ElevenLabsError as err:
+                span.set_attributes({"elevenlabs.attempts": err.attempts,
+                                     "elevenlabs.failure_reason": err.reason})
+                raise
+            span.set_attribute("elevenlabs.attempts", attempts)
+            return config, attempts
+
+    async def _request(self, agent_id: str, deadline_at: float) -> tuple[AgentConfig, int]:
         call = _Call(agent_id=agent_id, started=self._clock())
         remaining = deadline_at - call.started
         if remaining <= 0:
@@ -235,24 +259,39 @@ class ElevenLabsClient:
         """One HTTP attempt; raises a classified error (retryable or not)."""
         breaker = self.breaker
         if breaker is not None and not breaker.try_acquire():
+            if self.tracer is not None:
+                self.tracer.start_span("elevenlabs.breaker.reject", attributes={
+                    "elevenlabs.agent_id": call.agent_id,
+                    "elevenlabs.breaker.state": breaker.state.value,
+                    "elevenlabs.breaker.retry_in_s": breaker.retry_in()}).end()
             raise CircuitOpen("circuit breaker open, upstream not called",
                               agent_id=call.agent_id, retry_in=breaker.retry_in())
         verdict = "release"  # cancelled before a verdict: just free a half-open probe slot
+        span: Span | None = None
         try:
             async with self._slots:
                 call.attempts += 1
                 self.metrics.attempts.inc()
                 if call.attempts > 1:
                     self.metrics.retries.labels(reason=call.last_reason).inc()
-                status, headers, body = await self._send(call, deadline_at)
+                if self.tracer is not None:
+                    span = self._attempt_span(self.tracer, call)
+                with activate(span):  # the httpx span nests under the attempt
+                    status, headers, body = await self._send(call, deadline_at)
             error = error_for_status(status, headers, body, call.agent_id)
             if error is not None:
                 raise error
             config = self._parse(call, body)
             verdict = "success"
+            if span is not None:
+                span.set_attribute("elevenlabs.outcome", "success")
             return config
         except ElevenLabsError as err:
             verdict = _breaker_verdict(err)
+            if span is not None:
+                span.set_attributes({"elevenlabs.outcome": "failure",
+                                     "elevenlabs.failure_reason": err.reason})
+                span.set_status(StatusCode.ERROR, err.reason)
             call.last_reason = err.reason
             elapsed = self._clock() - call.started
             # A 404 is an expected answer (agent deleted upstream), not an incident.
@@ -271,6 +310,16 @@ class ElevenLabsClient:
                     breaker.record_failure()
                 else:
                     breaker.release()
+            if span is not None:
+                span.end()
+
+    @staticmethod
+    def _attempt_span(tracer: Tracer, call: _Call) -> Span:
+        attrs: dict[str, str | int] = {"elevenlabs.agent_id": call.agent_id,
+                                       "elevenlabs.attempt": call.attempts}
+        if call.attempts > 1:
+            attrs["elevenlabs.retry_reason"] = call.last_reason
+        return tracer.start_span("elevenlabs.attempt", attributes=attrs)
 
     async def _send(self, call: _Call, deadline_at: float) -> tuple[int, httpx.Headers, bytes]:
         """GET the agent once; the response is always read and closed here."""
