@@ -5,6 +5,11 @@ the background tasks and closes both on shutdown; run it with
 `uvicorn --factory target_service.app:create_app` or `python -m target_service`.
 Tests build apps with their own settings and drive them through
 `httpx.ASGITransport` inside `LifespanManager`-style `app.router.lifespan_context`.
+
+Tracing starts first in the lifespan and stops last (`tracing.py`): the app is
+instrumented there, not here, and uninstrumented on shutdown. Tests pass a
+`span_exporter` (e.g. the SDK's `InMemorySpanExporter`) to trace whatever the
+settings say, exporting synchronously.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -26,6 +32,10 @@ from target_service.errors import ApiError, DatabaseUnavailable
 from target_service.resources import Resources
 from target_service.settings import Settings, effective_settings
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
+from target_service.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("target_service")
 
@@ -66,20 +76,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None,
-               registry: CollectorRegistry | None = None) -> FastAPI:
-    """Build the app; resources are created when the lifespan starts, not here."""
+               registry: CollectorRegistry | None = None, *,
+               span_exporter: SpanExporter | None = None) -> FastAPI:
+    """Build the app; resources (and tracing) are created when the lifespan starts, not here."""
     settings = settings or Settings()
     metrics = ServiceMetrics(registry or CollectorRegistry())
     metrics.publish_settings(effective_settings(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resources = await Resources.open(settings, metrics)
-        app.state.resources = resources
+        tracing = Tracing.start(settings, span_exporter)
+        app.state.tracing = tracing
         try:
-            yield
+            tracing.instrument_app(app)
+            resources = await Resources.open(settings, metrics, tracing)
+            app.state.resources = resources
+            try:
+                yield
+            finally:
+                await resources.close()
         finally:
-            await resources.close()
+            await tracing.shutdown()
 
     app = FastAPI(title="Voice-agent dashboard API", version="1.0.0", lifespan=lifespan)
     app.state.metrics = metrics

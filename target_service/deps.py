@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from target_service.cache.memory import MemoryCache
 from target_service.db.queries import users as q
 from target_service.db.seed_data import hash_api_key
 from target_service.errors import Unauthorized
@@ -70,7 +71,7 @@ async def get_current_user(
         raise Unauthorized("missing bearer API key")
     key_hash = hash_api_key(credentials.credentials)
     cache = resources.caches.auth
-    if cache is not None and (known := cache.get(key_hash)) is not None:
+    if cache is not None and (known := _cached_user(cache, key_hash)) is not None:
         return known
     row = await resources.db.fetchrow("auth_user_by_key", q.USER_BY_KEY_HASH, key_hash)
     if row is None:
@@ -79,6 +80,17 @@ async def get_current_user(
     if cache is not None:  # only hits are remembered: a bad key is asked each time
         cache.set(key_hash, user)
     return user
+
+
+def _cached_user(cache: MemoryCache, key_hash: bytes) -> CurrentUser | None:
+    """The auth cache's user for a key hash; traced as `cache.lookup auth` (never the key)."""
+    if cache.tracer is None:
+        return cache.get(key_hash)
+    with cache.tracer.start_as_current_span("cache.lookup auth",
+                                            attributes={"cache.name": cache.name}) as span:
+        found = cache.lookup(key_hash)
+        span.set_attribute("cache.result", "miss" if found is None else found[1].lower())
+        return None if found is None else found[0]
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -5,6 +5,10 @@ queue and the caches (which services fill); the invalidation listener before
 any request can cache anything (it clears on connect); warming last, as
 background jobs. Shutdown runs in reverse and is bounded: jobs are drained or
 cancelled within a few seconds, connections closed.
+
+Tracing (`tracing.py`) is started by the lifespan before this and handed in:
+every component gets its tracer here (None when tracing is off), and the
+ElevenLabs `httpx.AsyncClient` is instrumented as soon as it exists.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from target_service.services.upstream import UpstreamResources
 from target_service.services.warming import Warmer
 from target_service.settings import Settings
 from target_service.telemetry import ServiceMetrics
+from target_service.tracing import Tracing
 
 log = logging.getLogger("target_service")
 
@@ -46,22 +51,29 @@ class Resources:
     listener: InvalidationListener | None = None
     warmer: Warmer | None = None
     ready_checks: dict[str, object] = field(default_factory=dict)
+    tracing: Tracing = field(default_factory=Tracing.off)
 
     @classmethod
-    async def open(cls, settings: Settings, metrics: ServiceMetrics) -> Resources:
+    async def open(cls, settings: Settings, metrics: ServiceMetrics,
+                   tracing: Tracing | None = None) -> Resources:
         flags, dsn = settings.flags, settings.database_url.get_secret_value()
-        db = await Database.connect(settings, metrics)
+        tracing = tracing or Tracing.off()
+        tracer = tracing.tracer
+        db = await Database.connect(settings, metrics, tracer=tracer)
         jobs = JobQueue("service", workers=2, max_queued=10_000,
-                        metrics=JobMetrics(metrics.registry))
+                        metrics=JobMetrics(metrics.registry), tracer=tracer)
         jobs.start()
-        caches = Caches.build(settings, metrics.cache_families)
+        caches = Caches.build(settings, metrics.cache_families, tracer=tracer)
         upstream = UpstreamResources.build(settings, metrics, db, jobs, caches.agents)
+        if upstream.client is not None:
+            upstream.client.tracer = tracer
+            tracing.instrument_http(upstream.http)
         dashboard = DashboardService(db, settings, caches.dashboard)
         agents = AgentsService(db, settings, upstream.resolver,
                                caches.agents if flags.response_cache else None)
         res = cls(settings=settings, metrics=metrics, db=db, jobs=jobs, caches=caches,
                   upstream=upstream, dashboard=dashboard, agents=agents,
-                  activity=ActivityService(db, caches))
+                  activity=ActivityService(db, caches), tracing=tracing)
         if flags.response_cache and flags.warm_cache:
             res.warmer = Warmer(db, jobs, dashboard, agents)
         if caches.dashboard is not None or caches.agents is not None:
@@ -77,7 +89,7 @@ class Resources:
         if flags.kpi_view and flags.kpi_refresher:
             res.refresher = KpiRefresher(dsn, db, jobs, metrics,
                                          debounce=settings.kpi_debounce_s,
-                                         max_delay=settings.kpi_max_delay_s)
+                                         max_delay=settings.kpi_max_delay_s, tracer=tracer)
             await res.refresher.start()
             res.ready_checks["kpi_refresher"] = lambda: res.refresher.alive
         if res.warmer is not None and flags.kpi_view:
