@@ -27,7 +27,9 @@ benchmarks instead of runs:
   5 vs 5 (1/252) cannot decide anything among 3 or more benchmarks at
   misrate 0.01; 7 vs 7 (1/3432) can decide up to 34 (`sessions_needed`),
   the default (`DEFAULT_SESSIONS`). An undecided check says how many more
-  sessions a side would decide it.
+  sessions a side would decide it (`sessions_advice`: from the spread of the
+  session medians, at least what lets the exact test reach the check's
+  level).
 * **The verdicts** are the gate's (`compare.decide`): equivalence tests
   against the policy's `bench` tolerance (`[benchmarks."NAME"]` overrides),
   Holm-adjusted across all benchmarks so the policy's misrate bounds the
@@ -49,13 +51,15 @@ from collections.abc import Collection, Sequence
 from typing import Literal
 
 import numpy as np
+from scipy import special
 
 from harness.analysis import compare
 from harness.analysis import rounds as rd
+from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
 from harness.model import policy as pol
 from harness.model.bench import Benchmark, BenchmarkRun, BenchSet, as_set
-from harness.model.gate import CheckResult, GateResult, Side
+from harness.model.gate import CheckResult, GateResult, Side, Tolerance
 
 KIND = "benchmark"
 """`CheckResult.kind` of a benchmark check."""
@@ -66,6 +70,13 @@ MIN_SESSIONS = 5
 DEFAULT_SESSIONS = 7
 """`harness bench --sessions`: the fewest that can decide the whole suite (12 benchmarks) at
 misrate 0.01 (`sessions_needed(12, 0.01)`)."""
+
+POWER_Z = float(special.ndtri(0.9))
+"""`sessions_advice` asks for the interval to clear the tolerance by this many standard
+errors more: about a 90% chance (one side binding; 80% when both do, for a shift near 0)
+that the advised sessions decide, if the true shift is the estimate."""
+MAX_ADVISED = 1000
+"""More sessions a side than this is advised as "more than": widen the tolerance instead."""
 
 Mode = Literal["sessions", "rounds"]
 SESSIONS_METHOD = "Hodges-Lehmann over per-session medians (the session as the unit, " \
@@ -107,6 +118,50 @@ def sessions_needed(checks: int, misrate: float) -> int:
     while min_p(n) * max(checks, 1) >= misrate:
         n += 1
     return n
+
+
+def sessions_advice(base: np.ndarray, cur: np.ndarray, estimate: float, tolerance: Tolerance,
+                    level: float) -> str:
+    """How many more sessions a side would decide an undecided check, as its advice.
+
+    `base`, `cur`: the sessions' medians (seconds); `estimate`: the shift on the log scale;
+    `level`: the one-sided level the check was tested at. The smallest x with (a) the
+    exact test's smallest p-value, 1 / C(m + n + 2x, m + x), below `level`, (b) at least
+    `MIN_SESSIONS` a side, and (c) the estimate's distance to the tolerance at least
+    (z_level + `POWER_Z`) standard errors of Hodges-Lehmann (normal theory:
+    sd * sqrt(1/(m+x) + 1/(n+x)) * sqrt(pi/3)): an interval that just reaches the tolerance
+    would decide only half the time, or (for "pass", both sides binding) hardly ever. sd
+    is the pooled standard deviation of the log session medians (not a MAD: a session
+    that moved is the noise to be averaged, not an outlier to be ignored)."""
+    lb, lc = np.log(base), np.log(cur)
+    nb, nc = len(lb), len(lc)
+    margin = vd.Tolerance(tolerance.limit, tolerance.relative, tolerance.higher_is_worse).margin()
+    distance = abs(margin - abs(estimate))
+    dof = nb + nc - 2
+    sd = math.sqrt((float(((lb - lb.mean()) ** 2).sum()) + float(((lc - lc.mean()) ** 2).sum()))
+                   / dof) if dof > 0 else math.nan
+    z = float(special.ndtri(1 - level)) if 0 < level < 0.5 else math.inf
+    pct = math.expm1(sd) * 100 if math.isfinite(sd) else math.nan
+    spread = f"; the session medians' spread: {pct:.{0 if pct >= 10 else 1}f}% sd" \
+        if math.isfinite(sd) else ""
+
+    def decides(x: int) -> bool:
+        if min(nb, nc) + x < MIN_SESSIONS or 1 / math.comb(nb + nc + 2 * x, nb + x) >= level:
+            return False
+        if not math.isfinite(sd):
+            return True  # too few sessions to know their spread: the floor alone
+        se = sd * math.sqrt(1 / (nb + x) + 1 / (nc + x)) * math.sqrt(math.pi / 3)
+        return (z + POWER_Z) * se <= distance
+
+    if distance <= 1e-9 * margin or not math.isfinite(z):
+        return f"cannot tell how many more sessions would decide (the estimate sits on the " \
+               f"tolerance{spread})"
+    x = next((x for x in range(1, MAX_ADVISED + 1) if decides(x)), None)
+    if x is None:
+        return (f"more than {MAX_ADVISED} more sessions a side{spread}: a wider tolerance "
+                f"for this benchmark, or a quieter machine")
+    at_least = "at least " if not math.isfinite(sd) else "about "
+    return f"{at_least}{x} more session{'s' if x != 1 else ''} a side{spread}"
 
 
 def mode_of(base_sessions: int, cur_sessions: int) -> Mode:
@@ -235,8 +290,8 @@ def _center(side: BenchSet, full: str, mode: Mode) -> float | None:
 
 def _shown(result: CheckResult, f: compare.Found, base: BenchSet, cur: BenchSet, full: str,
            mode: Mode) -> CheckResult:
-    """Values in a unit that fits the benchmark (ns to s), each side's median; advice in
-    sessions when the session is the unit.
+    """Values in a unit that fits the benchmark (ns to s), each side's median; an undecided
+    check's advice in sessions when the session is the unit (`sessions_advice`).
 
     `compare.decide` reads `ms` values as microseconds (the histograms' unit); the
     checks go through it as `ms` so its reason text is a relative one, and get their
@@ -247,8 +302,10 @@ def _shown(result: CheckResult, f: compare.Found, base: BenchSet, cur: BenchSet,
     ref = mb if mb is not None else mc
     unit, factor = display_unit(ref if ref is not None else 1.0)
     advice = result.advice
-    if mode == "sessions" and advice:
-        advice = advice.replace(" more rounds a side", " more sessions a side")
+    if mode == "sessions" and e is not None and result.verdict == "inconclusive" \
+            and result.confidence is not None:
+        advice = sessions_advice(values(base, full, mode), values(cur, full, mode), e.estimate,
+                                 result.tolerance, (1 - result.confidence) / 2)
     return result.model_copy(update={
         "unit": unit, "baseline": None if mb is None else mb * factor,
         "current": None if mc is None else mc * factor, "advice": advice})

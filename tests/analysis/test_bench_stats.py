@@ -371,7 +371,37 @@ def test_five_sessions_a_side_cannot_decide_a_suite_of_twelve_and_says_how_many_
     same = gate(sessions(rng, 5, 1e-3, **kw), sessions(rng, 5, 1e-3, **kw))[1]
     for check in same.values():
         assert check.verdict == "inconclusive"
-        assert check.advice == "about 2 more sessions a side", check.advice
+        assert check.advice.startswith("about 2 more sessions a side; the session medians' "
+                                       "spread: "), check.advice
+
+
+def test_the_advised_sessions_decide_when_the_shift_is_what_it_seems():
+    """An A/A gate of 7 vs 7 sessions spread ~10% cannot show +-15%; the advice names x more
+    sessions a side; 10 gates of 7 + x sessions a side of the same truth decide (pass) in
+    at least 8."""
+    rng = np.random.default_rng(19)
+    kw = dict(between=0.1, rounds=20)
+    check = gate(sessions(rng, 7, 2.5e-6, **kw), sessions(rng, 7, 2.5e-6, **kw))[1]["t_micro"]
+    assert check.verdict == "inconclusive"
+    more = int(check.advice.split()[1])
+    assert check.advice.startswith(f"about {more} more sessions a side") and 10 < more < 100
+    decided = [verdicts(sessions(rng, 7 + more, 2.5e-6, **kw),
+                        sessions(rng, 7 + more, 2.5e-6, **kw)) for _ in range(10)]
+    assert decided.count(["pass"]) >= 8
+
+
+def test_sessions_advice_says_when_it_cannot_tell_or_would_need_too_many():
+    tol = pol.Policy().tolerances.bench  # +15%
+    tight = np.exp(np.linspace(-0.01, 0.01, 7)) * 1e-3
+    wide = np.exp(np.linspace(-2.0, 2.0, 7)) * 1e-3
+    on_it = math.log(1.15)
+    assert gb.sessions_advice(tight, tight, on_it, tol, 0.005).startswith("cannot tell")
+    assert gb.sessions_advice(wide, wide, 0.0, tol, 0.005).startswith(
+        "more than 1000 more sessions a side; the session medians' spread: ")
+    assert gb.sessions_advice(tight, tight, 0.0, tol, 0.01 / 12).startswith(
+        "about 1 more session a side")  # 8 vs 8: the exact test's floor (1/12870)
+    assert gb.sessions_advice(tight[:2], tight[:3], 0.0, tol, 0.01) == \
+        "about 3 more sessions a side; the session medians' spread: 0.3% sd"  # 5 vs 6
 
 
 def test_fewer_than_five_sessions_a_side_fall_back_to_rounds_and_say_so():
