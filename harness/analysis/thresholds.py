@@ -56,7 +56,7 @@ from prometheus_client.utils import floatToGoString
 from harness.errors import ConfigError
 from harness.model.endpoint import split_endpoint
 from harness.model.gate import Tolerance
-from harness.model.policy import Policy, tolerance_for
+from harness.model.policy import PERCENTILES, Policy, tolerance_for
 from harness.model.result import RunResult
 
 Severity = Literal["page", "ticket"]
@@ -361,6 +361,12 @@ def compute(results: Sequence[RunResult], policy: Policy, buckets: Sequence[floa
             notes.append(f"{key}: no {pct} latency in the baseline; no SLO")
             continue
         measured += 1
+        count = sum(r.endpoints[key].count for r in results if key in r.endpoints)
+        share = PERCENTILES[pct]
+        if count < _enough(share):
+            notes.append(f"{key}: its {pct} rests on {count} requests (10 beyond a {pct} "
+                         f"take {_enough(share)}): its latency threshold is as noisy as "
+                         f"that; record a longer baseline")
         tol = tolerance_for(policy, pct, key)
         target_s = _worse(ms, tol, share=False) / 1000
         bound = next((b for b in bounds if b >= target_s * (1 - 1e-9)), None)
@@ -393,6 +399,11 @@ def compute(results: Sequence[RunResult], policy: Policy, buckets: Sequence[floa
     thresholds = _threshold_alerts(results, policy, of, scaled, notes)
     return Thresholds(baseline=baseline, runs=n, slos=tuple(slos), thresholds=tuple(thresholds),
                       notes=tuple(notes), job=a.job, runbook=a.runbook)
+
+
+def _enough(share: float) -> int:
+    """Requests a baseline needs for its `share` quantile to have 10 requests beyond it."""
+    return math.ceil(10 / (1 - share) - 1e-9)
 
 
 def _five_xx_share(result: RunResult, key: str) -> float | None:

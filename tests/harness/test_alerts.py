@@ -106,6 +106,9 @@ def test_latency_threshold_is_the_percentile_with_its_tolerance_rounded_up_to_a_
         assert by[("errors", key)].objective == 0.999
     assert by[("errors", AGENT)].baseline == pytest.approx(0.02, abs=0.005)
     assert any("5xx share" in n and AGENT in n for n in found.notes)  # 2% > the 0.1% budget
+    count = result.endpoints[OVERVIEW].count
+    assert f"{OVERVIEW}: its p99 rests on {count} requests (10 beyond a p99 take 1000)" in \
+        " ".join(found.notes)
 
 
 def test_a_threshold_on_a_bucket_bound_stays_on_it_and_one_past_the_last_is_left_out():
