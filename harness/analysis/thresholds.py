@@ -341,7 +341,7 @@ def compute(results: Sequence[RunResult], policy: Policy, buckets: Sequence[floa
         raise ConfigError("the service's latency histogram has no finite buckets")
 
     def scaled(seconds: int) -> int:
-        return int(round(seconds * for_scale))
+        return round(seconds * for_scale)
 
     n = len(results)
     of = f"baseline {baseline}" + (f", median of {n} runs" if n > 1 else "")
@@ -351,7 +351,7 @@ def compute(results: Sequence[RunResult], policy: Policy, buckets: Sequence[floa
     pct = a.latency_percentile
     measured = 0
     for key in keys:
-        method, route = split_endpoint(key)
+        route = split_endpoint(key)[1]
         if not route.startswith("/"):
             notes.append(f"{key}: not a route template; no SLO")
             continue
@@ -553,7 +553,3 @@ def _upstream_alerts(policy: Policy, ups: list, of: str, rate: Callable[..., str
         derivation=f"open (2) at some point of every {w} window", by_instance=True, **common))
     return out
 
-
-__all__ = ["LATENCY_ALERT", "ERROR_ALERT", "WINDOWS_S", "WORKBOOK", "BurnWindow",
-           "Slo", "Threshold", "Thresholds", "compute", "duration", "le_label", "number",
-           "selector"]

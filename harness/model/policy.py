@@ -263,7 +263,8 @@ def parse_duration(value: object) -> int:
 
     Whole seconds and the units d, h, m, s in that order; ValueError otherwise."""
     if not isinstance(value, str):
-        raise ValueError(f"must be a duration such as '5m', not {_type_name(value)}")
+        raise ValueError(  # noqa: TRY004 - reported as a policy error, like the others
+            f"must be a duration such as '5m', not {_type_name(value)}")
     m = _DURATION.match(value.strip())
     if not value.strip() or m is None:
         raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '5m', '1h30m' or '3d'")

@@ -461,11 +461,11 @@ def test_alert_settings_are_read():
     ('[alerts]\npage_for = 120\n',
      "policy.toml:2: 'page_for' in [alerts] must be a duration such as '5m', not an integer"),
     ('[alerts]\n\nticket_for = "15 minutes"\n',
-     "policy.toml:3: 'ticket_for' in [alerts]: '15 minutes' is not a duration; write e.g. "
-     "'30s', '5m', '1h30m' or '3d'"),
+     ("policy.toml:3: 'ticket_for' in [alerts]: '15 minutes' is not a duration; write e.g. "
+      "'30s', '5m', '1h30m' or '3d'")),
     ('[alerts]\nthreshold_for = "5m1h"\n',
-     "policy.toml:2: 'threshold_for' in [alerts]: '5m1h' is not a duration; write e.g. "
-     "'30s', '5m', '1h30m' or '3d'"),
+     ("policy.toml:2: 'threshold_for' in [alerts]: '5m1h' is not a duration; write e.g. "
+      "'30s', '5m', '1h30m' or '3d'")),
     ('[alerts]\nthreshold_window = "0s"\n',
      "policy.toml:2: 'threshold_window' in [alerts] must be greater than or equal to 1"),
     ('[alerts]\nlatency_objective = 1\n',
@@ -475,19 +475,19 @@ def test_alert_settings_are_read():
     ('[alerts]\nerror_objective = 1.5\n',
      "policy.toml:2: 'error_objective' in [alerts] must be less than 1"),
     ('[alerts]\nlatency_percentile = "p90"\n',
-     "policy.toml:2: 'latency_percentile' in [alerts] must be 'p50', 'p95' or 'p99', "
-     "not 'p90'"),
+     ("policy.toml:2: 'latency_percentile' in [alerts] must be 'p50', 'p95' or 'p99', "
+      "not 'p90'")),
     ('[alerts]\nlatency_percentile = "p95"\nlatency_objective = 0.99\n',
-     "policy.toml:3: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
-     "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
-     "or raise latency_percentile"),
+     ("policy.toml:3: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
+      "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
+      "or raise latency_percentile")),
     ('[alerts]\nlatency_percentile = "p95"\n',
-     "policy.toml:1: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
-     "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
-     "or raise latency_percentile"),
+     ("policy.toml:1: 'latency_objective' in [alerts]: 0.99 is above the share the p95 "
+      "threshold starts from (0.95): the baseline itself would burn the budget; lower it "
+      "or raise latency_percentile")),
     ('[alerts]\nrunbook = ""\n',
-     "policy.toml:2: 'runbook' in [alerts]: is empty; write a repository path such as "
-     "'docs/runbook.md' or a URL"),
+     ("policy.toml:2: 'runbook' in [alerts]: is empty; write a repository path such as "
+      "'docs/runbook.md' or a URL")),
     ('[alerts]\npage_fr = "2m"\n',
      "policy.toml:2: unknown key 'page_fr' in [alerts] (did you mean 'page_for'?)"),
 ])
