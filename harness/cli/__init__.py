@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError, Interrupted
 
@@ -61,12 +62,14 @@ def main() -> None:
         app()
     except HarnessError as exc:
         label = getattr(exc, "label", "error")
-        err.print(f"[bold red]{label}:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]{label}:[/bold red] {escape(str(exc))}", highlight=False,
+                  soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not bad input: one line, exit 3, traceback on request
         if os.environ.get("HARNESS_DEBUG"):
             raise
-        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc} "
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: "
+                  f"{escape(str(exc))} "
                   "(a bug in the harness; HARNESS_DEBUG=1 shows the traceback)",
                   highlight=False, soft_wrap=True)
         sys.exit(3)

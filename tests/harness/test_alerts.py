@@ -513,8 +513,6 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, result, args
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-@pytest.mark.xfail(strict=True, reason="harness/cli/__init__.py prints errors through rich "
-                   "markup unescaped, so '[alerts]' (any policy table name) vanishes")
 def test_a_policy_error_names_its_table_on_the_terminal(tmp_path, result):
     store = tmp_path / "baselines"
     save_baseline(store, result)
