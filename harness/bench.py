@@ -30,7 +30,7 @@ reports/bench/<stamp>/           one `harness bench` (a run-like directory)
   An existing name needs `force`. The raw rounds are kept only when asked
   (`keep_rounds`: `--keep-data`, or fewer than `MIN_SESSIONS` sessions,
   whose comparison needs them): about 16 KB per session of the whole suite
-  without them, 1.1-1.5 MB with.
+  without them, about 1 MB more with.
 * **Loading** (`load`, `resolve`): a stored set, or any bare pytest-benchmark
   JSON (the format stored before sets: one session); a missing or malformed
   file, one of an unknown schema version or without raw timings is a

@@ -43,7 +43,7 @@ def bench_cmd(
     force: Annotated[bool, typer.Option(help="With --save: replace a result of that name.")
                      ] = False,
     keep_data: Annotated[bool, typer.Option(
-        "--keep-data", help="With --save: keep every round's time (about 1.1-1.5 MB per "
+        "--keep-data", help="With --save: keep every round's time (about 1 MB per "
                             "session), not only each session's summary.")] = False,
     k: Annotated[str | None, typer.Option(
         "-k", metavar="EXPR", help="pytest -k: only the benchmarks matching EXPR.")] = None,

@@ -311,7 +311,13 @@ def test_two_sessions_are_stored_each_its_own_pytest_session(saved: Path):
 
 @pytest.mark.e2e
 def test_save_then_compare_the_same_build_exits_0_with_the_gates_files(saved: Path):
-    done = harness("--sessions", "2", "--compare", "base", "-k", FAST, cwd=saved)
+    # Two sessions a side are compared as rounds, which whole sessions moving make
+    # overconfident (docs/bench-notes.md: 60% of such A/A gates flag something at +15%):
+    # a tolerance no session-to-session move reaches keeps this test about the files.
+    wide = saved / "wide.toml"
+    wide.write_text(f'[benchmarks."{FAST}"]\nbench = "+1000%"\n')
+    done = harness("--sessions", "2", "--compare", "base", "-k", FAST, "--policy", str(wide),
+                   cwd=saved)
     assert done.returncode == 0, done.stdout + done.stderr
     out = run_dirs(saved)[-1]
     gate = json.loads((out / "gate.json").read_text())
