@@ -312,7 +312,7 @@ def test_two_sessions_are_stored_each_its_own_pytest_session(saved: Path):
 @pytest.mark.e2e
 def test_save_then_compare_the_same_build_exits_0_with_the_gates_files(saved: Path):
     # Two sessions a side are compared as rounds, which whole sessions moving make
-    # overconfident (docs/bench-notes.md: 60% of such A/A gates flag something at +15%):
+    # overconfident (docs/bench.md: 60% of such A/A gates flag something at +15%):
     # a tolerance no session-to-session move reaches keeps this test about the files.
     wide = saved / "wide.toml"
     wide.write_text(f'[benchmarks."{FAST}"]\nbench = "+1000%"\n')
