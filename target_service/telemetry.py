@@ -13,6 +13,16 @@ histogram buckets are chosen to resolve the latencies a dashboard API has
 `target_settings_info{profile=...,toggle_kpi_view=...,...} 1` says which
 settings were really in force (see `publish_settings`), so a run record shows
 an environment override instead of assuming the profile's defaults.
+
+Exemplars: a request whose server span is sampled (tracing on, see
+`target_service/tracing.py`) is observed into `http_request_duration_seconds`
+with the exemplar `{trace_id, span_id}` (hex ids only: nothing from the request
+itself), linking the bucket to its trace. Exemplars exist only in the
+OpenMetrics format: `/metrics` serves it to a scraper that asks
+(`Accept: application/openmetrics-text`, as Prometheus does with exemplar
+storage on) and the classic text format to everyone else (the harness's
+scrapers). prometheus-client keeps no exemplars in multiprocess mode (several
+workers), so there they are missing, not wrong.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 
+from opentelemetry import trace
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +42,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics import exposition as openmetrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from target_service.cache.metrics import CacheMetricFamilies
@@ -42,6 +55,29 @@ LATENCY_BUCKETS = (
 
 SETTINGS_INFO = "target_settings_info"
 """The info-style metric of the effective settings; its value is always 1."""
+
+OPENMETRICS = "application/openmetrics-text"
+_ACCEPT: ContextVar[str | None] = ContextVar("target_service_metrics_accept", default=None)
+"""The `Accept` header of the `/metrics` request being served (set by the middleware)."""
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether an `Accept` header asks for OpenMetrics (Prometheus sends it first, with a
+    q-value; a `q=0` entry refuses it)."""
+    for part in (accept or "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if media.lower() == OPENMETRICS:
+            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+                           for p in params)
+    return False
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """`{trace_id, span_id}` of the current span when it is sampled, else None."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
 
 
 def multiprocess_dir() -> str | None:
@@ -160,13 +196,17 @@ class ServiceMetrics:
         self.settings_info.labels(*(labels[n] for n in names)).set(1)
         return self.settings_info
 
-    def render(self) -> tuple[bytes, str]:
-        """The exposition body, aggregated over workers in multiprocess mode."""
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition body, aggregated over workers in multiprocess mode: OpenMetrics
+        (with exemplars) when `accept` asks for it, else the classic text format.
+        Without `accept`, the `Accept` header of the `/metrics` request being served."""
+        registry = self.registry
         if multiprocess_dir():
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if wants_openmetrics(accept if accept is not None else _ACCEPT.get()):
+            return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 class RequestMetricsMiddleware:
@@ -175,6 +215,9 @@ class RequestMetricsMiddleware:
     A pure ASGI middleware (not BaseHTTPMiddleware) so it adds no task per
     request. The route template (`/api/v1/agents/{agent_id}`) is read from the
     scope after routing; unmatched paths share one label to bound cardinality.
+    Runs inside the tracing middleware, so a sampled request's server span is current
+    when it is observed and becomes the observation's exemplar. For `/metrics` it
+    notes the `Accept` header, which `ServiceMetrics.render` answers.
     """
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
@@ -194,13 +237,19 @@ class RequestMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        token = None
+        if scope.get("path") == "/metrics":
+            accept = next((v for k, v in scope.get("headers") or () if k == b"accept"), b"")
+            token = _ACCEPT.set(accept.decode("latin-1"))
         self.metrics.http_in_flight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.http_in_flight.dec()
+            if token is not None:
+                _ACCEPT.reset(token)
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             self.metrics.http_duration.labels(
                 scope["method"], template, str(status)
-            ).observe(time.perf_counter() - start)
+            ).observe(time.perf_counter() - start, trace_exemplar())
