@@ -16,7 +16,11 @@ core has to keep up with the service) that
   plugin can record latency corrected for coordinated omission;
 * checks every response: status in the expected set (else `http_<status>` or
   `unexpected_status`), a JSON body, `user_id` equal to the caller's (else a
-  `tenant_leak`, logged at ERROR), and records `X-Cache`, `degraded`, `partial`.
+  `tenant_leak`, logged at ERROR), and records `X-Cache`, `degraded`, `partial`;
+* in traced runs (`--harness-trace-sampling`) sends a W3C `traceparent` made here,
+  on the client, with every request (`harness.loadgen.traces`), so the service's
+  spans continue the client's trace and the plugin knows the trace id of each
+  sampled request.
 
 The manifest comes from `--harness-manifest` or `HARNESS_MANIFEST` (workers on
 other machines get the master's copy).
@@ -198,9 +202,14 @@ class DashboardApiUser(FastHttpUser):
             url = f"{url}?{urlencode(query)}"
         endpoint = f"{method} {route}"
         expected = tuple(expected)
-        with self.client.request(method, url, name=route, headers=self._auth, json=json,
+        headers, trace = self._auth, self.plugin.traceparent() if self.plugin else None
+        if trace is not None:
+            headers = {**self._auth, "traceparent": trace[0]}
+        with self.client.request(method, url, name=route, headers=headers, json=json,
                                  catch_response=True) as resp:
             ctx = resp.request_meta["context"]
+            if trace is not None:  # the plugin keeps sampled ones as trace candidates
+                ctx["trace_id"], ctx["trace_sampled"] = trace[1], trace[2]
             if not resp.status_code:  # no response at all: geventhttpclient's error
                 error = getattr(resp, "error", None)
                 failure = (TimeoutFailure if "timeout" in type(error).__name__.lower()

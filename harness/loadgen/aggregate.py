@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from harness import hdr
 from harness.loadgen.health import ProcessHealth, generator_health
+from harness.loadgen.traces import TraceSelection
 from harness.model.client import (
     Checks,
     ClientDoc,
@@ -91,13 +92,16 @@ class _Totals:
     warmup_failures: int = 0
     cooldown_count: int = 0
     cooldown_failures: int = 0
+    traced: int = 0
 
 
 class RunAggregate:
     """The merged view of a test on the master (or the local runner)."""
 
-    def __init__(self, warmup_s: float = 0.0) -> None:
+    def __init__(self, warmup_s: float = 0.0, trace_sampling: float | None = None) -> None:
         self.warmup_s = float(warmup_s)
+        self.traces = TraceSelection(trace_sampling) if trace_sampling is not None else None
+        """Traced runs: the sampled requests kept from the measured windows."""
         self.started_at: float | None = None
         self.spawn_complete_at: float | None = None
         self.measure_from: float | None = None
@@ -208,6 +212,8 @@ class RunAggregate:
             if wd.freshness:
                 hdr.add_into(self.freshness, hdr.decode(wd.freshness))
             self.freshness_timeouts += wd.freshness_timeouts
+            if wd.traces and self.traces is not None:
+                self.traces.merge(wd.traces)
         for key, c in wd.endpoints.items():
             cell = w.endpoints.get(key)
             if cell is None:
@@ -242,6 +248,7 @@ class RunAggregate:
                 tot.x_cache.update(c.x_cache)
                 tot.degraded += c.degraded
                 tot.partial += c.partial
+                tot.traced += c.traced
 
     # -- closing windows ----------------------------------------------------------------
 
@@ -357,7 +364,7 @@ class RunAggregate:
                 x_cache=dict(sorted(tot.x_cache.items())), degraded=tot.degraded,
                 partial=tot.partial, warmup_count=tot.warmup_count,
                 warmup_failures=tot.warmup_failures, cooldown_count=tot.cooldown_count,
-                cooldown_failures=tot.cooldown_failures)
+                cooldown_failures=tot.cooldown_failures, traced=tot.traced)
             for key, tot in sorted(self.totals.items())
         }
         checks = Checks(
@@ -375,4 +382,5 @@ class RunAggregate:
             spawn_complete_at=self.spawn_complete_at, measure_from=self.measure_from,
             stopping_at=self.stopping_at, ended_at=self.ended_at, warmup_s=self.warmup_s,
             workers=workers, endpoints=endpoints, checks=checks, pacing=self.pacing(),
-            generator=health, events=sorted(self.events, key=lambda e: e.t), **extra)
+            generator=health, events=sorted(self.events, key=lambda e: e.t),
+            traces=self.traces.doc() if self.traces is not None else None, **extra)

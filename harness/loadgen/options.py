@@ -9,6 +9,9 @@
 ``--harness-shape NAME``     load shape when `scenarios/shapes.py` is loaded (env `HARNESS_SHAPE`)
 ``--harness-pace-scale X``   multiply every user's pacing rate (0 = unpaced, closed loop)
 ``--harness-seed N``         seed of the per-user random generators (env `HARNESS_SEED`)
+``--harness-trace-sampling P`` every request carries a W3C `traceparent`, sampled with
+                             probability P (0..1); the slowest sampled requests per endpoint
+                             and a reservoir of them go into `client.json` (absent: no header)
 
 Locust forwards them from the master to its workers; `option` reads one back,
 also when Locust is used as a library without options.
@@ -39,6 +42,10 @@ def _add_arguments(parser, **_kw) -> None:
                        help="Multiply every user's paced task rate; 0 disables pacing")
     group.add_argument("--harness-seed", type=str, default="", env_var="HARNESS_SEED",
                        help="Seed of the per-user random generators (default: random)")
+    group.add_argument("--harness-trace-sampling", type=str, default="",
+                       env_var="HARNESS_TRACE_SAMPLING",
+                       help="Send a W3C traceparent with every request, sampled with this "
+                            "probability (0..1); absent: no traceparent")
 
 
 def option(environment, name: str, default=None):

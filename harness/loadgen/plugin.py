@@ -5,8 +5,9 @@ never imported by the harness process, because importing Locust monkey-patches
 the interpreter with gevent. Everything it observes comes from Locust's event
 hooks; Locust's CSV and rounded percentiles are never read. The pure parts
 are `harness/loadgen/recorder.py` (recording, the wire format),
-`harness/loadgen/aggregate.py` (merging, closing windows, `client.json`) and
-`harness/loadgen/output.py` (the files); the documents are the models of
+`harness/loadgen/aggregate.py` (merging, closing windows, `client.json`),
+`harness/loadgen/traces.py` (the client's `traceparent`, the kept trace samples)
+and `harness/loadgen/output.py` (the files); the documents are the models of
 `harness/model/client.py`.
 
 Its command-line options are in `harness/loadgen/options.py`.
@@ -57,6 +58,7 @@ from harness.loadgen.aggregate import CLOSE_AFTER_S, RunAggregate
 from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
+from harness.loadgen.traces import TraceparentSource, parse_sampling
 from harness.model.client import Delta
 from harness.model.endpoint import endpoint_key
 
@@ -84,6 +86,7 @@ class Plugin:
         else:
             self.role = "local"
         self.recorder = Recorder()
+        self.tracing: TraceparentSource | None = None
         self.aggregate: RunAggregate | None = None
         self.files: RunFiles | None = None
         self.active = False
@@ -143,9 +146,11 @@ class Plugin:
         self.worker_sources = set()
         self._server_window = {}
         self._start_scraped = False
+        sampling = parse_sampling(option(self.env, "harness_trace_sampling"))
+        self.tracing = TraceparentSource(sampling) if sampling is not None else None
         if self.role == "worker":
             return
-        self.aggregate = RunAggregate(self._warmup())
+        self.aggregate = RunAggregate(self._warmup(), trace_sampling=sampling)
         self.aggregate.start(now)
         if self.out_dir is not None:
             self.files = RunFiles(self.out_dir)
@@ -250,6 +255,11 @@ class Plugin:
         start = start_time if start_time else time.time() - rt / 1000.0
         self.recorder.request(endpoint_key(request_type, name), start, rt,
                               int(response_length or 0), kind, context, unexpected)
+
+    def traceparent(self) -> tuple[str, str, bool] | None:
+        """A new trace context for a request `(header, trace id, sampled)`; None when the
+        run is not traced (`--harness-trace-sampling`)."""
+        return self.tracing.next() if self.tracing is not None else None
 
     def tasks(self, intended=(), started: float | None = None) -> None:
         if self.recorder.enabled:

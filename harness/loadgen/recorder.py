@@ -10,9 +10,10 @@ a :class:`Recorder`. Each request goes into the *one-second window of its start
 time*, per endpoint (``"METHOD /route/{template}"``): a count, failures by kind,
 an HDR histogram of the raw latency and one of the latency corrected for
 coordinated omission (µs), bytes, ``X-Cache`` values, degraded/partial flags and
-unexpected statuses. Paced users also record intended and achieved task starts,
-WriterUser its freshness lag; each process its CPU samples and Locust's CPU
-warnings. The recorder only holds what has not been sent yet:
+unexpected statuses, and the requests sent with a sampled `traceparent`
+(`harness.loadgen.traces`). Paced users also record intended and achieved task
+starts, WriterUser its freshness lag; each process its CPU samples and Locust's
+CPU warnings. The recorder only holds what has not been sent yet:
 :meth:`Recorder.take_delta` hands it over as a `harness.model.client.Delta` and
 starts afresh, so a worker's memory stays flat however long the run.
 
@@ -29,7 +30,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from harness import hdr
-from harness.model.client import Delta, DeltaCell, DeltaWindow
+from harness.loadgen.traces import WindowTraces
+from harness.model.client import Delta, DeltaCell, DeltaWindow, TraceSample
 
 # ---- failures raised by the scenarios' response checks -------------------------------
 
@@ -103,7 +105,7 @@ class _Cell:
     """One endpoint in one window of one process, before it is sent."""
 
     __slots__ = ("count", "failures", "raw", "corrected", "bytes", "x_cache", "degraded",
-                 "partial", "unexpected")
+                 "partial", "unexpected", "traced")
 
     def __init__(self) -> None:
         self.count = 0
@@ -115,18 +117,20 @@ class _Cell:
         self.degraded = 0
         self.partial = 0
         self.unexpected: Counter[str] = Counter()
+        self.traced = 0
 
     def wire(self) -> DeltaCell:
         return DeltaCell(count=self.count, failures=dict(self.failures),
                          histogram=hdr.encode(self.raw),
                          corrected_histogram=hdr.encode(self.corrected), bytes=self.bytes,
                          x_cache=dict(self.x_cache), degraded=self.degraded,
-                         partial=self.partial, unexpected=dict(self.unexpected))
+                         partial=self.partial, unexpected=dict(self.unexpected),
+                         traced=self.traced)
 
 
 class _Window:
     __slots__ = ("endpoints", "tasks_intended", "tasks_started", "freshness",
-                 "freshness_timeouts")
+                 "freshness_timeouts", "traces")
 
     def __init__(self) -> None:
         self.endpoints: dict[str, _Cell] = {}
@@ -134,13 +138,15 @@ class _Window:
         self.tasks_started = 0
         self.freshness: object | None = None  # an HdrHistogram once a sample arrives
         self.freshness_timeouts = 0
+        self.traces: WindowTraces | None = None  # once a sampled request arrives
 
     def wire(self, t: int) -> DeltaWindow:
         return DeltaWindow(
             t=t, endpoints={k: c.wire() for k, c in self.endpoints.items()},
             tasks_intended=self.tasks_intended, tasks_started=self.tasks_started,
             freshness=hdr.encode(self.freshness) if self.freshness is not None else None,
-            freshness_timeouts=self.freshness_timeouts)
+            freshness_timeouts=self.freshness_timeouts,
+            traces=self.traces.wire() if self.traces is not None else [])
 
 
 class Recorder:
@@ -177,10 +183,14 @@ class Recorder:
     def request(self, key: str, start: float, response_time_ms: float, length: int,
                 failure: str | None, context: dict | None = None,
                 unexpected_status: int | None = None) -> None:
-        """One request: `start` epoch seconds, latency in ms as Locust reports it."""
-        cell = self._window(start).endpoints.get(key)
+        """One request: `start` epoch seconds, latency in ms as Locust reports it.
+
+        A request sent with a sampled `traceparent` has `trace_id` and `trace_sampled` in
+        its context (`scenarios/common.py`); it becomes a trace candidate of its second."""
+        window = self._window(start)
+        cell = window.endpoints.get(key)
         if cell is None:
-            cell = self._window(start).endpoints[key] = _Cell()
+            cell = window.endpoints[key] = _Cell()
         raw_us = response_time_ms * 1000.0
         late_us = 0.0
         if context:
@@ -195,6 +205,14 @@ class Recorder:
                 cell.degraded += 1
             if context.get("partial"):
                 cell.partial += 1
+            trace_id = context.get("trace_id")
+            if trace_id and context.get("trace_sampled"):
+                cell.traced += 1
+                if window.traces is None:
+                    window.traces = WindowTraces()
+                window.traces.add(TraceSample(trace_id=trace_id, endpoint=key, t=start,
+                                              latency_ms=round(response_time_ms, 3),
+                                              failure=failure))
         cell.count += 1
         self._requests += 1
         self.total_requests += 1

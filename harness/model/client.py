@@ -19,6 +19,12 @@ the other instead of turning into a silent `None`.
 * `live.json` (`LiveStatus`): the last seconds, rewritten every second, for
   progress on the terminal.
 
+Traced runs (`--harness-trace-sampling`): every cell counts its requests sent with
+a sampled `traceparent` (`traced`), every delta window carries that second's
+trace candidates (`DeltaWindow.traces`), and `client.json` keeps, from the
+measured window, the slowest sampled requests per endpoint and a uniform
+reservoir of them (`ClientTraces`; see `harness.loadgen.traces`).
+
 Scope: latency, throughput, failures, degraded/partial counts and freshness
 cover the measured windows; `checks.tenant_leaks` and
 `checks.unexpected_statuses` cover the whole run (a tenant leak during the
@@ -64,6 +70,32 @@ class ClientEndpoint(_Model):
     warmup_failures: int = 0
     cooldown_count: int = 0
     cooldown_failures: int = 0
+    traced: int = 0
+    """Requests sent with a sampled `traceparent` (`--harness-trace-sampling`)."""
+
+
+class TraceSample(_Model):
+    """One request sent with a sampled `traceparent`: enough to find its spans."""
+
+    trace_id: str
+    """32 lowercase hex digits, as in the `traceparent` and the service's spans."""
+    endpoint: str
+    t: float
+    """When the request started (epoch seconds)."""
+    latency_ms: float
+    failure: str | None = None
+
+
+class ClientTraces(_Model):
+    """The sampled requests the plugin kept from the measured window."""
+
+    sampling: float | None = None
+    slowest_n: int
+    reservoir_size: int
+    slowest: dict[str, list[TraceSample]] = {}
+    """Endpoint -> its slowest sampled requests, slowest first."""
+    reservoir: list[TraceSample] = []
+    """A uniform random sample of every endpoint's sampled requests, in start order."""
 
 
 class Freshness(_Model):
@@ -134,6 +166,7 @@ class DeltaCell(_Model):
     partial: int = 0
     unexpected: dict[str, int] = {}
     """Unexpected HTTP statuses ("500" -> count), kept for the whole run."""
+    traced: int = 0
 
 
 class DeltaWindow(_Model):
@@ -144,6 +177,9 @@ class DeltaWindow(_Model):
     freshness: str | None = None
     """The writer's commit-to-visible lags of writes started in this second, µs."""
     freshness_timeouts: int = 0
+    traces: list[TraceSample] = []
+    """This process's candidates among the sampled requests that started in this second
+    (per endpoint the slowest, and the lowest-ranked for the reservoir)."""
 
 
 class Delta(_Model):
@@ -215,6 +251,8 @@ class ClientDoc(_Model):
     events: list[Event] = []
     server_window: dict[str, float] = {}
     """When the plugin scraped the service at the window's `start` and `end`."""
+    traces: ClientTraces | None = None
+    """Traced runs only (`--harness-trace-sampling`)."""
 
 
 class LiveEndpoint(_Model):
