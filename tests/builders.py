@@ -376,3 +376,62 @@ def build_run(endpoints: Mapping[str, EndpointSpec], seconds: int = 60, warmup_s
                           artifacts={"interval_log": "windows.hlog"},
                           interval_log=client.interval_log)
     return BuiltRun(result=built, log=log, client=client, windows=windows, scrapes=scrapes)
+
+
+# ---- spans.jsonl (OTLP-JSON lines, as the service's jsonl exporter writes them) -------------
+
+OTLP_KINDS = {"internal": 1, "server": 2, "client": 3}
+
+
+def _ns(t: float) -> int:
+    """Epoch seconds as integer ns, exactly for whole seconds (a float of ~1.8e18 ns would
+    be off by up to 256 ns)."""
+    whole = int(t)
+    return whole * 10**9 + round((t - whole) * 1e9)
+
+
+def otlp_span(trace_id: str, span_id: str, name: str, start_ms: float, end_ms: float,
+              parent: str | None = None, kind: str = "internal", t0: float = T0,
+              **attributes: object) -> dict:
+    """One span as the OTLP-JSON file exporter writes it: hex ids, times in ns since the
+    epoch as strings, `kind` as a number, typed attribute values. Times are ms after `t0`
+    (epoch seconds); attribute names use `_` for `.` (`db_system="postgresql"`)."""
+    def typed(v: object) -> dict:
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": str(v)}
+
+    span = {"traceId": trace_id, "spanId": span_id, "flags": 256, "name": name,
+            "kind": OTLP_KINDS[kind],
+            "startTimeUnixNano": str(_ns(t0) + round(start_ms * 1e6)),
+            "endTimeUnixNano": str(_ns(t0) + round(end_ms * 1e6)),
+            "attributes": [{"key": k.replace("_", "."), "value": typed(v)}
+                           for k, v in attributes.items()],
+            "status": {}}
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def otlp_server_span(trace_id: str, span_id: str, method: str, route: str, start_ms: float,
+                     end_ms: float, client_span: str = "00f067aa0ba902b7",
+                     t0: float = T0) -> dict:
+    """The FastAPI server span of one request, child of the client's (absent) span."""
+    span = otlp_span(trace_id, span_id, f"{method} {route}", start_ms, end_ms,
+                     parent=client_span, kind="server", t0=t0, http_method=method)
+    span["attributes"].append({"key": "http.route", "value": {"stringValue": route}})
+    return span
+
+
+def otlp_line(spans: list[dict], pid: int = 4242) -> str:
+    """One exported batch: one line of `spans.jsonl`."""
+    import json
+
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "target_service"}},
+                               {"key": "process.pid", "value": {"intValue": str(pid)}}]}
+    return json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [
+        {"scope": {"name": "test"}, "spans": spans}]}]})

@@ -27,6 +27,7 @@ from harness.model.result import (
     RunInfo,
     RunResult,
     ServerSide,
+    TraceSummary,
     Windows,
 )
 
@@ -121,8 +122,10 @@ def agreement(endpoints: dict[str, EndpointResult], server_total: int | None) ->
 def build(info: RunInfo, client: ClientDoc, seconds: list[ClientWindow],
           server: ServerSide | None, memory: dict[str, MemoryGrowth] | None = None,
           artifacts: dict[str, str] | None = None,
-          interval_log: str = "windows.hlog") -> RunResult:
-    """The run's result; `server` is None when the window's scrapes are missing."""
+          interval_log: str = "windows.hlog",
+          traces: TraceSummary | None = None) -> RunResult:
+    """The run's result; `server` is None when the window's scrapes are missing, `traces`
+    when the run was not traced (`harness.analysis.traces.summarize` builds it)."""
     span = measured_seconds(client)
     server_counts = {name: r.count for name, r in server.routes.items()} if server else {}
     endpoints = {
@@ -137,4 +140,4 @@ def build(info: RunInfo, client: ClientDoc, seconds: list[ClientWindow],
         windows=windows(seconds, endpoints, interval_log), server=server,
         correctness=correctness(client), generator=generator(client, memory or {}),
         agreement=agreement(endpoints, server_total), events=list(client.events),
-        artifacts=artifacts or {})
+        artifacts=artifacts or {}, traces=traces)

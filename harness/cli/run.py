@@ -15,6 +15,10 @@ from harness.model.result import RunResult
 from harness.run.progress import Progress
 from harness.stack.stack import StackConfig
 
+DEFAULT_TRACE_SAMPLING = 0.1
+"""`--trace` without `--trace-sampling`: the sampling whose overhead docs/tracing-notes.md
+measures (a fully sampled run writes tens of MB of spans a minute)."""
+
 
 @app.command("run")
 def run(
@@ -53,6 +57,13 @@ def run(
     policy: PolicyOpt = None,
     allow_mismatch: AllowOpt = False,
     store: StoreOpt = Path("baselines"),
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Trace the run: the target exports spans into the run directory "
+                        "(spans.jsonl), every request carries a client-made W3C traceparent, "
+                        "and result.json gets the slowest traces' breakdown.")] = False,
+    trace_sampling: Annotated[float | None, typer.Option(
+        help="Share of requests traced (0..1; implies --trace). Default with --trace: "
+             "0.1.")] = None,
     rounds: Annotated[int, typer.Option(
         help="Repeat the run this many times as one run set (a baseline of rounds; "
              "5+ rounds a side compare run-level values).")] = 1,
@@ -75,6 +86,8 @@ def run(
     stack = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
                         state_dir=state_dir, port=port, target_workers=target_workers,
                         faults=faults, target_cpus=parse_cpus(target_cpus))
+    if trace_sampling is None and trace:
+        trace_sampling = DEFAULT_TRACE_SAMPLING
     configs = []
     for name in [p.strip() for p in profile.split(",")]:
         config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
@@ -82,7 +95,7 @@ def run(
                            workers=workers, remote_workers=remote_workers,
                            master_bind_host=master_bind_host, pace_scale=pace_scale,
                            locust_cpus=parse_cpus(locust_cpus), out=out,
-                           stack=replace(stack, profile=name))
+                           stack=replace(stack, profile=name), trace_sampling=trace_sampling)
         config.validate()  # every profile before the first run starts
         configs.append(config)
     # a baseline or policy that cannot be used is exit 2 now, not after the run

@@ -121,6 +121,8 @@ class RunInfo(_Model):
     workers: int
     target_workers: int
     faults: str
+    trace_sampling: float | None = None
+    """`harness run --trace`: the sampling probability of the run's traces (None: untraced)."""
     dataset: DatasetInfo
     database: Literal["embedded", "external"]
     git_commit: str | None
@@ -357,6 +359,91 @@ class Windows(_Model):
     seconds: list[Window]
 
 
+TRACE_CATEGORIES = ("app", "db", "pool_wait", "cache", "upstream", "serialization")
+"""Where a traced request's server time goes (`harness.analysis.traces`)."""
+
+
+class TimeBreakdown(_Model):
+    """A traced request's server time by category: exclusive (self) time over the span
+    tree, parallel spans sharing each instant, so the categories add up to the server
+    span's duration (ms), or to 1 as shares."""
+
+    app: float = 0.0
+    """The handler's own code: the server span and spans of no other category (response
+    serialization included while the service has no serialization span)."""
+    db: float = 0.0
+    """Database client spans (asyncpg queries)."""
+    pool_wait: float = 0.0
+    """Waiting for a pooled connection (`db.pool.acquire`)."""
+    cache: float = 0.0
+    """`cache.*` spans' own time: lookups, loads around their queries, single-flight waits."""
+    upstream: float = 0.0
+    """ElevenLabs: `elevenlabs.*` spans and the HTTP client spans under them."""
+    serialization: float = 0.0
+    """Spans named `serialize*`/`render*`; 0 while the service emits none (`no_spans`)."""
+
+
+class SlowTrace(_Model):
+    """One of an endpoint's slowest sampled requests, and where its time went."""
+
+    trace_id: str
+    t: float
+    """When the request started (epoch seconds)."""
+    client_ms: float | None = None
+    """Latency the client measured (None: picked by server duration, no client sample)."""
+    failure: str | None = None
+    server_ms: float | None = None
+    """Duration of its server span (None: not in the span file)."""
+    network_queue_ms: float | None = None
+    """`client_ms - server_ms`: network, accept queue, event loop, the generator."""
+    spans: int = 0
+    breakdown_ms: TimeBreakdown | None = None
+
+
+class EndpointTraces(_Model):
+    traced_requests: int = 0
+    """Requests the client sent with a sampled traceparent in the measured window."""
+    server_traces: int = 0
+    """Request traces of this endpoint in the span file, started in the measured window."""
+    mean_ms: TimeBreakdown = TimeBreakdown()
+    """Per trace, on average."""
+    shares: TimeBreakdown = TimeBreakdown()
+    slowest: list[SlowTrace] = []
+    """Slowest first (by client latency)."""
+
+
+class ClientServerGap(_Model):
+    """Client latency minus server span duration over the kept samples (ms)."""
+
+    samples: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: float | None = None
+
+
+class TraceSummary(_Model):
+    """`harness run --trace`: the service's spans of the run (`spans.jsonl`), summarized."""
+
+    sampling: float | None = None
+    spans_file: str = "spans.jsonl"
+    spans: int = 0
+    traces: int = 0
+    """Request traces (rooted at a server span) started in the measured window."""
+    background_traces: int = 0
+    """Traces without a server span: jobs, cache refreshes, KPI view refreshes."""
+    shares: TimeBreakdown = TimeBreakdown()
+    """Over every request trace of the window: each category's share of server time."""
+    endpoints: dict[str, EndpointTraces] = {}
+    client_vs_server: ClientServerGap = ClientServerGap()
+    unmatched: list[str] = []
+    """Kept client trace ids without a server span (the first 20)."""
+    unmatched_count: int = 0
+    no_spans: list[str] = []
+    """Categories no span of the file belongs to: 0 because unmeasured, not because free."""
+    malformed_lines: int = 0
+    notes: list[str] = []
+
+
 class RunResult(_Model):
     """The whole `result.json`."""
 
@@ -372,6 +459,8 @@ class RunResult(_Model):
     agreement: Agreement
     events: list[Event] = []
     artifacts: dict[str, str] = Field(default_factory=dict)
+    traces: TraceSummary | None = None
+    """Traced runs only (`harness run --trace`); absent in older records."""
 
 
 def iso_time(ts: float | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.model.result import RunResult
+from harness.model.result import TRACE_CATEGORIES, RunResult, TraceSummary
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -54,4 +54,48 @@ def summary_markdown(result: RunResult) -> str:
     if g.saturated:
         lines.append("**Warning: the load generator was saturated; latencies describe it, "
                      "not the service.**")
+    if result.traces is not None:
+        lines += ["", *trace_markdown(result.traces)]
     return "\n".join(lines) + "\n"
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f}%"
+
+
+def trace_markdown(t: TraceSummary) -> list[str]:
+    """Where the traced requests' server time went, and the slowest traces."""
+    cats = " | ".join(TRACE_CATEGORIES)
+    lines = [
+        (f"### Traces ({t.traces:,} request traces sampled at "
+         f"{_fmt(t.sampling, 2)}, `{t.spans_file}`)"),
+        "",
+        ("Share of server time by category (exclusive time over the span tree; parallel "
+         "spans share each instant)."),
+        "",
+        f"| endpoint | traces | {cats} |",
+        "|---|---:|" + "---:|" * len(TRACE_CATEGORIES),
+        f"| all | {t.traces:,} | "
+        + " | ".join(_pct(getattr(t.shares, c)) for c in TRACE_CATEGORIES) + " |",
+    ]
+    for name, e in t.endpoints.items():
+        lines.append(f"| `{name}` | {e.server_traces:,} | "
+                     + " | ".join(_pct(getattr(e.shares, c)) for c in TRACE_CATEGORIES) + " |")
+    gap = t.client_vs_server
+    if gap.samples:
+        lines += ["", (f"Client latency minus server span (network + queueing), over "
+                       f"{gap.samples} kept samples: p50 {_fmt(gap.p50_ms, 2)} ms, "
+                       f"p95 {_fmt(gap.p95_ms, 2)} ms.")]
+    slow = [(name, s) for name, e in t.endpoints.items() for s in e.slowest[:1]]
+    if slow:
+        lines += ["", "| slowest of | trace id | client ms | server ms | net+queue ms | "
+                      + cats + " |",
+                  "|---|---|---:|---:|---:|" + "---:|" * len(TRACE_CATEGORIES)]
+        for name, s in slow:
+            b = s.breakdown_ms
+            lines.append(f"| `{name}` | `{s.trace_id}` | {_fmt(s.client_ms)} | "
+                         f"{_fmt(s.server_ms)} | {_fmt(s.network_queue_ms)} | "
+                         + " | ".join(_fmt(getattr(b, c)) if b else "–"
+                                      for c in TRACE_CATEGORIES) + " |")
+    lines += [f"_{note}_" for note in t.notes]
+    return lines

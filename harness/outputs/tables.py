@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from harness.model.result import EndpointResult, RunResult
+from harness.model.result import TRACE_CATEGORIES, EndpointResult, RunResult, TraceSummary
 
 
 def _ms(value: float | None) -> str:
@@ -36,7 +36,29 @@ def run_table(result: RunResult) -> Group:
                           f"{100 * result.agreement.diff_ratio:.2f}%"))
     for note in result.run.notes:
         notes.append(Text(note, style="yellow"))
+    if result.traces is not None:
+        notes.insert(0, trace_table(result.traces))
     return Group(table, *notes)
+
+
+def trace_table(t: TraceSummary) -> Table:
+    """Per endpoint: where the server time of its traces went, and its slowest trace."""
+    table = Table(title=f"traces: {t.traces:,} sampled at "
+                        f"{'–' if t.sampling is None else f'{t.sampling:g}'} "
+                        "(share of server time; slowest trace)")
+    for col in ("endpoint", "traces", *TRACE_CATEGORIES, "slowest trace", "client ms",
+                "server ms"):
+        table.add_column(col, justify="left" if col in ("endpoint", "slowest trace")
+                         else "right")
+    rows = [("all", t.traces, t.shares, None), *((k, e.server_traces, e.shares,
+                                                 e.slowest[0] if e.slowest else None)
+                                                for k, e in t.endpoints.items())]
+    for name, n, shares, slow in rows:
+        table.add_row(name, f"{n:,}", *(f"{100 * getattr(shares, c):.0f}%"
+                                        for c in TRACE_CATEGORIES),
+                      slow.trace_id if slow else "", _ms(slow.client_ms if slow else None),
+                      _ms(slow.server_ms if slow else None))
+    return table
 
 
 def side_by_side(runs: list[RunResult]) -> Table:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.run import layout
 from harness.stack.stack import StackConfig
 from scenarios import SCENARIOS, SHAPE_NAMES
 
@@ -36,6 +37,14 @@ class RunConfig:
     locust_cpus: set[int] | None = None
     out: Path = Path("reports")
     stack: StackConfig = field(default_factory=StackConfig)
+    trace_sampling: float | None = None
+    """None: no tracing. Otherwise the target exports spans into the run directory
+    (`spans.jsonl`) and every request carries a client-made W3C `traceparent`, sampled
+    with this probability (the service's own traces use the same ratio)."""
+
+    @property
+    def trace(self) -> bool:
+        return self.trace_sampling is not None
 
     @property
     def profile(self) -> str:
@@ -60,13 +69,30 @@ class RunConfig:
             raise UsageError("--workers must not be negative")
         if self.pace_scale < 0:
             raise UsageError("--pace-scale must not be negative")
+        if self.trace_sampling is not None and not 0.0 <= self.trace_sampling <= 1.0:
+            raise UsageError(f"--trace-sampling must be between 0 and 1, not "
+                             f"{self.trace_sampling}")
         self.stack.validate()
 
     def stack_for(self, run_dir: Path) -> StackConfig:
         """The stack of one run in `run_dir` (the scenario may set target options, e.g.
-        upstream_faults' short configuration freshness)."""
-        env = {**SCENARIOS[self.scenario].target_env, **self.stack.target_env}
+        upstream_faults' short configuration freshness), and traced runs the span exporter."""
+        env = {**SCENARIOS[self.scenario].target_env, **self.stack.target_env,
+               **self.tracing_env(run_dir)}
         return replace(self.stack, run_dir=run_dir, target_env=env)
+
+    def tracing_env(self, run_dir: Path) -> dict[str, str]:
+        """The target's tracing settings: OTLP-JSON lines appended to `spans.jsonl` in the
+        run directory (one file shared by every uvicorn worker; flushed when the target
+        stops gracefully). The batch processor's queue is raised from its default 2048
+        spans (a full queue drops spans): a fully sampled run makes ~250 spans a second,
+        and its exporter thread competes for the same core as the requests."""
+        if self.trace_sampling is None:
+            return {}
+        return {"TARGET_TRACING__EXPORTER": "jsonl",
+                "TARGET_TRACING__JSONL_PATH": str(layout.spans_jsonl(run_dir).resolve()),
+                "TARGET_TRACING__SAMPLING": repr(float(self.trace_sampling)),
+                "OTEL_BSP_MAX_QUEUE_SIZE": "65536"}
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")

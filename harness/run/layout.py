@@ -9,6 +9,7 @@ reports/runs/<run-id>/
   live.json       the last seconds, for progress (the plugin)
   metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom.gz, scrapes.jsonl
   processes.csv   RSS and CPU of every process, every 2 s
+  spans.jsonl     the target's spans, OTLP-JSON lines (traced runs: harness run --trace)
   logs/           one log per process
   dataset.json    the dataset manifest
   result.json     the run record (harness.run.record)
@@ -31,6 +32,7 @@ from harness.model.result import RunInfo, RunResult, load
 RUN_INFO = "run.json"
 RESULT = "result.json"
 GATE = "gate.json"
+SPANS = "spans.jsonl"
 
 
 def run_dir(out: Path, run_id: str) -> Path:
@@ -43,6 +45,10 @@ def metrics_dir(run: Path) -> Path:
 
 def processes_csv(run: Path) -> Path:
     return run / "processes.csv"
+
+
+def spans_jsonl(run: Path) -> Path:
+    return run / SPANS
 
 
 def live_json(run: Path) -> Path:

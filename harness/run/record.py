@@ -10,16 +10,18 @@ is missing is said in the record's notes, never silently dropped.
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 from harness.analysis import collect as assemble
 from harness.analysis import server_metrics
+from harness.analysis import traces as trace_summary
 from harness.analysis.memory import memory_growth
 from harness.errors import ConfigError
 from harness.loadgen.output import CLIENT_FILE, INTERVAL_LOG
 from harness.model import intervals
 from harness.model.client import ClientDoc, load_client, load_windows
-from harness.model.result import RunResult, iso_time, save
+from harness.model.result import RunInfo, RunResult, TraceSummary, iso_time, save
 from harness.model.scrape import INDEX_FILE, load_index
 from harness.outputs import markdown, timeseries
 from harness.run import layout
@@ -60,6 +62,41 @@ def scrapes(run: Path, client: ClientDoc) -> tuple[server_metrics.Scrape | None,
     return start, end, during
 
 
+def read_spans(path: Path) -> tuple[list[trace_summary.Span], int]:
+    """The spans of `spans.jsonl`, and how many lines could not be read (a line cut
+    short by a target that was killed, say)."""
+    spans: list[trace_summary.Span] = []
+    bad = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                spans.extend(trace_summary.parse_batch(json.loads(line)))
+            except ValueError:
+                bad += 1
+    return spans, bad
+
+
+def traces(run: Path, info: RunInfo, client: ClientDoc, notes: list[str]) -> TraceSummary | None:
+    """The trace summary of a traced run (None when it was not traced)."""
+    path = layout.spans_jsonl(run)
+    if info.trace_sampling is None and not path.exists():
+        return None
+    if not path.exists():
+        notes.append(f"the run was traced but {path.name} is missing (the target never "
+                     "exported, or was killed before it flushed)")
+        return None
+    spans, bad = read_spans(path)
+    traced = {k: e.traced for k, e in client.endpoints.items() if e.traced}
+    summary = trace_summary.summarize(
+        spans, client.traces, traced, window=(client.measure_from, client.stopping_at),
+        spans_file=path.name, malformed_lines=bad)
+    if summary.sampling is None:
+        summary.sampling = info.trace_sampling
+    return summary
+
+
 def collect(run: Path) -> RunResult:
     """The run record of a run directory (ConfigError when there is nothing to build from)."""
     info = layout.load_run_info(run)
@@ -80,6 +117,7 @@ def collect(run: Path) -> RunResult:
         if server.failed_scrapes:
             notes.append(f"{len(server.failed_scrapes)} of "
                          f"{server.scrapes + len(server.failed_scrapes)} metric scrapes failed")
+    summary = traces(run, info, client, notes)
     # the settings the service reported: at the window's opening, else its first answer
     first = start or next((s for s in during if s.text is not None), None)
     target = server_metrics.target_settings(server_metrics.parse(first.text)) if first else None
@@ -87,9 +125,13 @@ def collect(run: Path) -> RunResult:
         "measure_from": iso_time(client.measure_from),
         "ended_at": iso_time(client.ended_at or client.stopping_at) or info.ended_at,
         "notes": notes, "target": target})
+    artifacts = dict(ARTIFACTS)
+    if summary is not None:
+        artifacts["spans"] = layout.SPANS
     return assemble.build(info, client, load_windows(run / client.windows_file), server,
                           memory=memory_growth(read_csv(layout.processes_csv(run))),
-                          artifacts=dict(ARTIFACTS), interval_log=client.interval_log)
+                          artifacts=artifacts, interval_log=client.interval_log,
+                          traces=summary)
 
 
 def write(result: RunResult, run: Path) -> list[Path]:

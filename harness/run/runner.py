@@ -10,6 +10,11 @@ where). Turning the directory into `result.json` and the other outputs is a
 separate step (`harness.run.record`), so a run directory can be collected
 again later and a failure while writing outputs never leaves processes behind.
 
+A traced run (`RunConfig.trace_sampling`) starts the target with the JSON-lines
+span exporter writing `spans.jsonl` into the run directory and tells the plugin
+to send a client-made `traceparent` with every request; the target is stopped
+with SIGTERM like every run, so its exporter flushes before `record` reads the file.
+
 `Run.execute()` returns on every path: success, Ctrl-C, SIGTERM, a component
 dying. Locust, the monitors, the service, the stub and the database are
 stopped in that order first; signals that arrive during that teardown are
@@ -194,6 +199,8 @@ class Run:
             args += ["--harness-stub-url", info.stub_url]
         if cfg.shape:
             args += ["--harness-shape", cfg.shape]
+        if cfg.trace_sampling is not None:  # forwarded by the master to its workers
+            args += ["--harness-trace-sampling", repr(float(cfg.trace_sampling))]
         return args
 
     def _start_locust(self, info: StackInfo) -> None:
@@ -265,7 +272,7 @@ class Run:
             shape=cfg.shape or "steady", profile=cfg.profile, users=cfg.users,
             spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, warmup_s=cfg.warmup_s,
             workers=cfg.workers + cfg.remote_workers, target_workers=cfg.stack.target_workers,
-            faults=cfg.stack.faults,
+            faults=cfg.stack.faults, trace_sampling=cfg.trace_sampling,
             dataset=DatasetInfo(preset=manifest.get("preset", cfg.stack.dataset),
                                 seed=manifest.get("seed", cfg.stack.seed),
                                 generator_version=manifest.get("generator_version", 0),

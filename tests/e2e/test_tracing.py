@@ -1,0 +1,137 @@
+"""Traced runs as a user starts them: `harness run --trace`, and the service's exemplars.
+
+Real processes on `tiny`: the generator's trace ids must come back in the service's
+spans, the summary must show where the time went, and nothing the clients sent as a
+secret (API keys) or in a query string may appear in a span or an exemplar.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from harness.loadgen.traces import TraceparentSource
+from harness.run.config import RunConfig
+from harness.stack.stack import Stack, StackConfig
+from tests.e2e.test_run import harness_run, only_result
+
+pytestmark = pytest.mark.e2e
+QUERY_VALUES = ("granularity=", "?from=", "&to=", "limit=", "before=", "secret-query-value")
+
+
+def api_keys(manifest: dict) -> list[str]:
+    keys = [u["api_key"] for u in manifest["users"]]
+    assert keys and all(len(k) >= 16 for k in keys)
+    return keys
+
+
+def spans_of(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text().splitlines():
+        for rs in json.loads(line)["resourceSpans"]:
+            for ss in rs["scopeSpans"]:
+                out.extend(ss["spans"])
+    return out
+
+
+def assert_no_secret(text: str, keys: list[str]) -> None:
+    leaked = [k for k in keys if k in text]
+    assert not leaked, f"{len(leaked)} API key(s) in the text"
+    assert "Bearer" not in text
+    for value in QUERY_VALUES:
+        assert value not in text, value
+
+
+def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: Path,
+                                                                     tmp_path: Path):
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "4",
+                       "--spawn-rate", "4", "--duration", "5s", "--warmup", "1s",
+                       "--trace", "--trace-sampling", "1.0")
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    run_dir, result = only_result(out)
+    spans_file = run_dir / "spans.jsonl"
+    assert spans_file.exists() and result["artifacts"]["spans"] == "spans.jsonl"
+    assert result["run"]["trace_sampling"] == 1.0
+
+    spans = spans_of(spans_file)
+    server = [s for s in spans if s["kind"] == 2]
+    server_ids = {s["traceId"] for s in server}
+    # every server span continues a client trace (its parent is the client's span)
+    assert server and all(s.get("parentSpanId") for s in server)
+    client = json.loads((run_dir / "client.json").read_text())
+    kept = {s["trace_id"] for s in client["traces"]["reservoir"]} | {
+        s["trace_id"] for v in client["traces"]["slowest"].values() for s in v}
+    assert kept and kept <= server_ids
+    # at sampling 1.0 every measured request was sent sampled
+    for key, endpoint in client["endpoints"].items():
+        assert endpoint["traced"] == endpoint["count"], key
+
+    traces = result["traces"]
+    assert traces["sampling"] == 1.0 and traces["unmatched_count"] == 0
+    assert traces["traces"] > 0
+    assert traces["shares"]["db"] > 0 and traces["shares"]["cache"] > 0
+    assert "serialization" in traces["no_spans"]  # the dashboard calls no upstream either
+    assert sum(traces["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    for key in ("GET /api/v1/dashboard/overview", "GET /api/v1/dashboard/analytics"):
+        endpoint = traces["endpoints"][key]
+        slow = endpoint["slowest"][0]
+        assert slow["trace_id"] in server_ids and slow["server_ms"] > 0
+        assert slow["client_ms"] >= slow["server_ms"]  # the client waited for the server
+        assert slow["breakdown_ms"]["db"] + slow["breakdown_ms"]["cache"] > 0
+        assert sum(slow["breakdown_ms"].values()) == pytest.approx(slow["server_ms"], abs=0.01)
+    # a real trace holds the server span, the cache and the DB under it
+    names = {s["name"] for s in spans if s["traceId"] == slow["trace_id"]}
+    assert any(n.startswith("cache.lookup") for n in names)
+    assert "Traces" in (run_dir / "summary.md").read_text()
+    assert_no_secret(spans_file.read_text(),
+                     api_keys(json.loads((run_dir / "dataset.json").read_text())))
+
+
+def test_exemplars_link_sampled_requests_to_their_traces(state_dir: Path, tmp_path: Path):
+    """The service under the harness's tracing settings: sampled requests (and only they)
+    are exemplars of the request-duration histogram in OpenMetrics, and their spans are
+    in the file once the target has stopped; the plain format has no exemplar."""
+    run_dir = tmp_path / "run"
+    env = RunConfig(trace_sampling=1.0).tracing_env(run_dir)
+    config = StackConfig(dataset="tiny", state_dir=state_dir, run_dir=run_dir, target_env=env)
+    source = TraceparentSource(0.5, random.Random(8))
+    sampled, unsampled = set(), set()
+    with Stack(config) as stack:
+        info = stack.info
+        manifest = json.loads(Path(info.manifest).read_text())
+        user = max(manifest["users"], key=lambda u: u["weight"])
+        auth = {"Authorization": f"Bearer {user['api_key']}"}
+        with httpx.Client(base_url=info.target_url, timeout=10) as http:
+            while len(sampled) < 5 or len(unsampled) < 5:
+                header, trace_id, is_sampled = source.next()
+                r = http.get("/api/v1/activity", headers={**auth, "traceparent": header},
+                             params={"limit": 5, "before": "secret-query-value"})
+                assert r.status_code in (200, 422), r.text
+                (sampled if is_sampled else unsampled).add(trace_id)
+            om = http.get("/metrics", headers={
+                "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})
+            plain = http.get("/metrics")
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert "# {" not in plain.text
+    exemplars = [s.exemplar for f in text_string_to_metric_families(om.text)
+                 if f.name == "http_request_duration_seconds"
+                 for s in f.samples if s.exemplar is not None]
+    assert exemplars
+    ids = {e.labels["trace_id"] for e in exemplars}
+    assert ids <= sampled and not ids & unsampled
+    assert all(set(e.labels) == {"trace_id", "span_id"} for e in exemplars)
+    keys = api_keys(manifest)
+    assert_no_secret(" ".join(json.dumps(e.labels) for e in exemplars), keys)
+    # the target stopped gracefully: its spans are flushed, only the sampled requests'
+    spans = spans_of(run_dir / "spans.jsonl")
+    traced = {s["traceId"] for s in spans if s["kind"] == 2}
+    assert sampled <= traced and not traced & unsampled
+    assert_no_secret((run_dir / "spans.jsonl").read_text(), keys)
