@@ -92,6 +92,8 @@ def mismatches(base: Sequence[RunResult], cur: Sequence[RunResult]) -> list[str]
                 "spawn rate": run.spawn_rate, "duration": run.duration_s,
                 "dataset": (run.dataset.preset, run.dataset.seed, run.dataset.generator_version),
                 "faults": run.faults, "target workers": run.target_workers,
+                # tracing costs the service CPU and latency (docs/tracing-notes.md)
+                "trace sampling": run.trace_sampling,
                 "CPU model": machine.cpu_model if machine else None,
                 "CPU count": machine.logical_cpus if machine else run.cpu_count}
     out = []

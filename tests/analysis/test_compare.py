@@ -267,3 +267,11 @@ def test_short_runs_give_inconclusive_server_p95s_not_a_crash():
     gate = compare([hrun(1, seconds=12)], [hrun(2, seconds=12)], policy_settings())
     pool = check(gate, "pool_wait_p95 pool")
     assert pool.verdict == "inconclusive" and "longer" in pool.advice
+
+
+def test_a_traced_run_is_not_compared_with_an_untraced_one():
+    base, cur = run(1), run(2)
+    traced = cur.result.model_copy(deep=True)
+    traced.run.trace_sampling = 0.1
+    with pytest.raises(ConfigError, match="trace sampling"):
+        compare([base], [RunData(traced, cur.log)], settings())
