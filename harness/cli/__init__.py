@@ -46,6 +46,17 @@ DbUrlOpt = Annotated[str | None, typer.Option(
     help="External PostgreSQL URL (default: embedded PostgreSQL under .harness/pg).")]
 StateOpt = Annotated[Path, typer.Option("--state-dir", help="Where embedded data lives.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Reports directory (runs/<id>/ inside).")]
+# The load options `harness run` and `harness ab` share (defaults stay at the call site).
+UsersOpt = Annotated[int, typer.Option("--users", help="Concurrent simulated users.")]
+SpawnRateOpt = Annotated[float, typer.Option("--spawn-rate", help="Users started per second.")]
+WarmupOpt = Annotated[str, typer.Option("--warmup", help="Load before measuring, excluded.")]
+WorkersOpt = Annotated[int, typer.Option("--workers",
+                                         help="Local Locust workers (0: one process).")]
+TargetWorkersOpt = Annotated[int, typer.Option("--target-workers",
+                                               help="uvicorn workers of the target.")]
+FaultsOpt = Annotated[str, typer.Option("--faults", help="ElevenLabs stub fault preset.")]
+PaceScaleOpt = Annotated[float, typer.Option(
+    "--pace-scale", help="Multiply every user's pace (0: unpaced, closed loop).")]
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -7,7 +7,22 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import DatasetOpt, DbUrlOpt, SeedOpt, StateOpt, app, err, stdout
+from harness.cli import (
+    DatasetOpt,
+    DbUrlOpt,
+    FaultsOpt,
+    PaceScaleOpt,
+    SeedOpt,
+    SpawnRateOpt,
+    StateOpt,
+    TargetWorkersOpt,
+    UsersOpt,
+    WarmupOpt,
+    WorkersOpt,
+    app,
+    err,
+    stdout,
+)
 from harness.cli.gate import AllowOpt, GateFailed, PolicyOpt, StoreOpt, load_policy
 from harness.errors import UsageError
 
@@ -22,16 +37,16 @@ def ab(
     scenario: Annotated[str, typer.Option(help="The scenario both sides run.")] = "mixed",
     profile: Annotated[str, typer.Option(
         help="The profile `toggles:` and `ref:` sides start from.")] = "optimized",
-    users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 50,
-    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    users: UsersOpt = 50,
+    spawn_rate: SpawnRateOpt = 10.0,
     duration: Annotated[str, typer.Option(help="Measured time per run, e.g. 60s.")] = "60s",
-    warmup: Annotated[str, typer.Option(help="Load before measuring, excluded.")] = "10s",
+    warmup: WarmupOpt = "10s",
     dataset: DatasetOpt = "small",
     seed: SeedOpt = 42,
-    workers: Annotated[int, typer.Option(help="Local Locust workers (0: one process).")] = 1,
-    target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
-    faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
-    pace_scale: Annotated[float, typer.Option(help="Multiply every user's pace.")] = 1.0,
+    workers: WorkersOpt = 1,
+    target_workers: TargetWorkersOpt = 1,
+    faults: FaultsOpt = "healthy",
+    pace_scale: PaceScaleOpt = 1.0,
     database_url: DbUrlOpt = None,
     out: Annotated[Path, typer.Option(help="Reports directory (ab/<id>/, runs/<id>/).")
                    ] = Path("reports"),

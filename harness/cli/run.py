@@ -8,7 +8,22 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import DatasetOpt, DbUrlOpt, SeedOpt, StateOpt, app, err, stdout
+from harness.cli import (
+    DatasetOpt,
+    DbUrlOpt,
+    FaultsOpt,
+    PaceScaleOpt,
+    SeedOpt,
+    SpawnRateOpt,
+    StateOpt,
+    TargetWorkersOpt,
+    UsersOpt,
+    WarmupOpt,
+    WorkersOpt,
+    app,
+    err,
+    stdout,
+)
 from harness.cli.gate import AllowOpt, PolicyOpt, StoreOpt
 from harness.errors import RunFailed, UsageError
 from harness.model.result import RunResult
@@ -27,26 +42,25 @@ def run(
     profile: Annotated[str, typer.Option(
         help="optimized | naive, or both as 'optimized,naive': one run each, then a "
              "side-by-side table")] = "optimized",
-    users: Annotated[int, typer.Option(help="Concurrent simulated users.")] = 50,
-    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 10.0,
+    users: UsersOpt = 50,
+    spawn_rate: SpawnRateOpt = 10.0,
     duration: Annotated[str, typer.Option(help="Measured time, e.g. 60s, 2m.")] = "60s",
-    warmup: Annotated[str, typer.Option(help="Load before measuring, excluded.")] = "10s",
+    warmup: WarmupOpt = "10s",
     dataset: DatasetOpt = "small",
     seed: SeedOpt = 42,
-    workers: Annotated[int, typer.Option(help="Local Locust workers (0: one process).")] = 1,
+    workers: WorkersOpt = 1,
     remote_workers: Annotated[int, typer.Option(
         help="Extra workers expected from other machines (harness worker).")] = 0,
     master_bind_host: Annotated[str, typer.Option(
         help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
-    target_workers: Annotated[int, typer.Option(help="uvicorn workers of the target.")] = 1,
+    target_workers: TargetWorkersOpt = 1,
     port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
     target_cpus: Annotated[str | None, typer.Option(
         help="Pin target and stub to these CPUs (e.g. 0 or 0-1).")] = None,
     locust_cpus: Annotated[str | None, typer.Option(
         help="Pin the Locust processes to these CPUs.")] = None,
-    pace_scale: Annotated[float, typer.Option(
-        help="Multiply every user's pace (0: unpaced, closed loop).")] = 1.0,
-    faults: Annotated[str, typer.Option(help="ElevenLabs stub fault preset.")] = "healthy",
+    pace_scale: PaceScaleOpt = 1.0,
+    faults: FaultsOpt = "healthy",
     shape: Annotated[str | None, typer.Option(help="steady | ramp | spike | soak")] = None,
     database_url: DbUrlOpt = None,
     out: Annotated[Path, typer.Option(help="Reports directory (runs/<id>/ inside).")] = Path(
