@@ -57,6 +57,8 @@ def ab(
 ) -> None:
     """Measure A and B in alternating rounds on this machine; gate B against A, paired by
     round: exit 0 pass, 1 regressed, 2 bad input, 3 a run failed or cannot judge."""
+    from dataclasses import replace
+
     from harness.cli.run import _record
     from harness.outputs.gate_table import gate_table
     from harness.outputs.tables import run_table
@@ -67,7 +69,7 @@ def ab(
     from harness.stack.stack import StackConfig
 
     specs = job.parse_spec(a), job.parse_spec(b)
-    if specs[0] == specs[1] or a == b:
+    if replace(specs[0], text="") == replace(specs[1], text=""):  # the same, however spelled
         raise UsageError("--a and --b are the same; an A/A job is `harness calibrate`")
     plan = job.order(rounds)
     base = RunConfig(scenario=scenario, users=users, spawn_rate=spawn_rate,

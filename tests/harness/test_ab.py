@@ -130,6 +130,7 @@ def harness_ab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("args", "says"), [
     (("--a", "profile:optimized", "--b", "toggles:nope=true"), "unknown toggle"),
     (("--a", "profile:optimized", "--b", "profile:optimized"), "the same"),
+    (("--a", "profile:optimized", "--b", "profile: optimized"), "the same"),
     (("--a", "profile:optimized", "--b", "ref:no-such-ref-anywhere"), "unknown git ref"),
     (("--a", "profile:optimized", "--b", "profile:naive", "--rounds", "0"), "--rounds"),
     (("--a", "profile:optimized", "--b", "profile:naive", "--dataset", "huge"), "dataset"),
