@@ -9,6 +9,8 @@ import json
 import math
 import random
 import re
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import jsonschema
@@ -23,6 +25,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from harness.analysis import server_metrics
 from harness.analysis import traces as summary
 from harness.loadgen.aggregate import RunAggregate
+from harness.run.record import read_spans
 from harness.loadgen.recorder import Recorder
 from harness.loadgen.traces import (
     TraceparentSource,
@@ -264,15 +267,11 @@ SERVER_MS = {A: 100, B: 40, C: 30, D: 10}
 
 
 def parsed() -> tuple[list[summary.Span], int]:
-    spans, bad = [], 0
-    for line in span_file():
-        if not line.strip():
-            continue
-        try:
-            spans.extend(summary.parse_batch(json.loads(line)))
-        except ValueError:
-            bad += 1
-    return spans, bad
+    """The span file as `harness run` reads it (`record.read_spans`), not a copy of it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spans.jsonl"
+        path.write_text("\n".join(span_file()) + "\n", encoding="utf-8")
+        return read_spans(path)
 
 
 def full(values: dict) -> dict:
