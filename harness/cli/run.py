@@ -90,9 +90,8 @@ def run(
     from harness import baselines
     from harness.cli.gate import GateFailed, load_policy
     from harness.outputs.gate_table import gate_table
-    from harness.run import gate
-
     from harness.outputs.tables import run_table, side_by_side
+    from harness.run import gate
     from harness.run.config import RunConfig, parse_duration
     from harness.run.runner import Run
     from harness.stack.process import parse_cpus

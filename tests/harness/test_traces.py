@@ -25,7 +25,6 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from harness.analysis import server_metrics
 from harness.analysis import traces as summary
 from harness.loadgen.aggregate import RunAggregate
-from harness.run.record import read_spans
 from harness.loadgen.recorder import Recorder
 from harness.loadgen.traces import (
     TraceparentSource,
@@ -37,6 +36,7 @@ from harness.loadgen.traces import (
 )
 from harness.model import result as results
 from harness.model.client import ClientTraces, Delta, TraceSample
+from harness.run.record import read_spans
 from target_service.telemetry import (
     RequestMetricsMiddleware,
     ServiceMetrics,
