@@ -314,7 +314,6 @@ class RunAggregate:
         """Progress over the last `LIVE_SPAN_S` complete seconds before `horizon`."""
         end = int(horizon)
         per: dict[str, dict] = {}
-        total = 0
         for t in range(end - LIVE_SPAN_S, end):
             w = self.windows.get(t)
             if w is None:
@@ -324,17 +323,15 @@ class RunAggregate:
                 acc["count"] += cell.count
                 acc["failures"] += sum(cell.failures.values())
                 acc["pieces"].extend(cell.raw)
-                total += cell.count
-        endpoints = {}
-        for key, acc in sorted(per.items()):
-            merged = hdr.merge(acc["pieces"])
-            p95 = hdr.values_at_percentiles(merged, [95.0])[0] / 1000.0 if acc["count"] else None
-            endpoints[key] = LiveEndpoint(
-                rps=round(acc["count"] / LIVE_SPAN_S, 3), p95_ms=p95,
-                error_rate=round(acc["failures"] / acc["count"], 6) if acc["count"] else 0.0)
-        return LiveStatus(t=now, phase=self.phase(now), users=users,
-                          rps=round(total / LIVE_SPAN_S, 3), endpoints=endpoints,
-                          started_at=self.started_at, measure_from=self.measure_from)
+        endpoints = {key: _live_endpoint(acc) for key, acc in sorted(per.items())}
+        total = _live_endpoint({
+            "count": sum(a["count"] for a in per.values()),
+            "failures": sum(a["failures"] for a in per.values()),
+            "pieces": [p for a in per.values() for p in a["pieces"]]})
+        return LiveStatus(t=now, phase=self.phase(now), users=users, rps=total.rps,
+                          endpoints=endpoints, started_at=self.started_at,
+                          measure_from=self.measure_from, span_from=float(end - LIVE_SPAN_S),
+                          span_to=float(end), total=total)
 
     def pacing(self) -> Pacing:
         """Intended vs achieved task starts over the closed measured seconds."""
@@ -384,3 +381,19 @@ class RunAggregate:
             workers=workers, endpoints=endpoints, checks=checks, pacing=self.pacing(),
             generator=health, events=sorted(self.events, key=lambda e: e.t),
             traces=self.traces.doc() if self.traces is not None else None, **extra)
+
+
+LIVE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 100.0)
+
+
+def _live_endpoint(acc: dict) -> LiveEndpoint:
+    """Counts and exact HDR percentiles (ms) of one endpoint's pieces over the live span."""
+    count, failures = acc["count"], acc["failures"]
+    rps = round(count / LIVE_SPAN_S, 3)
+    if not count:
+        return LiveEndpoint(rps=rps, p95_ms=None, error_rate=0.0, count=0, failures=failures)
+    p50, p90, p95, p99, top = (v / 1000.0 for v in hdr.values_at_percentiles(
+        hdr.merge(acc["pieces"]), LIVE_PERCENTILES))
+    return LiveEndpoint(rps=rps, p95_ms=p95, error_rate=round(failures / count, 6),
+                        count=count, failures=failures, p50_ms=p50, p90_ms=p90, p99_ms=p99,
+                        max_ms=top)

@@ -256,13 +256,26 @@ class ClientDoc(_Model):
 
 
 class LiveEndpoint(_Model):
+    """One endpoint (or all requests) over the live span: what progress lines show and
+    what `harness run --abort-on` judges. Percentiles are None when nothing completed."""
+
     rps: float
     p95_ms: float | None
     error_rate: float
+    count: int = 0
+    failures: int = 0
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
 
 
 class LiveStatus(_Model):
-    """`live.json`: the last few complete seconds, for progress lines."""
+    """`live.json`: the last few complete seconds, for progress lines and `--abort-on`.
+
+    `span_from`..`span_to` are the whole seconds the figures cover (requests that
+    *started* in them, like the windows), so a reader can tell whether they lie in the
+    measured phase; `total` is every endpoint together."""
 
     t: float
     phase: str
@@ -271,6 +284,9 @@ class LiveStatus(_Model):
     endpoints: dict[str, LiveEndpoint] = {}
     started_at: float | None = None
     measure_from: float | None = None
+    span_from: float | None = None
+    span_to: float | None = None
+    total: LiveEndpoint | None = None
 
 
 def merge_windows(windows: Iterable[ClientWindow]) -> list[ClientWindow]:

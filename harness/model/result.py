@@ -106,11 +106,35 @@ class Machine(_Model):
     """python, locust, fastapi, uvicorn, asyncpg, ... -> version."""
 
 
+class AbortInfo(_Model):
+    """Why `harness run --abort-on` stopped the run early (status `aborted`, exit 1):
+    the spec as typed, the value that breached it and since when, so the record says
+    what a reader of the shortened run needs to know."""
+
+    spec: str
+    """The `--abort-on` text as given, e.g. `p95:/api/v1/dashboard/overview>500ms for 30s`."""
+    metric: str
+    """p50, p90, p95, p99, max (latency), errors (failure rate) or rps."""
+    endpoint: str | None
+    """The endpoint judged (`METHOD /route`); None: every request together."""
+    observed: float
+    """The value at the evaluation that fired, in `unit`."""
+    threshold: float
+    unit: Literal["ms", "%", "rps"]
+    breached_since: str
+    """When the breach began (the first breaching live figures; UTC ISO)."""
+    fired_at: str
+    breached_for_s: float
+    after_measured_s: float
+    """Seconds into the measured phase when it fired."""
+
+
 class RunInfo(_Model):
     """What ran, where, and when (UTC ISO timestamps; the measured window excludes warm-up)."""
 
     run_id: str
-    status: Literal["complete", "interrupted", "failed"]
+    status: Literal["complete", "interrupted", "failed", "aborted"]
+    """`aborted`: stopped early by an `--abort-on` threshold (see `aborted`)."""
     scenario: str
     shape: str
     profile: str
@@ -137,6 +161,8 @@ class RunInfo(_Model):
     notes: list[str] = []
     target: TargetSettings | None = None
     machine: Machine | None = None
+    aborted: AbortInfo | None = None
+    """Runs stopped by `--abort-on` only; absent in older records."""
 
 
 class EndpointResult(_Model):

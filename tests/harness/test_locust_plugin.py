@@ -393,6 +393,13 @@ def test_live_progress_from_recent_windows():
     assert ep.rps == 10.0
     assert ep.error_rate == pytest.approx(3 / 50)  # seconds 5, 7, 9 of 5..9
     assert ep.p95_ms == pytest.approx(100.0, rel=1e-2)
+    # what --abort-on judges: counts, exact percentiles, the span, all requests together
+    assert (ep.count, ep.failures) == (50, 3)
+    assert ep.p50_ms == pytest.approx(10.0, rel=1e-2)
+    assert ep.p99_ms == pytest.approx(100.0, rel=1e-2)
+    assert ep.max_ms == pytest.approx(100.0, rel=1e-2)
+    assert (live.span_from, live.span_to) == (T0 + 5, T0 + 10)
+    assert live.total is not None and live.total.count == 50 and live.total.rps == live.rps
     agg.stopping(T0 + 12)
     assert agg.live(T0 + 12, T0 + 10, 7).phase == "stopping"
     assert LiveStatus.model_validate_json(live.model_dump_json()) == live
