@@ -25,7 +25,7 @@ from harness.cli import (
     stdout,
 )
 from harness.cli.gate import AllowOpt, PolicyOpt, StoreOpt
-from harness.errors import RunFailed, UsageError
+from harness.errors import HarnessError, RunFailed, UsageError
 from harness.model.result import RunResult
 from harness.run.progress import Progress
 from harness.stack.stack import StackConfig
@@ -33,6 +33,26 @@ from harness.stack.stack import StackConfig
 DEFAULT_TRACE_SAMPLING = 0.1
 """`--trace` without `--trace-sampling`: the sampling whose overhead docs/tracing-notes.md
 measures (a fully sampled run writes tens of MB of spans a minute)."""
+
+ABORT_ON_HELP = (
+    "Stop the run early when a threshold stays breached (repeatable; the first to fire "
+    "wins), as k6's abortOnFail: METRIC[:ENDPOINT]>THRESHOLD (or <), then optionally "
+    "'for DURATION' (none: the first breach fires), e.g. "
+    "'p95:/api/v1/dashboard/overview>500ms for 30s' or 'errors>5% for 10s'. Metrics: "
+    "p50, p90, p95, p99, max (ms or s), errors (% of requests failed), rps; ENDPOINT is "
+    "'GET /route' or a bare route, none means all requests. Judged every second on the "
+    "last 5 s of requests, in the measured phase only (never during --warmup); a span "
+    "with no requests to the endpoint neither breaches nor clears. A fired threshold "
+    "stops Locust as a normal end does, records the run as aborted with the reason in "
+    "result.json (run.aborted), skips the gate and exits 1.")
+
+
+class RunAborted(HarnessError):
+    """A run stopped by an `--abort-on` threshold: exit 1 (DESIGN.md), like a failed
+    gate, because the service under load broke a limit the user set."""
+
+    exit_code = 1
+    label = "aborted"
 
 
 @app.command("run")
@@ -81,6 +101,8 @@ def run(
     rounds: Annotated[int, typer.Option(
         help="Repeat the run this many times as one run set (a baseline of rounds; "
              "5+ rounds a side compare run-level values).")] = 1,
+    abort_on: Annotated[list[str] | None, typer.Option(
+        "--abort-on", metavar="SPEC", help=ABORT_ON_HELP)] = None,
 ) -> list[Path]:
     """Run a measured load test end to end and write the run directory (and gate it).
 
@@ -88,6 +110,7 @@ def run(
     from dataclasses import replace
 
     from harness import baselines
+    from harness.analysis.abort import parse_specs
     from harness.cli.gate import GateFailed, load_policy
     from harness.outputs.gate_table import gate_table
     from harness.outputs.tables import run_table, side_by_side
@@ -101,6 +124,7 @@ def run(
                         faults=faults, target_cpus=parse_cpus(target_cpus))
     if trace_sampling is None and trace:
         trace_sampling = DEFAULT_TRACE_SAMPLING
+    thresholds = parse_specs(abort_on or [])  # a bad spec is exit 2 before anything starts
     configs = []
     for name in [p.strip() for p in profile.split(",")]:
         config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
@@ -108,7 +132,8 @@ def run(
                            workers=workers, remote_workers=remote_workers,
                            master_bind_host=master_bind_host, pace_scale=pace_scale,
                            locust_cpus=parse_cpus(locust_cpus), out=out,
-                           stack=replace(stack, profile=name), trace_sampling=trace_sampling)
+                           stack=replace(stack, profile=name), trace_sampling=trace_sampling,
+                           abort_on=thresholds)
         config.validate()  # every profile before the first run starts
         configs.append(config)
     # a baseline or policy that cannot be used is exit 2 now, not after the run
@@ -130,6 +155,8 @@ def run(
             stdout.print(f"run directory: {outcome.run_dir}")
             if outcome.error is not None:
                 raise outcome.error
+            if outcome.aborted is not None:  # cut short: neither gated nor run again
+                raise RunAborted(f"{outcome.aborted.message()} (record: {outcome.run_dir})")
             finished.append(result)
             run_set.append(outcome.run_dir)
             directories.append(outcome.run_dir)
@@ -161,7 +188,7 @@ def _record(outcome) -> RunResult:
                   + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in written),
                   highlight=False)
         return result
-    except Exception as exc:  # noqa: BLE001 - any failure here is one line, exit 3
+    except Exception as exc:  # any failure here is one line, exit 3
         if outcome.error is not None:  # what ended the run matters more
             err.print(f"no run record: {exc}", highlight=False, soft_wrap=True)
             raise outcome.error from None

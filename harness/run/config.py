@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.analysis.abort import AbortSpec
 from harness.errors import UsageError
 from harness.run import layout
 from harness.stack.stack import StackConfig
@@ -41,6 +42,9 @@ class RunConfig:
     """None: no tracing. Otherwise the target exports spans into the run directory
     (`spans.jsonl`) and every request carries a client-made W3C `traceparent`, sampled
     with this probability (the service's own traces use the same ratio)."""
+    abort_on: tuple[AbortSpec, ...] = ()
+    """`--abort-on` thresholds: the runner judges them on the live figures of the
+    measured phase and stops the run (status `aborted`, exit 1) when one fires."""
 
     @property
     def trace(self) -> bool:
@@ -72,6 +76,11 @@ class RunConfig:
         if self.trace_sampling is not None and not 0.0 <= self.trace_sampling <= 1.0:
             raise UsageError(f"--trace-sampling must be between 0 and 1, not "
                              f"{self.trace_sampling}")
+        for spec in self.abort_on:  # a spec that can never fire is a mistake, said now
+            if spec.for_s >= self.duration_s:
+                raise UsageError(f"--abort-on {spec.text!r}: 'for' {spec.for_s:g}s is not "
+                                 f"shorter than --duration {self.duration_s:g}s, so it "
+                                 "could never fire")
         self.stack.validate()
 
     def stack_for(self, run_dir: Path) -> StackConfig:

@@ -15,6 +15,12 @@ span exporter writing `spans.jsonl` into the run directory and tells the plugin
 to send a client-made `traceparent` with every request; the target is stopped
 with SIGTERM like every run, so its exporter flushes before `record` reads the file.
 
+`--abort-on` thresholds (`RunConfig.abort_on`) are judged by
+`harness.analysis.abort.AbortEvaluator` on every `live.json` the watch loop reads;
+when one fires the loop ends early and the run is torn down exactly like one that
+ran its course (Locust's master gets SIGTERM and still writes `client.json`), with
+status `aborted` and the reason in `run.json` (`RunInfo.aborted`).
+
 `Run.execute()` returns on every path: success, Ctrl-C, SIGTERM, a component
 dying. Locust, the monitors, the service, the stub and the database are
 stopped in that order first; signals that arrive during that teardown are
@@ -39,6 +45,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from harness.analysis.abort import AbortEvaluator, Firing
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
 from harness.model.client import LiveStatus
 from harness.model.result import DatasetInfo, RunInfo, iso_time
@@ -63,7 +70,7 @@ def git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=5, check=True, cwd=source).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=5,
+                                    check=False, capture_output=True, text=True, timeout=5,
                                     cwd=source).stdout.strip())
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
@@ -79,10 +86,12 @@ def harness_version() -> str:
 
 @dataclass
 class RunOutcome:
-    """Where the run left its files, and what ended it badly (None: it completed)."""
+    """Where the run left its files, and what ended it badly (None: it completed), or
+    the `--abort-on` threshold that stopped it early."""
 
     run_dir: Path
     error: HarnessError | None = None
+    aborted: Firing | None = None
 
 
 @contextlib.contextmanager
@@ -118,6 +127,7 @@ class Run:
         self.notes: list[str] = []
         self.sampler = ProcessSampler()
         self._late_signal: str | None = None
+        self.aborted: Firing | None = None
 
     # ---- orchestration -------------------------------------------------------
 
@@ -160,7 +170,7 @@ class Run:
                     failure = failure or RunFailed(f"could not write {layout.RUN_INFO}: {exc}")
         if failure is None and self._late_signal is not None:
             failure = Interrupted(f"{self._late_signal} during teardown")
-        return RunOutcome(self.run_dir, _as_harness_error(failure))
+        return RunOutcome(self.run_dir, _as_harness_error(failure), self.aborted)
 
     def _signal_during_teardown(self, name: str) -> None:
         """A signal while stopping: the teardown goes on; the run counts as interrupted."""
@@ -232,27 +242,53 @@ class Run:
                                               cpus=cfg.locust_cpus).start())
 
     def _watch(self, stack: Stack) -> None:
-        """Until Locust's master exits: progress and component health."""
+        """Until Locust's master exits (or an `--abort-on` threshold fires): progress,
+        component health and the thresholds."""
         cfg = self.config
         master = self.locust[0]
         deadline = time.monotonic() + cfg.warmup_s + cfg.duration_s + 120
         live_path = layout.live_json(self.run_dir)
         started = time.time()
-        while master.alive:
-            self.progress.live(_read_live(live_path), time.time() - started,
-                               cfg.warmup_s + cfg.duration_s)
-            for component in (stack.target, stack.stub):
-                if component is not None and not component.alive:
-                    raise component.fail("exited during the run")
-            for worker in self.locust[1:]:  # a worker leaves with 0 when the master quits
-                if not worker.alive and worker.proc.returncode not in (0, None):
-                    raise worker.fail(f"exited with code {worker.proc.returncode}")
-            if time.monotonic() > deadline:
-                raise master.fail("did not finish in time")
-            time.sleep(0.25)
+        thresholds = AbortEvaluator(cfg.abort_on) if cfg.abort_on else None
+        try:
+            while master.alive:
+                live = _read_live(live_path)
+                self.progress.live(live, time.time() - started, cfg.warmup_s + cfg.duration_s)
+                self._check_components(stack)  # a dead target fails the run, not a threshold
+                if thresholds is not None and live is not None:
+                    firing = thresholds.observe(live)
+                    if firing is not None:
+                        self._abort(firing)
+                        return
+                if time.monotonic() > deadline:
+                    raise master.fail("did not finish in time")
+                time.sleep(0.25)
+        finally:
+            if thresholds is not None:
+                self.notes.extend(
+                    f"--abort-on {spec.text!r} was never judged: no requests to "
+                    f"{spec.endpoint or 'the target'} in the measured phase"
+                    for spec in thresholds.never_evaluated())
         code = master.proc.returncode if master.proc else None
         if code not in (0, None):
             raise master.fail(f"exited with code {code}")
+
+    def _abort(self, firing: Firing) -> None:
+        """A threshold fired: the run ends here, recorded as aborted and why; the
+        teardown that follows stops Locust as at a normal end."""
+        self.status = "aborted"
+        self.aborted = firing
+        self.notes.append(firing.message())
+        self.progress.phase("abort threshold breached: stopping the run early")
+
+    def _check_components(self, stack: Stack) -> None:
+        """A component that died ends the run (a worker leaves with 0 when the master quits)."""
+        for component in (stack.target, stack.stub):
+            if component is not None and not component.alive:
+                raise component.fail("exited during the run")
+        for worker in self.locust[1:]:
+            if not worker.alive and worker.proc.returncode not in (0, None):
+                raise worker.fail(f"exited with code {worker.proc.returncode}")
 
     def _stop_locust(self) -> None:
         """SIGTERM a still-running master first (Locust quits gracefully and the plugin
@@ -282,6 +318,7 @@ class Run:
             python=platform.python_version(), platform=platform.platform(),
             cpu_count=os.cpu_count() or 1, started_at=iso_time(self.started_at),
             measure_from=None, ended_at=iso_time(time.time()), notes=self.notes,
+            aborted=self.aborted.info() if self.aborted else None,
             machine=machine.describe(
                 pinning={"target": cfg.stack.target_cpus, "locust": cfg.locust_cpus},
                 postgres_version=info.postgres_version if info else None))
