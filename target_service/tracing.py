@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
@@ -55,6 +54,13 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from starlette.background import BackgroundTask
+
+from target_service.trace_gate import (
+    GatedAsyncPGInstrumentor,
+    GatedTracer,
+    GatedTracerProvider,
+    gate_app,
+)
 
 if TYPE_CHECKING:  # imported where used: settings -> elevenlabs -> client -> this module
     from target_service.settings import Settings, TracingSettings
@@ -304,8 +310,9 @@ class Tracing:
                  settings: TracingSettings | None = None) -> None:
         from target_service.settings import TracingSettings, service_version
         self.provider = provider
-        self.tracer: trace.Tracer | None = (
-            provider.get_tracer(SERVICE_NAME, service_version()) if provider else None)
+        self.tracer: trace.Tracer | None = (  # no span where the sampler would drop it
+            GatedTracer(provider.get_tracer(SERVICE_NAME, service_version()))
+            if provider else None)
         self.settings = settings or TracingSettings()
         self.log_handler: logging.Handler | None = None
         self._app: Any = None
@@ -347,6 +354,7 @@ class Tracing:
             excluded_urls=self.settings.excluded_urls,
             http_capture_headers_sanitize_fields=list(SENSITIVE_HEADERS),
             exclude_spans=["receive", "send"])
+        gate_app(app)  # unsampled callers skip the middleware (trace_gate.py)
         if not patched and hasattr(BackgroundTask, "_otel_original_call"):
             # instrument_app also patches Starlette's BackgroundTask class, bound to this
             # provider: a process-wide override the service (which runs none) does not want
@@ -360,12 +368,14 @@ class Tracing:
         """HTTP client spans (and `traceparent` propagation) for one `httpx.AsyncClient`."""
         if self.provider is None or client is None:
             return
-        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.provider,
+        HTTPXClientInstrumentor.instrument_client(client,
+                                                  tracer_provider=GatedTracerProvider(
+                                                      self.provider),
                                                   meter_provider=NoOpMeterProvider())
         self._clients.append(client)
 
     def _instrument_asyncpg(self) -> None:
-        instrumentor = AsyncPGInstrumentor(capture_parameters=False)
+        instrumentor = GatedAsyncPGInstrumentor(capture_parameters=False)
         if instrumentor.is_instrumented_by_opentelemetry:
             log.warning("asyncpg is already traced by another app in this process; "
                         "this app's queries are not traced")
@@ -392,7 +402,7 @@ class Tracing:
                 HTTPXClientInstrumentor.uninstrument_client(client)
             self._clients.clear()
         if self._owns_asyncpg:
-            AsyncPGInstrumentor().uninstrument()
+            GatedAsyncPGInstrumentor().uninstrument()
             self._owns_asyncpg = False
         if self.log_handler is not None:
             logging.getLogger(LOGGER).removeHandler(self.log_handler)

@@ -1,0 +1,163 @@
+"""Skip the tracing work for requests whose trace is already decided "not sampled".
+
+The service samples with `ParentBased(TraceIdRatioBased(p))`: a request whose
+caller sent `traceparent` with the sampled flag clear is dropped, and so is
+every span under it. The SDK still does most of the work for such a request:
+the ASGI middleware parses the scope, builds its attributes and starts a
+non-recording span; asyncpg's instrumentation strips comments from each SQL
+text and builds its attributes before asking the sampler; the service's own
+spans each go through the sampler and attach a context. Measured on the
+`mixed` scenario (docs/tracing-notes.md), that fixed cost was most of tracing's
+overhead at sampling 0.1: about as much CPU per request at 0.0 as at 0.1.
+
+This module takes the decision first, exactly as the sampler would, and
+bypasses the instrumentation when the answer is already known:
+
+* `UnsampledBypass`, the outermost ASGI app when tracing is on: a request with
+  a valid `traceparent` whose sampled flag is clear runs the uninstrumented
+  middleware stack, with the caller's span context current (a
+  `NonRecordingSpan`, as the SDK would make), so log lines still carry the
+  caller's trace id. Anything else (no header, a malformed one, a sampled
+  one) takes the instrumented stack and the sampler decides as before.
+* `parent_dropped()`: true when the parent span is a valid, unsampled one; the
+  service's own tracer (`GatedTracer`), the httpx instrumentation's (through
+  `GatedTracerProvider`) and the asyncpg instrumentation
+  (`GatedAsyncPGInstrumentor`, which also skips building its attributes) then
+  start nothing, which is what ParentBased would have produced (a span nobody
+  records). Background work starts from an empty context, so its root spans
+  still meet the ratio sampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def unsampled_parent(headers: Any) -> SpanContext | None:
+    """The remote span context of a valid W3C `traceparent` whose sampled flag is clear,
+    else None (no header, a malformed one, or a sampled one: the sampler decides)."""
+    value = None
+    for name, raw in headers or ():
+        if name == b"traceparent":
+            if value is not None:  # two headers: malformed, let the propagator judge
+                return None
+            value = raw
+    if value is None or len(value) != 55:
+        return None
+    value = value.strip().lower()
+    version, trace_hex, span_hex, flags = value[:2], value[3:35], value[36:52], value[53:55]
+    if (value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-"
+            or version == b"ff" or not _HEX.issuperset(value.replace(b"-", b""))):
+        return None
+    trace_id, span_id, flag_bits = int(trace_hex, 16), int(span_hex, 16), int(flags, 16)
+    if trace_id == 0 or span_id == 0 or flag_bits & TraceFlags.SAMPLED:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flag_bits))
+
+
+def parent_dropped(parent: Context | None = None) -> bool:
+    """Whether a span started now (under `parent`, default the current context) would be
+    dropped by ParentBased: its parent span is valid and not sampled."""
+    ctx = trace.get_current_span(parent).get_span_context()
+    return ctx.is_valid and not ctx.trace_flags.sampled
+
+
+class GatedTracer(trace.Tracer):
+    """A tracer that starts no span where ParentBased would drop it.
+
+    It hands back the parent itself (a non-recording span: setting attributes or ending
+    it does nothing), so the caller's code is the same whether or not the request is
+    sampled, and no sampler call, id or context attach is spent on it.
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: Context | None = None,
+                   *args: Any, **kwargs: Any) -> trace.Span:
+        if parent_dropped(context):
+            return trace.get_current_span(context)
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    def start_as_current_span(self, name: str, context: Context | None = None,
+                              *args: Any, **kwargs: Any) -> Any:
+        if parent_dropped(context):
+            return contextlib.nullcontext(trace.get_current_span(context))
+        return self._tracer.start_as_current_span(name, context, *args, **kwargs)
+
+
+class GatedTracerProvider(trace.TracerProvider):
+    """Gives instrumentations `GatedTracer`s over a real provider's tracers."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return GatedTracer(self._provider.get_tracer(*args, **kwargs))
+
+
+class UnsampledBypass:
+    """Sends unsampled requests around the OpenTelemetry middleware (see the module)."""
+
+    def __init__(self, traced: ASGIApp, untraced: ASGIApp) -> None:
+        self.traced = traced
+        self.untraced = untraced
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            parent = unsampled_parent(scope.get("headers"))
+            if parent is not None:
+                token = context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+                try:
+                    await self.untraced(scope, receive, send)
+                finally:
+                    context.detach(token)
+                return
+        await self.traced(scope, receive, send)
+
+
+def gate_app(app: Any) -> None:
+    """Put `UnsampledBypass` in front of an instrumented FastAPI app's middleware stack.
+
+    `FastAPIInstrumentor.instrument_app` replaced `app.build_middleware_stack` and kept
+    the original as `app._original_build_middleware_stack`; both stacks share the
+    app's router and middleware classes. `uninstrument_app` restores the original, which
+    removes this gate too.
+    """
+    instrumented = app.build_middleware_stack
+    original = app._original_build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return UnsampledBypass(traced=instrumented(), untraced=original())
+
+    app.build_middleware_stack = build_middleware_stack
+
+
+class GatedAsyncPGInstrumentor(AsyncPGInstrumentor):
+    """asyncpg's instrumentation, skipped entirely where the span would be dropped."""
+
+    _instance = None  # BaseInstrumentor is a per-class singleton: not the parent's instance
+
+    async def _do_execute(self, func, instance, args, kwargs):
+        if parent_dropped():
+            return await func(*args, **kwargs)
+        return await super()._do_execute(func, instance, args, kwargs)
+
+    async def _do_cursor_execute(self, func, instance, args, kwargs):
+        if parent_dropped():
+            return await func(*args, **kwargs)
+        return await super()._do_cursor_execute(func, instance, args, kwargs)
+
+    async def _do_prepared_execute(self, func, instance, args, kwargs):
+        if parent_dropped():
+            return await func(*args, **kwargs)
+        return await super()._do_prepared_execute(func, instance, args, kwargs)

@@ -1,0 +1,106 @@
+"""The sampled-flag gate (`target_service/trace_gate.py`): which `traceparent` headers it
+takes as "not sampled", and that the gated tracer starts nothing where ParentBased would
+drop the span and everything it would start elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import context, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from target_service.trace_gate import GatedTracer, parent_dropped, unsampled_parent
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+
+
+def headers(*values: str) -> list[tuple[bytes, bytes]]:
+    return [(b"host", b"target"), *((b"traceparent", v.encode()) for v in values)]
+
+
+def test_an_unsampled_traceparent_gives_the_callers_context():
+    ctx = unsampled_parent(headers(f"00-{TRACE}-{SPAN}-00"))
+    assert ctx is not None and ctx.is_remote and ctx.is_valid
+    assert (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")) == (TRACE, SPAN)
+    assert not ctx.trace_flags.sampled
+    assert unsampled_parent(headers(f"00-{TRACE.upper()}-{SPAN}-02")) is not None  # other bits
+
+
+@pytest.mark.parametrize("value", [
+    f"00-{TRACE}-{SPAN}-01",                 # sampled: the SDK starts the span
+    f"00-{TRACE}-{SPAN}-03",                 # sampled among other flags
+    f"ff-{TRACE}-{SPAN}-00",                 # version ff is invalid
+    f"00-{'0' * 32}-{SPAN}-00",              # all-zero trace id
+    f"00-{TRACE}-{'0' * 16}-00",             # all-zero span id
+    f"00-{TRACE[:-1]}g-{SPAN}-00",           # not hex
+    f"00-{TRACE}-{SPAN}-00-extra",           # a future version's longer form
+    f"00_{TRACE}_{SPAN}_00",                 # wrong separators
+    "garbage",
+])
+def test_anything_else_is_left_to_the_sampler(value):
+    assert unsampled_parent(headers(value)) is None
+
+
+def test_no_header_or_two_headers_are_left_to_the_sampler():
+    assert unsampled_parent(headers()) is None
+    assert unsampled_parent(None) is None
+    assert unsampled_parent(headers(f"00-{TRACE}-{SPAN}-00", f"00-{TRACE}-{SPAN}-00")) is None
+
+
+@pytest.fixture
+def tracer_and_spans():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield GatedTracer(provider.get_tracer("test")), exporter
+    provider.shutdown()
+
+
+def under(sampled: bool):
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    span = NonRecordingSpan(SpanContext(int(TRACE, 16), int(SPAN, 16), True, flags))
+    return context.attach(trace.set_span_in_context(span))
+
+
+def test_under_an_unsampled_parent_the_gated_tracer_starts_nothing(tracer_and_spans):
+    tracer, exporter = tracer_and_spans
+    token = under(sampled=False)
+    try:
+        assert parent_dropped()
+        parent = trace.get_current_span()
+        with tracer.start_as_current_span("cache.lookup") as span:
+            assert span is parent and not span.is_recording()
+            span.set_attribute("cache.name", "x")  # harmless on a non-recording span
+        started = tracer.start_span("pool.acquire")
+        assert started is parent
+        started.end()
+    finally:
+        context.detach(token)
+    assert exporter.get_finished_spans() == ()
+
+
+def test_under_a_sampled_parent_or_at_the_root_it_traces_as_the_sdk(tracer_and_spans):
+    tracer, exporter = tracer_and_spans
+    token = under(sampled=True)
+    try:
+        assert not parent_dropped()
+        with tracer.start_as_current_span("cache.lookup") as span:
+            assert span.is_recording()
+    finally:
+        context.detach(token)
+    with tracer.start_as_current_span("job kpi_refresh"):  # no parent: the ratio decides
+        pass
+    token = under(sampled=False)
+    try:  # an explicit root context is not the current unsampled one (background work)
+        with tracer.start_as_current_span("cache.refresh", context=context.Context()) as span:
+            assert span.is_recording()
+    finally:
+        context.detach(token)
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["cache.lookup", "job kpi_refresh", "cache.refresh"]
+    assert format(spans[0].context.trace_id, "032x") == TRACE
+    assert spans[2].parent is None
