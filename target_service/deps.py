@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry.trace import Tracer
 
 from target_service.cache.memory import MemoryCache
 from target_service.db.queries import users as q
@@ -46,7 +47,13 @@ def get_activity(resources: ResourcesDep) -> ActivityService:
     return resources.activity
 
 
+def get_tracer(resources: ResourcesDep) -> Tracer | None:
+    """The service's tracer (None with tracing off), for the `serialize` spans of routes."""
+    return resources.tracing.tracer
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+TracerDep = Annotated[Tracer | None, Depends(get_tracer)]
 DashboardDep = Annotated[DashboardService, Depends(get_dashboard)]
 AgentsDep = Annotated[AgentsService, Depends(get_agents)]
 ActivityDep = Annotated[ActivityService, Depends(get_activity)]

@@ -8,15 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from target_service import schemas
+from target_service.api.responses import json_response
 from target_service.deps import DashboardDep, UserDep
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
-
-
-def json_response(body: bytes, cache_status: str | None) -> Response:
-    """Pre-encoded JSON (cached bodies are sent as stored), with X-Cache when cached."""
-    headers = {"X-Cache": cache_status} if cache_status else None
-    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/overview", response_model=schemas.Overview)

@@ -25,7 +25,6 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -36,6 +35,7 @@ from target_service.app import create_app
 from target_service.cache.memory import MemoryCache
 from target_service.elevenlabs.settings import ElevenLabsSettings
 from target_service.settings import Settings
+from target_service.trace_gate import GatedAsyncPGInstrumentor as AsyncPGInstrumentor
 from target_service.tracing import LOGGER, ServiceSpanProcessor, jsonl_exporter
 from tests.cache.helpers import FakeClock, GatedLoader
 from tests.conftest import auth, busiest_user
@@ -225,6 +225,19 @@ async def test_a_client_traceparent_is_continued(shared_dbs, user):
     assert_tree(mine, root)
 
 
+async def test_encoding_the_response_is_a_serialize_span_of_the_request(shared_dbs, user):
+    exporter = InMemorySpanExporter()
+    async with traced_app(shared_dbs["optimized"], exporter) as (_, client):
+        r = await client.get("/api/v1/activity", headers={**auth(user["api_key"]),
+                                                          **traceparent(sampled=True)})
+        assert r.status_code == 200 and r.json()["items"]
+    spans = list(exporter.get_finished_spans())
+    root = server_span(spans, "/api/v1/activity")
+    encoded = [s for s in trace_of(spans, root) if s.name == "serialize ActivityPage"]
+    assert len(encoded) == 1
+    assert_tree(trace_of(spans, root), root)
+
+
 # ---- sampling -------------------------------------------------------------------------------
 
 async def test_sampling_zero_follows_the_parent_and_records_nothing_alone(shared_dbs, user):
@@ -244,15 +257,37 @@ async def test_sampling_zero_follows_the_parent_and_records_nothing_alone(shared
     assert {s.context.trace_id for s in spans} == {root.context.trace_id}
 
 
-async def test_a_parent_that_says_not_sampled_is_obeyed(shared_dbs, user):
+async def test_a_parent_that_says_not_sampled_is_obeyed_without_asking_the_sampler(
+        shared_dbs, user):
+    """An unsampled caller's request skips the instrumentation (`trace_gate`): no span of
+    its trace is recorded, and the sampler is never asked about it (the middleware, the
+    asyncpg wrapper and the service's spans all step aside), while a sampled one is."""
     exporter = InMemorySpanExporter()
     async with traced_app(shared_dbs["optimized"], exporter,
-                          tracing={"sampling": 1.0}) as (_, client):
+                          tracing={"sampling": 1.0}) as (app, client):
+        sampler = app.state.tracing.provider.sampler
+        asked: list[int] = []
+        should_sample = sampler.should_sample
+
+        def spy(parent_context, trace_id, *args, **kwargs):
+            asked.append(trace_id)
+            return should_sample(parent_context, trace_id, *args, **kwargs)
+
+        sampler.should_sample = spy
         r = await client.get("/api/v1/activity", headers={**auth(user["api_key"]),
                                                           **traceparent(sampled=False)})
         assert r.status_code == 200
-    assert [s for s in exporter.get_finished_spans()
-            if s.context.trace_id == int(CLIENT_TRACE, 16)] == []
+        assert int(CLIENT_TRACE, 16) not in asked
+        unsampled = [s for s in exporter.get_finished_spans()
+                     if s.context.trace_id == int(CLIENT_TRACE, 16)]
+        r = await client.get("/api/v1/activity", headers={**auth(user["api_key"]),
+                                                          **traceparent(sampled=True)})
+        assert r.status_code == 200
+        assert asked.count(int(CLIENT_TRACE, 16)) > 2  # the server span and its children
+    assert unsampled == []
+    assert db_spans(trace_of(list(exporter.get_finished_spans()),
+                             server_span(list(exporter.get_finished_spans()),
+                                         "/api/v1/activity")))
 
 
 # ---- off means off; shutdown undoes everything ------------------------------------------------
