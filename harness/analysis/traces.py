@@ -14,9 +14,10 @@ one category:
 * `cache`: `cache.*` (lookups, loads, single-flight waits);
 * `upstream`: other client spans (the ElevenLabs httpx client) and `elevenlabs.*`
   (attempts, retry back-off, breaker rejections);
-* `serialization`: spans named `serialize*` or `render*` - **the service emits none
-  today**, so this is 0 and the summary lists it in `no_spans`; response
-  serialization is inside `app`;
+* `serialization`: spans named `serialize*` or `render*` (the service's
+  `serialize <Model>` spans around encoding a response; a cached body is encoded
+  once, in the cache load that stores it); a run without any lists it in
+  `no_spans` and its time is inside `app`;
 * `app`: the rest, the server span's own time included.
 
 Time is *exclusive*, over wall-clock time: each instant of the server span goes
@@ -52,7 +53,7 @@ from harness.model.result import (
 SERVER, CLIENT = 2, 3
 _KINDS = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
           "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
-NO_SPAN_NOTE = ("serialization: the service emits no serialization span, so its time is "
+NO_SPAN_NOTE = ("serialization: no serialization span in these traces, so encoding time is "
                 "counted in app")
 
 
