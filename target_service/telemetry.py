@@ -53,6 +53,17 @@ LATENCY_BUCKETS = (
 )
 
 
+HTTP_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
+                          "PUT", "TRACE"})
+"""The `method` label's values beside `_OTHER` (OpenTelemetry's HTTP semconv set): a
+client can send any token as a method, and each would otherwise be a new series."""
+
+
+def method_label(method: str) -> str:
+    """The bounded `method` label of a request method: itself if known, else `_OTHER`."""
+    return method if method in HTTP_METHODS else "_OTHER"
+
+
 SETTINGS_INFO = "target_settings_info"
 """The info-style metric of the effective settings; its value is always 1."""
 
@@ -214,7 +225,8 @@ class RequestMetricsMiddleware:
 
     A pure ASGI middleware (not BaseHTTPMiddleware) so it adds no task per
     request. The route template (`/api/v1/agents/{agent_id}`) is read from the
-    scope after routing; unmatched paths share one label to bound cardinality.
+    scope after routing; unmatched paths share one label and unknown methods are
+    `_OTHER`, to bound cardinality.
     Runs inside the tracing middleware, so a sampled request's server span is current
     when it is observed and becomes the observation's exemplar. For `/metrics` it
     notes the `Accept` header, which `ServiceMetrics.render` answers.
@@ -251,5 +263,5 @@ class RequestMetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             self.metrics.http_duration.labels(
-                scope["method"], template, str(status)
+                method_label(scope["method"]), template, str(status)
             ).observe(time.perf_counter() - start, trace_exemplar())
