@@ -9,6 +9,10 @@ cancelled within a few seconds, connections closed.
 Tracing (`tracing.py`) is started by the lifespan before this and handed in:
 every component gets its tracer here (None when tracing is off), and the
 ElevenLabs `httpx.AsyncClient` is instrumented as soon as it exists.
+
+The runtime monitor (`runtime.py`: event-loop lag, GC pauses, CPU, memory) starts
+once everything else is open, so a failed start leaves no task behind, and stops
+first; the last step retires this process's live gauges (multiprocess mode).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from target_service.cache.invalidation import InvalidationListener
 from target_service.db.kpi_refresher import KpiRefresher
 from target_service.db.pool import Database
 from target_service.jobs import JobMetrics, JobQueue
+from target_service.runtime import RuntimeMetrics, RuntimeMonitor
 from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
@@ -52,6 +57,7 @@ class Resources:
     warmer: Warmer | None = None
     ready_checks: dict[str, object] = field(default_factory=dict)
     tracing: Tracing = field(default_factory=Tracing.off)
+    runtime: RuntimeMonitor | None = None
 
     @classmethod
     async def open(cls, settings: Settings, metrics: ServiceMetrics,
@@ -94,10 +100,17 @@ class Resources:
             res.ready_checks["kpi_refresher"] = lambda: res.refresher.alive
         if res.warmer is not None and flags.kpi_view:
             await res.warmer.warm_top(settings.cache.warm_top_users)
+        res.runtime = RuntimeMonitor(RuntimeMetrics(metrics.registry))
+        res.runtime.start()
+        metrics.render_hooks.append(res.runtime.sample)
         log.info("target service ready (profile=%s)", settings.profile)
         return res
 
     async def close(self) -> None:
+        if self.runtime is not None:
+            if self.runtime.sample in self.metrics.render_hooks:
+                self.metrics.render_hooks.remove(self.runtime.sample)
+            await self.runtime.stop()
         for task in (self.refresher, self.listener):
             if task is not None:
                 await task.stop()
@@ -105,3 +118,4 @@ class Resources:
         await self.upstream.close()
         await self.caches.close()
         await self.db.close()
+        self.metrics.retire_process()

@@ -8,7 +8,10 @@ registry. When the service runs with several uvicorn workers, the harness sets
 
 The harness reads these series at the start and end of a measured window, so
 histogram buckets are chosen to resolve the latencies a dashboard API has
-(sub-millisecond cache hits to multi-second naive queries).
+(sub-millisecond cache hits to multi-second naive queries). Every family, its
+labels and their bounded values, and how it maps to OpenTelemetry's HTTP
+conventions are in docs/metrics.md (`tests/target_service/test_metrics_catalog.py`
+holds the table and a real scrape to each other).
 
 `target_settings_info{profile=...,toggle_kpi_view=...,...} 1` says which
 settings were really in force (see `publish_settings`), so a run record shows
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -41,7 +44,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.openmetrics import exposition as openmetrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -102,6 +105,8 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.settings_info: Gauge | None = None  # publish_settings() labels it
+        self.render_hooks: list[Callable[[], None]] = []
+        """Called before each render (the runtime monitor samples CPU and memory)."""
         # one set of cache_* families per registry, shared by every named cache
         self.cache_families = CacheMetricFamilies(registry)
         self.http_duration = Histogram(
@@ -116,6 +121,14 @@ class ServiceMetrics:
             "Requests being handled right now.",
             registry=registry,
             multiprocess_mode="livesum",
+        )
+        self.worker_requests = Gauge(
+            "target_worker_requests",
+            "HTTP requests this worker process has completed since it started. A gauge so "
+            "multiprocess mode keeps one series per worker (pid label): balance across "
+            "workers; rates come from http_request_duration_seconds_count.",
+            registry=registry,
+            multiprocess_mode="liveall",
         )
         self.db_query_duration = Histogram(
             "db_query_duration_seconds",
@@ -211,6 +224,8 @@ class ServiceMetrics:
         """The exposition body, aggregated over workers in multiprocess mode: OpenMetrics
         (with exemplars) when `accept` asks for it, else the classic text format.
         Without `accept`, the `Accept` header of the `/metrics` request being served."""
+        for hook in list(self.render_hooks):
+            hook()
         registry = self.registry
         if multiprocess_dir():
             registry = CollectorRegistry()
@@ -218,6 +233,14 @@ class ServiceMetrics:
         if wants_openmetrics(accept if accept is not None else _ACCEPT.get()):
             return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    @staticmethod
+    def retire_process() -> None:
+        """At a worker's graceful shutdown in multiprocess mode, drop its `live*` gauge
+        files, so a restarted or reloaded worker's last values do not linger in
+        `livesum`/`liveall` series. Counters and histograms stay: they are history."""
+        if multiprocess_dir():
+            mark_process_dead(os.getpid())
 
 
 class RequestMetricsMiddleware:
@@ -258,6 +281,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.http_in_flight.dec()
+            self.metrics.worker_requests.inc()
             if token is not None:
                 _ACCEPT.reset(token)
             route = scope.get("route")
