@@ -127,3 +127,65 @@ def test_runs_listing_and_summary_show_the_aborted_status(tmp_path):
     assert "(aborted)" in summary_markdown(built.result)
     table = runs_table([("r1", built.result, None)], "runs")
     assert "aborted" in [str(c) for c in table.columns[3].cells]
+
+
+class FakeMaster:
+    """A Locust master that stays up for `lives` polls, writing one live.json per poll."""
+
+    def __init__(self, path: Path, lives: list) -> None:
+        self.path, self.lives, self.proc = path, list(lives), None
+
+    @property
+    def alive(self) -> bool:
+        if not self.lives:
+            return False
+        self.path.write_text(self.lives.pop(0).model_dump_json())
+        return True
+
+
+def watch(monkeypatch, tmp_path: Path, specs: list[str], lives: list) -> runner.Run:
+    """The runner's watch loop over these live snapshots, against a stack of no components."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.analysis.abort import parse_specs
+    from harness.run.config import RunConfig
+    from harness.run.progress import Progress
+
+    config = RunConfig(out=tmp_path, abort_on=parse_specs(specs))
+    run = runner.Run(config, Progress(Console(file=StringIO())))
+    run.run_dir.mkdir(parents=True)
+    run.locust = [FakeMaster(run.run_dir / "live.json", lives)]
+    monkeypatch.setattr(runner.time, "sleep", lambda _s: None)
+    run._watch(type("NoStack", (), {"target": None, "stub": None})())
+    return run
+
+
+def live(t: float, p95: float, phase: str = "measured"):
+    """A snapshot at second t of the measured phase, overview p95 as given."""
+    from harness.model.client import LiveEndpoint, LiveStatus
+
+    e = LiveEndpoint(rps=10, p95_ms=p95, error_rate=0.0, count=50, p50_ms=p95 / 2,
+                     p90_ms=p95, p99_ms=p95, max_ms=p95)
+    return LiveStatus(t=1_800_000_000 + t, phase=phase, users=5, rps=10,
+                      endpoints={OVERVIEW: e}, measure_from=1_800_000_000,
+                      span_from=1_800_000_000 + t - 6, span_to=1_800_000_000 + t - 1, total=e)
+
+
+def test_the_watch_loop_stops_on_a_fired_threshold_and_records_why(monkeypatch, tmp_path):
+    lives = [live(t, 900.0 if t >= 10 else 20.0) for t in range(6, 30)]
+    run = watch(monkeypatch, tmp_path, ["p95:/api/v1/dashboard/overview>500ms for 3s"], lives)
+    assert run.status == "aborted" and run.aborted is not None
+    assert run.aborted.at == 1_800_000_013 and run.aborted.since == 1_800_000_010
+    assert len(run.locust[0].lives) == 30 - 14  # stopped at once: the master still up
+    assert run.notes == [run.aborted.message()]
+
+
+def test_the_watch_loop_notes_a_spec_it_never_judged(monkeypatch, tmp_path):
+    lives = [live(t, 900.0, phase="warmup") for t in range(3)] + [live(8, 20.0)]
+    run = watch(monkeypatch, tmp_path, ["p95:/api/v1/dashboard/overview>500ms",
+                           "errors:/api/v1/nowhere>1%"], lives)
+    assert run.status == "complete" and run.aborted is None
+    assert run.notes == [("--abort-on 'errors:/api/v1/nowhere>1%' was never judged: no "
+                          "requests to /api/v1/nowhere in the measured phase")]
