@@ -183,6 +183,7 @@ class Firing:
 
     @property
     def breached_for_s(self) -> float:
+        """How long it had been breaching when it fired (at least the spec's `for`)."""
         return self.at - self.since
 
     def message(self) -> str:
