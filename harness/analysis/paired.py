@@ -27,7 +27,7 @@ Holm adjustment as the stored-baseline gate decide (`compare.decide`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,14 +89,19 @@ def _round_change(f: cmp.Found) -> float | None:
 
 def compare_paired(pairs: Sequence[tuple[cmp.RunData, cmp.RunData]],
                    settings: cmp.GateSettings, labels: tuple[str, str] = ("A", "B"),
-                   allow_mismatch: bool = False) -> Paired:
-    """The gate of B against A over paired rounds (ConfigError: a refused comparison)."""
+                   allow_mismatch: bool = False,
+                   expected: Collection[str] = ()) -> Paired:
+    """The gate of B against A over paired rounds (ConfigError: a refused comparison).
+
+    `expected` names run facts (as `compare.mismatches` does, e.g. "trace sampling") that
+    differ on purpose: what the job measures. They are listed, never refused."""
     if not pairs:
         raise ConfigError("an A/B comparison needs at least one round")
     a_runs, b_runs = [a.result for a, _ in pairs], [b.result for _, b in pairs]
     differ = cmp.mismatches(a_runs, b_runs)
-    if differ and not allow_mismatch:
-        raise ConfigError("refusing to compare rounds that differ in " + "; ".join(differ)
+    refused = [d for d in differ if d.partition(":")[0] not in expected]
+    if refused and not allow_mismatch:
+        raise ConfigError("refusing to compare rounds that differ in " + "; ".join(refused)
                           + " (--allow-mismatch to compare anyway)")
     per_round = [cmp.Checks([a], [b], settings).collect() for a, b in pairs]
     by_name: dict[str, list[cmp.Found]] = {}

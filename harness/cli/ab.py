@@ -26,7 +26,7 @@ from harness.cli import (
 from harness.cli.gate import AllowOpt, GateFailed, PolicyOpt, StoreOpt, load_policy
 from harness.errors import UsageError
 
-SpecHelp = "profile:NAME | toggles:NAME=VALUE[,...] | ref:GIT_REF"
+SpecHelp = "profile:NAME | toggles:NAME=VALUE[,...] | ref:GIT_REF | trace:SAMPLING|off"
 
 
 @app.command("ab")
@@ -104,7 +104,8 @@ def ab(
             raise outcome.error
         planned.status = "complete"
         job.save(record, directory)
-    outcome = job.judge(record, out / "runs", directory, rules, allow_mismatch)
+    outcome = job.judge(record, out / "runs", directory, rules, allow_mismatch,
+                        job.expected_differences(specs))
     stdout.print(gate_table(outcome.gate))
     stdout.print(f"gate: {outcome.gate.verdict} (exit {outcome.gate.exit_code}); "
                  f"{directory / 'gate.json'}")

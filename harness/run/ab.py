@@ -9,7 +9,11 @@ see the same machine. This module is the edge around the pure paired gate
   `toggles:NAME=VALUE[,...]` (the default profile with those toggles
   overridden) or `ref:GIT_REF` (that revision's `target_service`, checked
   out into a git worktree under `.harness/worktrees/` and started from there,
-  its own migrations applied to the run's clone of the same dataset).
+  its own migrations applied to the run's clone of the same dataset), or
+  `trace:P` (the base profile traced at sampling P, as `harness run
+  --trace-sampling P`; `trace:off` untraced): what tracing costs, measured
+  like any other change. The gate refuses runs traced differently, except
+  when that difference is what the job compares (`expected_differences`).
 * **Order**: round r runs A then B when r is odd, B then A when even
   (A B, B A, A B, ...), so a machine that drifts during the job favours
   neither side.
@@ -44,13 +48,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class Spec:
-    """One side of an A/B job, parsed from `profile:`, `toggles:` or `ref:`."""
+    """One side of an A/B job, parsed from `profile:`, `toggles:`, `ref:` or `trace:`."""
 
     text: str
-    kind: Literal["profile", "toggles", "ref"]
+    kind: Literal["profile", "toggles", "ref", "trace"]
     profile: str | None = None
     toggles: dict[str, bool] = field(default_factory=dict)
     ref: str | None = None
+    trace_sampling: float | None = None
 
 
 def _toggle_names() -> set[str]:
@@ -62,9 +67,11 @@ def parse_spec(text: str) -> Spec:
     """A side's spec, or a `UsageError` naming what is wrong with it."""
     kind, sep, value = text.partition(":")
     value = value.strip()
-    if not sep or kind not in ("profile", "toggles", "ref") or not value:
+    if not sep or kind not in ("profile", "toggles", "ref", "trace") or not value:
         raise UsageError(f"malformed A/B spec {text!r}: use profile:NAME, "
-                         "toggles:NAME=VALUE[,...] or ref:GIT_REF")
+                         "toggles:NAME=VALUE[,...], ref:GIT_REF or trace:SAMPLING")
+    if kind == "trace":
+        return Spec(text, "trace", trace_sampling=_sampling(value, text))
     if kind == "profile":
         if value not in PROFILES:
             raise UsageError(f"unknown profile {value!r} in {text!r}; choose from "
@@ -83,6 +90,24 @@ def parse_spec(text: str) -> Spec:
             raise UsageError(f"toggle {name} in {text!r} must be true or false, not {raw!r}")
         toggles[name] = raw.lower() in _TRUE
     return Spec(text, "toggles", toggles=toggles)
+
+
+def _sampling(value: str, text: str) -> float | None:
+    if value.lower() == "off":
+        return None
+    try:
+        sampling = float(value)
+    except ValueError:
+        sampling = -1.0
+    if not 0.0 <= sampling <= 1.0:
+        raise UsageError(f"trace sampling in {text!r} must be off or a share from 0 to 1, "
+                         f"not {value!r}")
+    return sampling
+
+
+def expected_differences(specs: tuple[Spec, Spec]) -> set[str]:
+    """Run facts that differ on purpose between the sides (`compare.mismatches` names)."""
+    return {"trace sampling"} if any(s.kind == "trace" for s in specs) else set()
 
 
 def order(rounds: int) -> list[tuple[int, Literal["A", "B"]]]:
@@ -130,6 +155,8 @@ def configure(spec: Spec, base: RunConfig, state_dir: Path) -> tuple[RunConfig, 
     stack = base.stack
     if spec.kind == "profile":
         return replace(base, stack=replace(stack, profile=spec.profile)), None
+    if spec.kind == "trace":
+        return replace(base, trace_sampling=spec.trace_sampling), None
     if spec.kind == "toggles":
         env = {**stack.target_env, **{f"TARGET_TOGGLES__{k.upper()}": "true" if v else "false"
                                       for k, v in spec.toggles.items()}}
@@ -154,9 +181,10 @@ def save(record: AbRecord, job: Path) -> None:
     save_json(record, job / AB_FILE, indent=1)
 
 
-def judge(record: AbRecord, runs_dir: Path, job: Path, policy, allow_mismatch: bool
-          ) -> paired.Paired:
-    """The paired gate over the complete rounds, written into the job directory."""
+def judge(record: AbRecord, runs_dir: Path, job: Path, policy, allow_mismatch: bool,
+          expected: set[str] | frozenset[str] = frozenset()) -> paired.Paired:
+    """The paired gate over the complete rounds, written into the job directory; facts in
+    `expected` may differ between the sides without `allow_mismatch`."""
     by_round: dict[int, dict[str, Path]] = {}
     for r in record.runs:
         if r.status == "complete" and r.run_id:
@@ -170,7 +198,7 @@ def judge(record: AbRecord, runs_dir: Path, job: Path, policy, allow_mismatch: b
         pairs.append((RunData(a, a_log), RunData(b, b_log)))
     outcome = paired.compare_paired(pairs, gate.settings_from(policy),
                                     labels=(f"A {record.a}", f"B {record.b}"),
-                                    allow_mismatch=allow_mismatch)
+                                    allow_mismatch=allow_mismatch, expected=expected)
     outcome.gate.decided_at = datetime.now(UTC).isoformat()
     record.round_changes = outcome.rounds
     save(record, job)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from harness.errors import RunFailed, UsageError
+from harness.errors import ConfigError, RunFailed, UsageError
 from harness.model import policy as pol
 from harness.model.ab import AbRecord
 from harness.run import ab
@@ -27,6 +27,8 @@ def test_specs_parse_into_profiles_toggles_and_refs():
     assert spec.kind == "toggles" and spec.toggles == {"response_cache": False,
                                                        "auth_cache": True}
     assert ab.parse_spec("ref:main~2").ref == "main~2"
+    assert ab.parse_spec("trace:0.1").trace_sampling == 0.1
+    assert ab.parse_spec("trace:off").trace_sampling is None
 
 
 @pytest.mark.parametrize(("text", "says"), [
@@ -34,6 +36,7 @@ def test_specs_parse_into_profiles_toggles_and_refs():
     ("profile:fast", "unknown profile 'fast'"), ("toggles:no_such=true", "unknown toggle"),
     ("toggles:response_cache", "malformed toggle"),
     ("toggles:response_cache=maybe", "must be true or false"),
+    ("trace:1.5", "from 0 to 1"), ("trace:often", "from 0 to 1"),
 ])
 def test_a_bad_spec_is_a_usage_error_that_names_it(text: str, says: str):
     with pytest.raises(UsageError, match=says):
@@ -58,6 +61,36 @@ def test_toggles_reach_the_target_as_settings_over_the_profile(tmp_path: Path):
     assert not settings.flags.response_cache and settings.flags.kpi_view
     naive, _ = ab.configure(ab.parse_spec("profile:naive"), RunConfig(), tmp_path)
     assert naive.profile == "naive" and naive.stack.target_source is None
+
+
+def test_a_trace_side_runs_the_base_traced_at_its_sampling(tmp_path: Path):
+    config, commit = ab.configure(ab.parse_spec("trace:0.1"), RunConfig(), tmp_path)
+    assert commit is None and config.trace_sampling == 0.1 and config.profile == "optimized"
+    assert config.tracing_env(tmp_path)["TARGET_TRACING__SAMPLING"] == "0.1"
+    off, _ = ab.configure(ab.parse_spec("trace:off"), RunConfig(), tmp_path)
+    assert off.trace_sampling is None and off.tracing_env(tmp_path) == {}
+    specs = ab.parse_spec("profile:optimized"), ab.parse_spec("trace:0.1")
+    assert ab.expected_differences(specs) == {"trace sampling"}
+    assert ab.expected_differences((specs[0], ab.parse_spec("profile:naive"))) == set()
+
+
+def test_runs_traced_differently_are_compared_only_when_tracing_is_the_question(
+        tmp_path: Path):
+    out = tmp_path / "reports"
+    a, b = ab.parse_spec("profile:optimized"), ab.parse_spec("trace:0.1")
+    job, record = ab.new_job(out, a, b, 1, (None, None))
+    for n, r in enumerate(record.runs):
+        run = build_run({OVERVIEW: EndpointSpec(rps=40, latency_ms=LogNormal(20.0, 0.3))},
+                        seconds=60, seed=n, run_id=f"run{n}")
+        run.result.run.trace_sampling = 0.1 if r.side == "B" else None
+        run.write(out / "runs" / f"run{n}")
+        r.run_id, r.status = f"run{n}", "complete"
+    with pytest.raises(ConfigError, match="trace sampling"):
+        ab.judge(record, out / "runs", job, pol.Policy(), False)
+    outcome = ab.judge(record, out / "runs", job, pol.Policy(), False,
+                       ab.expected_differences((a, b)))
+    assert outcome.gate.mismatches == ["trace sampling: 0.1 vs None"]
+    assert not outcome.gate.allowed_mismatch and outcome.gate.verdict != "regressed"
 
 
 def test_a_ref_is_checked_out_once_into_a_worktree_and_reused(tmp_path: Path):
