@@ -92,3 +92,4 @@ from harness.cli import gate, run, stack  # noqa: E402,F401 - registers the comm
 from harness.cli import ab  # noqa: E402,F401 - harness ab
 from harness.cli import bench  # noqa: E402,F401 - harness bench
 from harness.cli import alerts  # noqa: E402,F401 - harness alerts export|grafana
+from harness.cli import report  # noqa: E402,F401 - harness report

@@ -1,0 +1,163 @@
+"""The report's edge: read a run directory (and a baseline) into `ReportInputs`, write the page.
+
+Everything the page shows comes from files `harness run` and the gate already wrote:
+`result.json` and its interval log (`windows.hlog`), `gate.json` when the run was
+gated, and `dataset.json`, read only for the API keys that must never reach a report
+(they are test keys, but a report is shared: attached to CI runs, pasted in chats).
+The preparation (`prepare`, `series`, `distribution`) and the rendering (`render`) are
+pure functions of `ReportInputs`, so `--compare`, `--history` and the `harness ab`
+page can reuse them with inputs read from elsewhere (a results store, two run sets).
+
+Bad input is a `ConfigError` (exit 2 through the CLI), raised before anything is
+written; the page is written atomically, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import baselines
+from harness.errors import ConfigError
+from harness.model.files import load_json, write_text
+from harness.model.gate import GateResult
+from harness.model.intervals import IntervalLog
+from harness.model.result import RunResult
+from harness.run import layout
+
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class Side:
+    """One side of the page: a run's record and its interval log (None: a v1 record)."""
+
+    result: RunResult
+    log: IntervalLog | None
+    label: str = "current"
+    log_text: str | None = None
+    """The interval log file's text, embedded in the page as it is (None: not read)."""
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    """Decoded windows per endpoint, shared by the sections that read them (each
+    histogram of the log is decoded once per page)."""
+
+
+@dataclass
+class ReportInputs:
+    """What one single-run page is made of; every field already loaded and validated."""
+
+    current: Side
+    baseline: list[Side] = field(default_factory=list)
+    """The baseline's runs (rounds), empty when there is none."""
+    baseline_name: str | None = None
+    gate: GateResult | None = None
+    """The gate's decision: the run's `gate.json`, or one made for the page."""
+    secrets: frozenset[str] = frozenset()
+    """Strings that must not appear in the page (the dataset manifest's API keys)."""
+    notes: list[str] = field(default_factory=list)
+    """What the reader should know about how the page was made (a refused comparison...)."""
+
+
+def _secrets(path: Path) -> set[str]:
+    """The `api_key` values of a dataset manifest (any depth); none when it is absent."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    found: set[str] = set()
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if "key" in str(key).lower() and isinstance(value, str) and len(value) >= 8:
+                    found.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _log_text(run_dir: Path, result: RunResult) -> str | None:
+    if result.windows is None:
+        return None
+    try:
+        return (run_dir / result.windows.interval_log).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _side(run_dir: Path, label: str) -> Side:
+    result, log = baselines.load(run_dir).runs[0]
+    return Side(result, log, label, _log_text(run_dir, result))
+
+
+def _gate_for(run_dir: Path, current: Side, baseline: baselines.BaselineRuns | None,
+              store: Path, notes: list[str]) -> GateResult | None:
+    """The run's `gate.json` when it judged against this baseline (or none was asked);
+    else the gate run now with the store's policy, so `--baseline` alone shows a verdict."""
+    gate_path = run_dir / layout.GATE
+    if gate_path.exists():
+        try:
+            gate = load_json(gate_path, GateResult, f"no gate at {gate_path}")
+        except ConfigError as exc:
+            notes.append(f"{layout.GATE} is unreadable and was ignored: {exc}")
+            gate = None
+        if gate is not None and (baseline is None or
+                                 gate.baseline.run_ids == [r.run.run_id for r in baseline.results]):
+            return gate
+    if baseline is None:
+        return None
+    from harness.model import policy as pol
+    from harness.run import gate as run_gate
+
+    default = store / "policy.toml"  # the store's policy, else the defaults (as `compare`)
+    policy = pol.load_policy(default) if default.exists() else pol.Policy()
+    pair = [(current.result, current.log)]
+    try:
+        return run_gate.judge(pair, baseline, policy)
+    except ConfigError as exc:
+        notes.append(f"the gate refuses this comparison ({exc}); the figures below compare "
+                     "anyway and the verdict is only indicative")
+        return run_gate.judge(pair, baseline, policy, allow_mismatch=True)
+
+
+def load_inputs(run_dir: Path, baseline: str | Path | None = None,
+                store: Path = baselines.STORE) -> ReportInputs:
+    """A run directory (and a baseline: a name in `store`, or a folder) as report inputs."""
+    if not (run_dir / layout.RESULT).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {layout.RESULT})")
+    current = _side(run_dir, "current")
+    notes: list[str] = []
+    loaded = None
+    if baseline is not None:
+        loaded = baselines.load(baselines.resolve(baseline, store))
+    gate = _gate_for(run_dir, current, loaded, store, notes)
+    secrets = _secrets(layout.dataset_json(run_dir))
+    sides = []
+    if loaded is not None:
+        name = loaded.baseline.name
+        sides = [Side(r, log, f"baseline {name}",
+                      _log_text(loaded.path if loaded.path.joinpath(layout.RESULT).is_file()
+                                else loaded.path / r.run.run_id, r))
+                 for r, log in loaded.runs]
+        secrets |= _secrets(loaded.path / "dataset.json")
+    return ReportInputs(current=current, baseline=sides,
+                        baseline_name=loaded.baseline.name if loaded else None, gate=gate,
+                        secrets=frozenset(secrets), notes=notes)
+
+
+def write_report(run_dir: Path, baseline: str | Path | None = None, out: Path | None = None,
+                 store: Path = baselines.STORE) -> Path:
+    """Render `run_dir`'s report (against `baseline` when given) to `out`
+    (default `RUN/report.html`) and return its path: what `harness report` and the end
+    of `harness run` call. ConfigError on bad input, and then nothing is written."""
+    from harness.outputs.report.render import render_report
+
+    inputs = load_inputs(Path(run_dir), baseline, store)
+    html = render_report(inputs)
+    target = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
+    write_text(target, html)
+    return target

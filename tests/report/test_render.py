@@ -1,0 +1,166 @@
+"""The single-run page from built runs: every section in order, the embedded data, the
+edge cases (no baseline, v1, an endpoint without requests, only failures) and no key."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import hdr
+from harness.model import intervals
+from harness.outputs.report import decode_payload, load_inputs, render_report, write_report
+from tests.builders import EndpointSpec, LogNormal
+from tests.report.conftest import API_KEYS, FIXTURES, SECTION_IDS, make_run, outline
+
+PAYLOAD = re.compile(r'<script type="application/gzip\+base64" id="report-data"[^>]*>'
+                     r"([A-Za-z0-9+/=]+)</script>")
+
+
+def payload(html: str) -> dict:
+    match = PAYLOAD.search(html)
+    assert match, "no embedded data"
+    return decode_payload(match.group(1))
+
+
+def section(html: str, sid: str) -> str:
+    start = html.index(f'<section id="{sid}"')
+    return html[start:html.index("</section>", start)]
+
+
+def assert_no_keys(html: str) -> None:
+    data = json.dumps(payload(html))
+    for key in API_KEYS:
+        assert key not in html
+        assert key not in data
+
+
+def test_a_run_against_its_baseline_has_every_section_in_order(runs):
+    html = render_report(load_inputs(runs["current"], runs["baseline"]))
+    page = outline(html)
+    assert page.sections == SECTION_IDS
+    assert page.external == []  # nothing to fetch: scripts and styles are inline
+    assert page.tables >= 8
+    data = payload(html)
+    assert set(page.charts) == set(data["charts"])  # every placeholder has its data, once
+    assert len(page.charts) == len(set(page.charts)) >= 10
+    banner = section(html, "verdict")
+    assert "state-none" not in banner and "against baseline" in banner
+    facts = section(html, "facts")
+    assert "cur-1" in facts and "base-1" in facts
+    endpoints = section(html, "endpoints")
+    assert "GET /api/v1/dashboard/overview" in endpoints and "→" in endpoints
+    assert "no requests in the measured window" in endpoints  # POST /api/v1/calls
+    dist = section(html, "distribution")
+    assert "shift function" in dist and "95% band" in dist
+    assert "Slowest traces" not in html and "not traced" in section(html, "traces")
+    assert "v-" in section(html, "gate")
+    assert_no_keys(html)
+
+
+def test_the_embedded_data_holds_the_record_and_the_raw_interval_log(runs):
+    html = render_report(load_inputs(runs["current"], runs["baseline"]))
+    data = payload(html)
+    assert data["format"] == "harness-report-data/1"
+    text = (runs["current"] / "windows.hlog").read_text()
+    assert data["current"]["interval_log"] == text  # the file, byte for byte
+    log = intervals.parse(data["current"]["interval_log"])
+    record = data["current"]["record"]
+    key = "GET /api/v1/dashboard/overview"
+    measured = [w["t"] for w in record["windows"]["seconds"] if w["phase"] == "measured"]
+    whole = hdr.decode(record["endpoints"][key]["histogram"])
+    assert log.merged(key, measured).get_total_count() == whole.get_total_count()
+    assert data["baseline"][0]["record"]["run"]["run_id"] == "base-1"
+    assert data["gate"]["verdict"] in ("pass", "regressed", "inconclusive")
+
+
+def test_a_run_without_baseline_says_so(runs):
+    html = render_report(load_inputs(runs["current"]))
+    assert outline(html).sections == SECTION_IDS
+    banner = section(html, "verdict")
+    assert "state-none" in banner and "no baseline" in banner
+    assert "no gate" in section(html, "gate")
+    assert "no baseline: the curves show this run alone" in section(html, "distribution")
+    assert_no_keys(html)
+
+
+def test_the_runs_gate_json_is_the_verdict(runs, run_copy, tmp_path):
+    shutil.copy(FIXTURES / "gate_regressed.json", run_copy / "gate.json")
+    html = render_report(load_inputs(run_copy))
+    banner = section(html, "verdict")
+    assert "state-regressed" in banner and "tenant leak" in banner
+    assert "p95 GET /api/v1/agents/{agent_id}" in banner  # a top regression, one line
+    assert "regressed" in section(html, "gate")
+
+
+def test_a_v1_record_renders_with_messages(tmp_path):
+    run = tmp_path / "v1"
+    run.mkdir()
+    shutil.copy(FIXTURES / "result_v1.json", run / "result.json")
+    html = render_report(load_inputs(run))
+    assert outline(html).sections == SECTION_IDS
+    assert "schema_version 1" in section(html, "latency")
+    assert "schema_version 1" in section(html, "throughput")
+    assert payload(html)["current"]["interval_log"] == ""
+
+
+def test_only_failures_and_an_endpoint_without_requests(tmp_path):
+    run = make_run(tmp_path / "failing", {
+        "GET /api/v1/agents": EndpointSpec(rps=5, latency_ms=LogNormal(5),
+                                           failures={"http_500": 1.0}),
+        "GET /api/v1/activity": EndpointSpec(rps=0)}, seed=3)
+    html = render_report(load_inputs(run))
+    assert outline(html).sections == SECTION_IDS
+    errors = section(html, "throughput")
+    assert "http_500" in errors and "100.00%" in errors and "server error status" in errors
+    assert "no requests in the measured window" in section(html, "endpoints")
+    assert "no requests in the measured window" in section(html, "distribution")
+
+
+def test_no_requests_at_all_and_no_server_metrics(tmp_path):
+    run = make_run(tmp_path / "idle", {"GET /api/v1/agents": EndpointSpec(rps=0)}, seed=4,
+                   server=False)
+    html = render_report(load_inputs(run))
+    assert outline(html).sections == SECTION_IDS
+    assert "no server metrics" in section(html, "caches")
+    assert "no server metrics" in section(html, "database")
+
+
+def test_tenant_leaks_are_prominent(tmp_path):
+    run = make_run(tmp_path / "leaky", {
+        "GET /api/v1/agents": EndpointSpec(rps=5, failures={"tenant_leak": 0.1})}, seed=5)
+    html = render_report(load_inputs(run))
+    correctness = section(html, "correctness")
+    assert 'class="leaks bad"' in correctness and "another user" in correctness
+
+
+def test_write_report_defaults_to_the_run_directory(run_copy):
+    path = write_report(run_copy)
+    assert path == run_copy / "report.html"
+    assert outline(path.read_text()).sections == SECTION_IDS
+    assert path.stat().st_size < 2_000_000
+    assert not list(run_copy.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("secret", API_KEYS)
+def test_a_key_that_reached_the_record_is_redacted_too(run_copy, secret):
+    result = json.loads((run_copy / "result.json").read_text())
+    result["run"]["notes"].append(f"authorization: Bearer {secret}")
+    (run_copy / "result.json").write_text(json.dumps(result))
+    html = render_report(load_inputs(run_copy))
+    assert "[redacted]" in html
+    assert_no_keys(html)
+
+
+def test_sizes_stay_small(runs):
+    html = render_report(load_inputs(runs["current"], runs["baseline"]))
+    assert len(html.encode()) < 500_000  # 60 s of 26 req/s, both logs embedded
+
+
+def test_a_missing_chart_library_would_be_noticed():
+    vendor = Path(__file__).resolve().parents[2] / "harness/outputs/report/vendor/uplot"
+    assert (vendor / "LICENSE").read_text().startswith("The MIT License")
+    assert "uPlot (v1.6.32)" in (vendor / "uPlot.iife.min.js").read_text()[:80]
