@@ -74,7 +74,7 @@ class Resources:
         if upstream.client is not None:
             upstream.client.tracer = tracer
             tracing.instrument_http(upstream.http)
-        dashboard = DashboardService(db, settings, caches.dashboard)
+        dashboard = DashboardService(db, settings, caches.dashboard, tracer=tracer)
         agents = AgentsService(db, settings, upstream.resolver,
                                caches.agents if flags.response_cache else None)
         res = cls(settings=settings, metrics=metrics, db=db, jobs=jobs, caches=caches,

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from target_service import schemas
 from target_service.cache.dashboard import DashboardCache
@@ -28,6 +29,7 @@ from target_service.domain import (
     ratio,
     utc_midnight,
 )
+from target_service.encoding import encode
 from target_service.errors import InvalidParameter
 from target_service.settings import Settings
 
@@ -46,18 +48,20 @@ class DashboardService:
     """Builds the overview and analytics responses for one user."""
 
     def __init__(self, db: Database, settings: Settings,
-                 cache: DashboardCache | None = None) -> None:
+                 cache: DashboardCache | None = None,
+                 tracer: trace.Tracer | None = None) -> None:
         self.db = db
         self.settings = settings
         self.flags = settings.flags
         self.cache = cache
+        self.tracer = tracer  # for the `serialize` spans of encoded bodies
 
     # ---- encoded bodies, cache-first when the profile caches --------------------
 
     async def overview_body(self, user_id: int) -> tuple[bytes, str | None]:
         """The overview as JSON bytes and its X-Cache status (None when not cached)."""
         async def load() -> bytes:
-            return (await self.overview(user_id)).model_dump_json().encode()
+            return encode(await self.overview(user_id), self.tracer)
 
         if self.cache is None:
             return await load(), None
@@ -71,16 +75,16 @@ class DashboardService:
             result = await self.analytics(user_id, from_date, to_date, granularity)
             if result.partial:
                 raise _Uncacheable(result)
-            return result.model_dump_json(by_alias=True).encode()
+            return encode(result, self.tracer)
 
         if self.cache is None:
             result = await self.analytics(user_id, from_date, to_date, granularity)
-            return result.model_dump_json(by_alias=True).encode(), None
+            return encode(result, self.tracer), None
         try:
             body, status = await self.cache.analytics(user_id, from_date, to_date, granularity,
                                                       load)
         except _Uncacheable as partial:
-            return partial.result.model_dump_json(by_alias=True).encode(), "MISS"
+            return encode(partial.result, self.tracer), "MISS"
         return body, str(status)
 
     # ---- overview -------------------------------------------------------------

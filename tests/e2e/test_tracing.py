@@ -89,6 +89,12 @@ def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: 
     # a real trace holds the server span, the cache and the DB under it
     names = {s["name"] for s in spans if s["traceId"] == slow["trace_id"]}
     assert any(n.startswith("cache.lookup") for n in names)
+    # a miss (or a background refresh) encodes the body it stores inside the load
+    by_id = {s["spanId"]: s for s in spans}
+    encoded = [s for s in spans if s["name"] == "serialize Overview"]
+    assert encoded and all(
+        by_id[s["parentSpanId"]]["name"] in ("cache.load dashboard", "cache.refresh dashboard")
+        for s in encoded if s.get("parentSpanId") in by_id)
     assert "Traces" in (run_dir / "summary.md").read_text()
     assert_no_secret(spans_file.read_text(),
                      api_keys(json.loads((run_dir / "dataset.json").read_text())))
