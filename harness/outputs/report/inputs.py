@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from harness import baselines
 from harness.errors import ConfigError
+from harness.model import result as results
 from harness.model.files import load_json, write_text
 from harness.model.gate import GateResult
 from harness.model.intervals import IntervalLog
 from harness.model.result import RunResult
+from harness.outputs.report import sparse
 from harness.run import layout
 
 REPORT_FILE = "report.html"
@@ -80,21 +82,48 @@ def _secrets(path: Path) -> set[str]:
     return found
 
 
-def _log_text(run_dir: Path, result: RunResult) -> str | None:
-    if result.windows is None:
-        return None
+def read_side(run_dir: Path, label: str) -> Side:
+    """A run directory's record and interval log, validated as `baselines.load` does
+    (ConfigError naming the file), the log's text kept for the page's data and its raw
+    histograms decoded once, fast (`sparse.parse_log`), for the charts."""
+    result = results.load(run_dir / layout.RESULT)
+    if result.windows is None or not result.windows.interval_log:
+        return Side(result, None, label, None)
+    rel = PurePosixPath(result.windows.interval_log)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ConfigError(f"{run_dir / layout.RESULT}: interval log {str(rel)!r} is outside "
+                          "the run directory")
+    path = run_dir / rel
     try:
-        return (run_dir / result.windows.interval_log).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return None
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no interval log at {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable interval log: {exc}") from exc
+    log, decoded = sparse.parse_log(text, str(path))
+    side = Side(result, log, label, text)
+    side.cache["decoded"] = decoded
+    return side
 
 
-def _side(run_dir: Path, label: str) -> Side:
-    result, log = baselines.load(run_dir).runs[0]
-    return Side(result, log, label, _log_text(run_dir, result))
+def read_baseline(path: Path) -> tuple[str, list[Path]]:
+    """A baseline folder's name and run directories (a run directory: itself)."""
+    if not (path / baselines.BASELINE_JSON).is_file():
+        return path.name, [path]
+    described = baselines.read_baseline(path)
+    dirs = []
+    for run_id in described.runs:
+        if "/" in run_id or run_id in ("", ".", "..") or \
+                not (path / run_id / layout.RESULT).is_file():
+            raise ConfigError(f"{path}: run {run_id!r} is listed in "
+                              f"{baselines.BASELINE_JSON} but has no {run_id}/{layout.RESULT}")
+        dirs.append(path / run_id)
+    if not dirs:
+        raise ConfigError(f"{path / baselines.BASELINE_JSON}: a baseline without runs")
+    return described.name, dirs
 
 
-def _gate_for(run_dir: Path, current: Side, baseline: baselines.BaselineRuns | None,
+def _gate_for(run_dir: Path, current: Side, baseline: list[Side], baseline_path: Path | None,
               store: Path, notes: list[str]) -> GateResult | None:
     """The run's `gate.json` when it judged against this baseline (or none was asked);
     else the gate run now with the store's policy, so `--baseline` alone shows a verdict."""
@@ -105,10 +134,10 @@ def _gate_for(run_dir: Path, current: Side, baseline: baselines.BaselineRuns | N
         except ConfigError as exc:
             notes.append(f"{layout.GATE} is unreadable and was ignored: {exc}")
             gate = None
-        if gate is not None and (baseline is None or
-                                 gate.baseline.run_ids == [r.run.run_id for r in baseline.results]):
+        if gate is not None and (baseline_path is None or
+                                 gate.baseline.run_ids == [s.result.run.run_id for s in baseline]):
             return gate
-    if baseline is None:
+    if baseline_path is None:
         return None
     from harness.model import policy as pol
     from harness.run import gate as run_gate
@@ -116,12 +145,13 @@ def _gate_for(run_dir: Path, current: Side, baseline: baselines.BaselineRuns | N
     default = store / "policy.toml"  # the store's policy, else the defaults (as `compare`)
     policy = pol.load_policy(default) if default.exists() else pol.Policy()
     pair = [(current.result, current.log)]
+    loaded = baselines.load(baseline_path)
     try:
-        return run_gate.judge(pair, baseline, policy)
+        return run_gate.judge(pair, loaded, policy)
     except ConfigError as exc:
         notes.append(f"the gate refuses this comparison ({exc}); the figures below compare "
                      "anyway and the verdict is only indicative")
-        return run_gate.judge(pair, baseline, policy, allow_mismatch=True)
+        return run_gate.judge(pair, loaded, policy, allow_mismatch=True)
 
 
 def load_inputs(run_dir: Path, baseline: str | Path | None = None,
@@ -129,23 +159,18 @@ def load_inputs(run_dir: Path, baseline: str | Path | None = None,
     """A run directory (and a baseline: a name in `store`, or a folder) as report inputs."""
     if not (run_dir / layout.RESULT).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {layout.RESULT})")
-    current = _side(run_dir, "current")
+    current = read_side(run_dir, "current")
     notes: list[str] = []
-    loaded = None
-    if baseline is not None:
-        loaded = baselines.load(baselines.resolve(baseline, store))
-    gate = _gate_for(run_dir, current, loaded, store, notes)
+    name, sides, path = None, [], None
     secrets = _secrets(layout.dataset_json(run_dir))
-    sides = []
-    if loaded is not None:
-        name = loaded.baseline.name
-        sides = [Side(r, log, f"baseline {name}",
-                      _log_text(loaded.path if loaded.path.joinpath(layout.RESULT).is_file()
-                                else loaded.path / r.run.run_id, r))
-                 for r, log in loaded.runs]
-        secrets |= _secrets(loaded.path / "dataset.json")
-    return ReportInputs(current=current, baseline=sides,
-                        baseline_name=loaded.baseline.name if loaded else None, gate=gate,
+    if baseline is not None:
+        path = baselines.resolve(baseline, store)
+        name, dirs = read_baseline(path)
+        sides = [read_side(d, f"baseline {name}") for d in dirs]
+        for d in {path, *dirs}:
+            secrets |= _secrets(layout.dataset_json(d))
+    gate = _gate_for(run_dir, current, sides, path, store, notes)
+    return ReportInputs(current=current, baseline=sides, baseline_name=name, gate=gate,
                         secrets=frozenset(secrets), notes=notes)
 
 

@@ -99,10 +99,12 @@ def context(inputs: ReportInputs) -> dict:
     }
 
 
-def _side_data(side: Side) -> dict:
+def _side_json(side: Side) -> str:
+    """One side of the payload as JSON text: the record as pydantic writes it (NaN and
+    infinity as null), the interval log as its text."""
     text = side.log_text if side.log_text is not None else series.log_text(side.log)
-    return {"label": side.label, "record": side.result.model_dump(mode="json"),
-            "interval_log": text}
+    return (f'{{"label":{json.dumps(side.label)},"record":{side.result.model_dump_json()},'
+            f'"interval_log":{json.dumps(text)}}}')
 
 
 def redact(text: str, secrets: frozenset[str]) -> str:
@@ -113,11 +115,16 @@ def redact(text: str, secrets: frozenset[str]) -> str:
 
 
 def encode_payload(inputs: ReportInputs, charts: dict[str, dict]) -> str:
-    """The page's embedded data: JSON, secrets replaced, gzip, base64."""
-    doc = {"format": PAYLOAD_FORMAT, "charts": charts, "current": _side_data(inputs.current),
-           "baseline": [_side_data(s) for s in inputs.baseline],
-           "gate": inputs.gate.model_dump(mode="json") if inputs.gate else None}
-    text = redact(json.dumps(_clean(doc), separators=(",", ":"), allow_nan=False), inputs.secrets)
+    """The page's embedded data: JSON, secrets replaced, gzip, base64.
+
+    `{"format", "charts": {id: chart}, "current": side, "baseline": [side...], "gate"}`,
+    a side being `{"label", "record": result.json, "interval_log": windows.hlog text}`."""
+    gate = inputs.gate.model_dump_json() if inputs.gate else "null"
+    text = (f'{{"format":"{PAYLOAD_FORMAT}",'
+            f'"charts":{json.dumps(_clean(charts), separators=(",", ":"), allow_nan=False)},'
+            f'"current":{_side_json(inputs.current)},'
+            f'"baseline":[{",".join(_side_json(s) for s in inputs.baseline)}],"gate":{gate}}}')
+    text = redact(text, inputs.secrets)
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6,
                                           mtime=0)).decode("ascii")
 
@@ -143,7 +150,6 @@ def render_report(inputs: ReportInputs, generated_at: datetime | None = None) ->
     """The whole page as one string (no file, no network: `write_report` writes it)."""
     charts: dict[str, dict] = {}
     sections = extract_charts(context(inputs), charts)
-    charts = _clean(charts)
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     html = _environment().get_template("report.html.j2").render(
         **sections, assets=assets(), payload=encode_payload(inputs, charts),

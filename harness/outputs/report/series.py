@@ -15,7 +15,6 @@ same figures as `timeseries.csv`), never from averages of percentiles.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,6 +24,7 @@ import pandas as pd
 from harness.analysis import blocks
 from harness.model.intervals import IntervalLog
 from harness.model.result import RunResult
+from harness.outputs.report import sparse
 from harness.outputs.report.inputs import ReportInputs, Side
 
 TIME_AXIS = {"label": "time since the measured window opened", "unit": "s", "kind": "time"}
@@ -80,8 +80,9 @@ def endpoint_windows(side: Side, key: str, kind: str = "raw") -> tuple[list[int]
     if cached is None:
         seconds = [w.t for w in side.result.windows.seconds] if side.result.windows else []
         log = side.log
-        cached = (seconds, blocks.window_counts(
-            [log.encoded(key, t, kind) if log is not None else None for t in seconds]))
+        cached = (seconds, sparse.window_counts(
+            [log.encoded(key, t, kind) if log is not None else None for t in seconds],
+            side.cache.get("decoded")))
         side.cache[(key, kind)] = cached
     return cached
 
@@ -89,19 +90,26 @@ def endpoint_windows(side: Side, key: str, kind: str = "raw") -> tuple[list[int]
 def sparse_quantiles(counts: blocks.WindowCounts, percentiles: Sequence[float]
                      ) -> list[list[float | None]]:
     """Each window's percentiles in ms from its sparse buckets, exactly HdrHistogram's
-    `get_value_at_percentile` (its target rank, the bucket's highest equivalent value)."""
+    `get_value_at_percentile` for p > 0 (its target rank, the bucket's highest equivalent
+    value).
+
+    All windows at once: one running sum over the windows' buckets laid end to end, so
+    a window's rank is a position in it past the windows before."""
     _, highest = blocks.bucket_values(counts.layout)
-    cols: list[list[float | None]] = [[] for _ in percentiles]
-    for index, count in zip(counts.index, counts.count, strict=True):
-        if not len(count):
-            for c in cols:
-                c.append(None)
-            continue
-        cum = np.cumsum(count)
-        targets = [max(math.floor(min(p, 100.0) * cum[-1] / 100 + 0.5), 1) for p in percentiles]
-        at = np.searchsorted(cum, targets, side="left")
-        for c, i in zip(cols, at, strict=True):
-            c.append(round(float(highest[index[i]]) / 1000, 3))
+    sizes = np.fromiter((len(c) for c in counts.count), dtype=np.int64, count=len(counts))
+    if not sizes.sum():
+        return [[None] * len(counts) for _ in percentiles]
+    index = np.concatenate(counts.index)
+    cum = np.cumsum(np.concatenate(counts.count))
+    ends = np.cumsum(sizes)
+    totals = np.diff(np.concatenate([[0.0], cum[ends[sizes > 0] - 1]]))
+    before = cum[ends[sizes > 0] - 1] - totals  # requests of the windows before each
+    cols: list[list[float | None]] = []
+    for p in percentiles:
+        target = np.maximum(np.floor(min(p, 100.0) * totals / 100 + 0.5), 1)
+        at = np.searchsorted(cum, before + target - 0.5, side="left")
+        values = iter(np.round(highest[index[at]] / 1000, 3).tolist())
+        cols.append([next(values) if n else None for n in sizes])
     return cols
 
 

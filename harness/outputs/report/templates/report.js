@@ -100,10 +100,15 @@
         kind === "decile" ? "p" + v : v.toFixed(0) + " s"; }
     }];
     var colour = 0;
-    spec.series.forEach(function (s) {
+    spec.series.forEach(function (s, n) {
       var stroke = s.color || PALETTE[colour++ % PALETTE.length];
+      var col = spec.data[n + 1] || [];
+      // a value between two gaps draws no line: show the points of such a series
+      var isolated = col.some(function (v, j) {
+        return v != null && col[j - 1] == null && col[j + 1] == null; });
       var one = {label: s.label, stroke: stroke, width: s.width || 1.5, spanGaps: false,
-                 value: function (u, v) { return fmt(v, yUnit); }, points: {show: false}};
+                 value: function (u, v) { return fmt(v, yUnit); },
+                 points: isolated ? {show: true, size: 5, fill: stroke} : {show: false}};
       if (s.dash) one.dash = [6, 4];
       if (s.step) one.paths = uPlot.paths.stepped({align: 1});
       series.push(one);
