@@ -97,14 +97,17 @@ def test_a_stale_directory_is_emptied_before_the_workers_start(tmp_path, monkeyp
 
 
 def test_without_a_directory_several_workers_get_a_fresh_one(monkeypatch):
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv(MULTIPROC_ENV, "")  # recorded, so the variable the code sets is undone
+    monkeypatch.delenv(MULTIPROC_ENV)
     assert prepare_multiprocess_dir(1) is None and MULTIPROC_ENV not in os.environ
     made = prepare_multiprocess_dir(2)
     try:
         assert made is not None and made.is_dir() and not list(made.iterdir())
         assert os.environ[MULTIPROC_ENV] == str(made)
     finally:
-        os.rmdir(made)
+        os.environ.pop(MULTIPROC_ENV, None)  # later tests in this process: single-process mode
+        if made is not None:
+            os.rmdir(made)
 
 
 class _FakeProcess:
