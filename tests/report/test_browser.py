@@ -142,3 +142,23 @@ def test_a_v1_record_loads_without_errors(browser, tmp_path):
     seen = open_page(browser, page, tmp_path, "report-v1")
     assert seen["errors"] == [] and seen["blocked"] == []
     assert seen["drawn"]["chartsFailed"] == "0"
+
+
+def test_the_endpoints_table_sorts_by_value(browser, runs, tmp_path):
+    page_path = write_report(runs["current"], out=tmp_path / "sort.html")
+    context = browser.new_context(offline=True)
+    try:
+        page = context.new_page()
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_selector("body[data-charts-drawn]")
+        rows = "Array.from(document.querySelectorAll('table.endpoints tbody tr'))" \
+               ".map(r => r.cells[1].getAttribute('data-sort'))"
+        header = page.locator("table.endpoints thead th", has_text="requests")
+        header.click()
+        up = [float(v) for v in page.evaluate(rows)]
+        header.click()
+        down = [float(v) for v in page.evaluate(rows)]
+        assert up == sorted(up) and down == sorted(down, reverse=True) and up != down
+        assert header.get_attribute("aria-sort") == "descending"
+    finally:
+        context.close()

@@ -164,3 +164,35 @@ def test_a_missing_chart_library_would_be_noticed():
     vendor = Path(__file__).resolve().parents[2] / "harness/outputs/report/vendor/uplot"
     assert (vendor / "LICENSE").read_text().startswith("The MIT License")
     assert "uPlot (v1.6.32)" in (vendor / "uPlot.iife.min.js").read_text()[:80]
+
+
+def test_a_baseline_of_rounds_from_the_store(runs, tmp_path):
+    from harness import baselines
+
+    store = tmp_path / "store"
+    second = make_run(tmp_path / "round-2", seed=7, run_id="base-2")
+    baselines.save(store, "nightly", [runs["baseline"], second])
+    html = render_report(load_inputs(runs["current"], "nightly", store))
+    assert "baseline <code>nightly</code>" in html
+    assert "2 rounds" in section(html, "facts")
+    assert "shift function" in section(html, "distribution")
+    data = payload(html)
+    assert [b["record"]["run"]["run_id"] for b in data["baseline"]] == ["base-1", "base-2"]
+    assert data["gate"]["baseline"]["run_ids"] == ["base-1", "base-2"]
+    assert_no_keys(html)
+
+
+def test_a_comparison_the_gate_refuses_is_shown_with_a_warning(runs, tmp_path):
+    other = make_run(tmp_path / "bigger", seed=8, run_id="bigger-1", users=99)
+    html = render_report(load_inputs(runs["current"], other))
+    banner = section(html, "verdict")
+    assert "the gate refuses this comparison" in banner and "users" in banner
+    assert 'class="mismatch"' in section(html, "facts")
+
+
+def test_a_saturated_generator_cannot_be_judged(runs, tmp_path):
+    hot = make_run(tmp_path / "hot", seed=9, run_id="hot-1", saturated=True)
+    html = render_report(load_inputs(hot, runs["baseline"]))
+    banner = section(html, "verdict")
+    assert "state-cannot_judge" in banner and "cannot judge" in banner
+    assert "SATURATED" in section(html, "facts")

@@ -47,6 +47,13 @@ def ms(value: float | None) -> str:
     return num(value, 2 if value < 10 else 1 if value < 1000 else 0)
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as a reader compares it with the misrate."""
+    if p is None:
+        return "–"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.1 else f"{p:.2f}"
+
+
 def describe_failure(kind: str) -> str:
     """What a failure kind means (`http_503` -> the 5xx line with its status)."""
     if kind.startswith("http_") and kind[5:].isdigit():
@@ -278,7 +285,7 @@ def gate_checks(inputs: ReportInputs) -> dict:
                      "advisory": c.advisory, "baseline": ms(c.baseline), "current": ms(c.current),
                      "unit": c.unit, "change": change, "interval": interval,
                      "confidence": num(100 * c.confidence, 2, "%") if c.confidence else "–",
-                     "tolerance": c.tolerance.text, "p": num(c.p_value, 4),
+                     "tolerance": c.tolerance.text, "p": p_text(c.p_value),
                      "reason": c.reason + (f" — {c.advice}" if c.advice else ""),
                      "method": c.method})
     return {"rows": rows, "method": gate.method, "misrate": gate.misrate,
