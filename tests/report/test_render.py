@@ -196,3 +196,19 @@ def test_a_saturated_generator_cannot_be_judged(runs, tmp_path):
     banner = section(html, "verdict")
     assert "state-cannot_judge" in banner and "cannot judge" in banner
     assert "SATURATED" in section(html, "facts")
+
+
+def test_the_gated_baseline_is_found_in_the_store(runs, run_copy, tmp_path):
+    from harness import baselines
+    from harness.model import policy as pol
+    from harness.run import gate
+
+    store = tmp_path / "store"
+    baselines.save(store, "main", [runs["baseline"]])
+    judged = gate.judge(gate.read_runs([run_copy]), baselines.load(store / "main"), pol.Policy())
+    gate.write(judged, run_copy)
+    html = render_report(load_inputs(run_copy, store=store))
+    assert "baseline <code>main</code>" in html and "base-1" in section(html, "facts")
+    alone = render_report(load_inputs(run_copy, store=tmp_path / "empty"))
+    assert "which is not in" in section(alone, "verdict")
+    assert "base-1" not in section(alone, "facts")

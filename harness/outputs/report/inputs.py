@@ -123,22 +123,40 @@ def read_baseline(path: Path) -> tuple[str, list[Path]]:
     return described.name, dirs
 
 
-def _gate_for(run_dir: Path, current: Side, baseline: list[Side], baseline_path: Path | None,
-              store: Path, notes: list[str]) -> GateResult | None:
-    """The run's `gate.json` when it judged against this baseline (or none was asked);
-    else the gate run now with the store's policy, so `--baseline` alone shows a verdict."""
+def _read_gate(run_dir: Path, notes: list[str]) -> GateResult | None:
     gate_path = run_dir / layout.GATE
-    if gate_path.exists():
-        try:
-            gate = load_json(gate_path, GateResult, f"no gate at {gate_path}")
-        except ConfigError as exc:
-            notes.append(f"{layout.GATE} is unreadable and was ignored: {exc}")
-            gate = None
-        if gate is not None and (baseline_path is None or
-                                 gate.baseline.run_ids == [s.result.run.run_id for s in baseline]):
-            return gate
-    if baseline_path is None:
+    if not gate_path.exists():
         return None
+    try:
+        return load_json(gate_path, GateResult, f"no gate at {gate_path}")
+    except ConfigError as exc:
+        notes.append(f"{layout.GATE} is unreadable and was ignored: {exc}")
+        return None
+
+
+def _gated_baseline(gate: GateResult | None, store: Path, notes: list[str]) -> Path | None:
+    """The baseline the run's gate judged against, when it is in the store: shown beside
+    the run without `--baseline` (`harness run --baseline NAME` then `harness report`)."""
+    if gate is None or not gate.baseline.label.startswith("baseline "):
+        return None
+    name = gate.baseline.label.removeprefix("baseline ")
+    try:
+        path = baselines.resolve(name, store)
+        _, dirs = read_baseline(path)
+    except ConfigError:
+        notes.append(f"the gate compared with baseline {name!r}, which is not in {store}: "
+                     "its figures are not shown beside this run's (give --baseline)")
+        return None
+    if [d.name for d in dirs] != gate.baseline.run_ids and \
+            [results.load(d / layout.RESULT).run.run_id for d in dirs] != gate.baseline.run_ids:
+        notes.append(f"baseline {name!r} in {store} is not the one the gate used (other runs): "
+                     "its figures are not shown beside this run's")
+        return None
+    return path
+
+
+def _judge(current: Side, baseline_path: Path, store: Path, notes: list[str]) -> GateResult:
+    """The gate run now, with the store's policy, so `--baseline` alone shows a verdict."""
     from harness.model import policy as pol
     from harness.run import gate as run_gate
 
@@ -156,20 +174,27 @@ def _gate_for(run_dir: Path, current: Side, baseline: list[Side], baseline_path:
 
 def load_inputs(run_dir: Path, baseline: str | Path | None = None,
                 store: Path = baselines.STORE) -> ReportInputs:
-    """A run directory (and a baseline: a name in `store`, or a folder) as report inputs."""
+    """A run directory (and a baseline: a name in `store`, or a folder) as report inputs.
+
+    The verdict is the run's `gate.json` when it judged this baseline (or no baseline was
+    given: then the baseline it judged is shown when the store has it); otherwise, with a
+    baseline, the gate is run for the page."""
     if not (run_dir / layout.RESULT).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {layout.RESULT})")
     current = read_side(run_dir, "current")
     notes: list[str] = []
-    name, sides, path = None, [], None
+    gate = _read_gate(run_dir, notes)
+    path = baselines.resolve(baseline, store) if baseline is not None \
+        else _gated_baseline(gate, store, notes)
+    name, sides = None, []
     secrets = _secrets(layout.dataset_json(run_dir))
-    if baseline is not None:
-        path = baselines.resolve(baseline, store)
+    if path is not None:
         name, dirs = read_baseline(path)
         sides = [read_side(d, f"baseline {name}") for d in dirs]
         for d in {path, *dirs}:
             secrets |= _secrets(layout.dataset_json(d))
-    gate = _gate_for(run_dir, current, sides, path, store, notes)
+        if gate is None or gate.baseline.run_ids != [s.result.run.run_id for s in sides]:
+            gate = _judge(current, path, store, notes)
     return ReportInputs(current=current, baseline=sides, baseline_name=name, gate=gate,
                         secrets=frozenset(secrets), notes=notes)
 
