@@ -129,7 +129,7 @@ def upstream(inputs: ReportInputs) -> dict:
             charts.append(chart("upstream attempt latency p95", "latency", "ms",
                                 [{"label": "p95"}], [xs, p95], shade=shade, marks=marks))
         if any(r.breaker_state is not None for r in rows):
-            charts.append(chart("circuit breaker", "state", "0 closed · 1 half-open · 2 open",
+            charts.append(chart("circuit breaker: 0 closed · 1 half-open · 2 open", "state", "",
                                 [{"label": "breaker", "step": True}],
                                 [xs, [r.breaker_state for r in rows]], shade=shade, marks=marks))
     return {"message": None, "facts": facts, "charts": charts}

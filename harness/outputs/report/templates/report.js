@@ -59,6 +59,8 @@
           ctx.setLineDash([4 * dpr, 3 * dpr]);
           ctx.lineWidth = dpr;
           ctx.font = (10 * dpr) + "px sans-serif";
+          ctx.textAlign = "left";  // uPlot leaves its axes' alignment on the context
+          ctx.textBaseline = "alphabetic";
           var lastX = -1e9, row = 0;
           spec.marks.forEach(function (m) {
             var x = u.valToPos(m[0], "x", true);
@@ -69,7 +71,11 @@
             ctx.stroke();
             row = x - lastX < 90 * dpr ? row + 1 : 0;
             lastX = x;
-            ctx.fillText(m[1], x + 3 * dpr, u.bbox.top + (10 + 11 * (row % 4)) * dpr);
+            var w = ctx.measureText(m[1]).width;
+            var right = u.bbox.left + u.bbox.width;
+            var tx = x + 3 * dpr + w > right ? x - 3 * dpr - w : x + 3 * dpr;
+            ctx.fillText(m[1], Math.max(tx, u.bbox.left + 2 * dpr),
+                         u.bbox.top + (10 + 11 * (row % 4)) * dpr);
           });
           ctx.restore();
         }]
