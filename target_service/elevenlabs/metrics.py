@@ -35,6 +35,8 @@ elevenlabs_in_flight_requests                   gauge   -
 ``rate_limited``, ``server_error`` (5xx and 408), ``timeout``, ``transport``.
 Gauges carry a ``multiprocess_mode`` so they aggregate sensibly when the
 service runs several uvicorn workers with ``PROMETHEUS_MULTIPROC_DIR`` set.
+The table of every service metric, these included, with each ``reason`` value,
+is ``docs/metrics.md`` (a test holds it to a real scrape).
 """
 
 from __future__ import annotations
