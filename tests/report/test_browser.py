@@ -162,3 +162,20 @@ def test_the_endpoints_table_sorts_by_value(browser, runs, tmp_path):
         assert header.get_attribute("aria-sort") == "descending"
     finally:
         context.close()
+
+
+def test_without_decompression_stream_the_charts_say_why(browser, runs, tmp_path):
+    page_path = write_report(runs["current"], out=tmp_path / "old.html")
+    context = browser.new_context(offline=True)
+    try:
+        page = context.new_page()
+        page.add_init_script("delete window.DecompressionStream")
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_selector("body[data-charts-failed='all']")
+        charts = page.locator(".chart[data-chart]")
+        assert charts.count() > 0
+        assert page.locator(".chart.chart-error").count() == charts.count()
+        assert "could not decode" in charts.first.inner_text()
+        assert page.locator("table.endpoints tbody tr").count() >= 2  # the figures remain
+    finally:
+        context.close()

@@ -207,6 +207,12 @@
     drawAll(data);
   }).catch(function (err) {
     document.body.setAttribute("data-charts-failed", "all");
+    document.querySelectorAll(".chart[data-chart]").forEach(function (el) {
+      el.textContent = "The charts need the page's embedded data, which this browser could " +
+        "not decode (" + err.message + "; DecompressionStream needs Chrome 80, Firefox 113 or " +
+        "Safari 16.4). The tables above and below hold the figures.";
+      el.className += " chart-error";
+    });
     console.error("report data could not be decoded", err);
   });
 })();
