@@ -202,7 +202,7 @@
   });
   window.addEventListener("beforeprint", function () { resize(680); });
   window.addEventListener("afterprint", function () { resize(); });
-  decode().then(function (data) {
+  Promise.resolve().then(decode).then(function (data) {  // a throw in decode is caught too
     window.reportData = data;
     drawAll(data);
   }).catch(function (err) {
