@@ -264,7 +264,8 @@ def correctness(inputs: ReportInputs) -> dict:
             "freshness": {"samples": c.freshness.samples, "timeouts": c.freshness.timeouts,
                           "p50": ms(lat.p50 if lat else None), "p95": ms(lat.p95 if lat else None),
                           "max": ms(lat.max if lat else None)},
-            "kpi_view": [{"name": k, "value": num(v, 3)} for k, v in sorted(kpi.items())],
+            "kpi_view": [{"name": k, "value": num(v, 0 if v is not None and float(v).is_integer()
+                                                  else 3)} for k, v in sorted(kpi.items())],
             "agreement": {"client": f"{result.agreement.client_count:,}",
                           "server": "–" if result.agreement.server_count is None
                           else f"{result.agreement.server_count:,}",

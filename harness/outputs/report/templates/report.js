@@ -28,7 +28,8 @@
   function fmt(v, unit) {
     if (v == null) return "–";
     var a = Math.abs(v);
-    var s = a >= 1000 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toPrecision(3);
+    var s = a >= 1000 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) :
+      a === 0 ? "0" : String(parseFloat(v.toPrecision(3)));
     return unit ? s + " " + unit : s;
   }
 
