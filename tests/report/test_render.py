@@ -212,3 +212,29 @@ def test_the_gated_baseline_is_found_in_the_store(runs, run_copy, tmp_path):
     alone = render_report(load_inputs(run_copy, store=tmp_path / "empty"))
     assert "which is not in" in section(alone, "verdict")
     assert "base-1" not in section(alone, "facts")
+
+
+def test_the_slowest_traces_expand_to_their_spans(tmp_path):
+    from harness.model import result as results
+    from harness.model.result import EndpointTraces, SlowTrace, TraceSummary
+    from tests.builders import T0, otlp_line, otlp_server_span, otlp_span
+
+    run = make_run(tmp_path / "traced", {"GET /api/v1/agents": EndpointSpec(rps=5)}, seed=12)
+    record = results.load(run / "result.json")
+    tid, root = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    record.traces = TraceSummary(sampling=1.0, spans=3, traces=1, endpoints={
+        "GET /api/v1/agents": EndpointTraces(traced_requests=1, server_traces=1, slowest=[
+            SlowTrace(trace_id=tid, t=T0 + 12, client_ms=9.0, server_ms=8.0, spans=3)])})
+    results.save(record, run / "result.json")
+    spans = [otlp_server_span(tid, root, "GET", "/api/v1/agents", 0, 8, t0=T0 + 12),
+             otlp_span(tid, "1111111111111111", "cache.lookup agents", 0.5, 6, parent=root,
+                       t0=T0 + 12),
+             otlp_span(tid, "2222222222222222", "SELECT", 1, 5, parent="1111111111111111",
+                       kind="client", t0=T0 + 12, db_system="postgresql")]
+    (run / "spans.jsonl").write_text(otlp_line(spans) + "\n")
+    traces = section(render_report(load_inputs(run)), "traces")
+    assert "Slowest traces" in traces and tid in traces
+    rows = re.findall(r'<tr class="cat-(\w+)"><th scope="row" style="padding-left: (\d+)px">'
+                      r"([^<]+)</th>", traces)
+    assert rows == [("app", "6", "GET /api/v1/agents"), ("cache", "20", "cache.lookup agents"),
+                    ("db", "34", "SELECT")]

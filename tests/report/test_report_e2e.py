@@ -49,6 +49,7 @@ def test_the_report_of_a_real_traced_run(state_dir: Path, tmp_path: Path):  # no
     assert not [k for k in keys if k in html or k in data]
     assert "state-none" not in section(html, "verdict")  # gated against itself
     assert "Slowest traces" in section(html, "traces")
+    assert 'class="compact spans"' in section(html, "traces")  # expandable to their spans
     assert "not traced" not in section(html, "traces")
     assert "no server metrics" not in section(html, "caches")
     for key in result["endpoints"]:

@@ -40,6 +40,9 @@ class Side:
     label: str = "current"
     log_text: str | None = None
     """The interval log file's text, embedded in the page as it is (None: not read)."""
+    spans: dict[str, list] = field(default_factory=dict, repr=False)
+    """Trace id -> its spans (`harness.analysis.traces.Span`), for the slowest traces of a
+    traced run (read from `spans.jsonl`; empty when untraced or the file is gone)."""
     cache: dict = field(default_factory=dict, repr=False, compare=False)
     """Decoded windows per endpoint, shared by the sections that read them (each
     histogram of the log is decoded once per page)."""
@@ -82,13 +85,31 @@ def _secrets(path: Path) -> set[str]:
     return found
 
 
+def slow_spans(run_dir: Path, result: RunResult) -> dict[str, list]:
+    """The spans of the record's slowest traces (trace id -> spans), from `spans.jsonl`."""
+    wanted = {t.trace_id for e in (result.traces.endpoints.values() if result.traces else ())
+              for t in e.slowest}
+    name = result.traces.spans_file if result.traces else layout.SPANS
+    path = run_dir / name
+    if not wanted or "/" in name or name in (".", "..") or not path.is_file():
+        return {}  # nothing to show, a name outside the run directory, or the file is gone
+    from harness.run.record import read_spans
+
+    out: dict[str, list] = {}
+    for span in read_spans(path)[0]:
+        if span.trace_id in wanted:
+            out.setdefault(span.trace_id, []).append(span)
+    return out
+
+
 def read_side(run_dir: Path, label: str) -> Side:
     """A run directory's record and interval log, validated as `baselines.load` does
     (ConfigError naming the file), the log's text kept for the page's data and its raw
     histograms decoded once, fast (`sparse.parse_log`), for the charts."""
     result = results.load(run_dir / layout.RESULT)
+    spans = slow_spans(run_dir, result) if label == "current" else {}
     if result.windows is None or not result.windows.interval_log:
-        return Side(result, None, label, None)
+        return Side(result, None, label, None, spans)
     rel = PurePosixPath(result.windows.interval_log)
     if rel.is_absolute() or ".." in rel.parts:
         raise ConfigError(f"{run_dir / layout.RESULT}: interval log {str(rel)!r} is outside "
@@ -101,7 +122,7 @@ def read_side(run_dir: Path, label: str) -> Side:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: unreadable interval log: {exc}") from exc
     log, decoded = sparse.parse_log(text, str(path))
-    side = Side(result, log, label, text)
+    side = Side(result, log, label, text, spans)
     side.cache["decoded"] = decoded
     return side
 

@@ -166,6 +166,37 @@ def database(inputs: ReportInputs) -> dict:
             "has_baseline": base is not None}
 
 
+def span_tree(spans: list) -> list[dict]:
+    """One trace's spans as waterfall rows, depth-first in start order: name, category,
+    depth, start offset and duration (ms) and their place on the trace's time line (%)."""
+    if not spans:
+        return []
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list] = {}
+    for s in spans:  # a parent outside the trace (the client's) or itself: a root
+        parent = s.parent_id if s.parent_id in ids and s.parent_id != s.span_id else None
+        children.setdefault(parent, []).append(s)
+    t0 = min(s.start for s in spans)
+    total = max(max(s.end for s in spans) - t0, 1)
+    rows: list[dict] = []
+    roots = children.get(None) or spans  # a cycle of parents: every span, flat
+    stack = [(s, 0) for s in sorted(roots, key=lambda s: -s.start)]
+    seen: set[str] = set()
+    while stack and len(rows) < 200:
+        span, depth = stack.pop()
+        if span.span_id in seen:
+            continue
+        seen.add(span.span_id)
+        rows.append({"name": span.name or "?", "category": span.category, "depth": depth,
+                     "offset": ms((span.start - t0) / 1e6),
+                     "duration": ms((span.end - span.start) / 1e6),
+                     "left": round(100 * (span.start - t0) / total, 2),
+                     "width": max(round(100 * (span.end - span.start) / total, 2), 0.3)})
+        stack += [(c, depth + 1) for c in sorted(children.get(span.span_id, []),
+                                                 key=lambda s: -s.start)]
+    return rows
+
+
 def traces(inputs: ReportInputs) -> dict:
     """Section 10: where each endpoint's server time went, and its slowest traces."""
     summary = inputs.current.result.traces
@@ -179,7 +210,8 @@ def traces(inputs: ReportInputs) -> dict:
         slow = [{"trace_id": s.trace_id, "client": ms(s.client_ms), "server": ms(s.server_ms),
                  "gap": ms(s.network_queue_ms), "spans": s.spans, "failure": s.failure or "",
                  "breakdown": [{"category": c, "ms": ms(getattr(s.breakdown_ms, c))}
-                               for c in TRACE_CATEGORIES] if s.breakdown_ms else []}
+                               for c in TRACE_CATEGORIES] if s.breakdown_ms else [],
+                 "tree": span_tree(inputs.current.spans.get(s.trace_id, []))}
                 for s in e.slowest]
         endpoints.append({"key": key, "traced": e.traced_requests, "server": e.server_traces,
                           "shares": shares, "slowest": slow})
