@@ -106,7 +106,7 @@ def assert_clean(seen: dict, page_path: Path) -> None:
     assert seen["blocked"] == [] and seen["requests"] == [page_path.resolve().as_uri()]
     assert seen["drawn"]["chartsFailed"] == "0"
     assert int(seen["drawn"]["chartsDrawn"]) == seen["placeholders"] > 0
-    blank = [cid for cid, n in seen["coloured"] if n < 20]
+    blank = [cid for cid, n in seen["coloured"] if n < 5]  # one isolated point is ~25
     assert blank == [], f"charts without a drawn series: {blank}"
     assert all(s.stat().st_size > 10_000 for s in seen["shots"])
     assert seen["pdf"][:4] == b"%PDF"

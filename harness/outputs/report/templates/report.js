@@ -115,7 +115,10 @@
         return v != null && col[j - 1] == null && col[j + 1] == null; });
       var one = {label: s.label, stroke: stroke, width: s.width || 1.5, spanGaps: false,
                  value: function (u, v) { return fmt(v, yUnit); },
-                 points: isolated ? {show: true, size: 5, fill: stroke} : {show: false}};
+                 // a dashed (reference) series' points are smaller: drawn over the run's
+                 // own where they coincide, they leave them visible
+                 points: isolated ? {show: true, size: s.dash ? 3 : 6, fill: stroke}
+                                  : {show: false}};
       if (s.dash) one.dash = [6, 4];
       if (s.step) one.paths = uPlot.paths.stepped({align: 1});
       series.push(one);
