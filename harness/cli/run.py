@@ -156,6 +156,7 @@ def run(
             if outcome.error is not None:
                 raise outcome.error
             if outcome.aborted is not None:  # cut short: neither gated nor run again
+                _report(outcome.run_dir, store)
                 raise RunAborted(f"{outcome.aborted.message()} (record: {outcome.run_dir})")
             finished.append(result)
             run_set.append(outcome.run_dir)
@@ -165,6 +166,8 @@ def run(
             gate.write(verdict, run_set[-1], result)
             stdout.print(gate_table(verdict))
             failed = failed if verdict.exit_code == 0 else verdict
+        for run_dir in run_set:  # after the gate, so the page shows its verdict
+            _report(run_dir, store)
         if rounds > 1:
             stdout.print(f"run set of {rounds} rounds: " + " ".join(d.name for d in run_set)
                          + f" (save it: harness baseline save {' '.join(d.name for d in run_set)}"
@@ -174,6 +177,21 @@ def run(
     if failed is not None:
         raise GateFailed(failed)
     return directories
+
+
+def _report(run_dir: Path, store: Path) -> None:
+    """`report.html` in the run directory (against the baseline its gate.json judged, when
+    there is one). A page that cannot be rendered is one line: the run and its record stand."""
+    from harness.outputs.report import write_report
+
+    try:
+        path = write_report(run_dir, store=store)
+    except Exception as exc:  # noqa: BLE001 - the measurements are written; say so, go on
+        err.print(f"no report: {exc} (render it later: harness report {run_dir})",
+                  highlight=False, soft_wrap=True)
+        return
+    err.print(f"[dim]•[/dim] report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+              highlight=False)
 
 
 def _record(outcome) -> RunResult:

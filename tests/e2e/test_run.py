@@ -97,6 +97,8 @@ def test_a_short_run_writes_a_complete_schema_valid_result(state_dir: Path, tmp_
     run_dir, result = only_result(out)
     jsonschema.validate(result, json_schema())
     assert result["run"]["status"] == "complete" and result["run"]["workers"] == 2
+    # every run ends with its HTML report beside the record
+    assert (run_dir / "report.html").stat().st_size > 0 and "report:" in stderr
     assert set(result["endpoints"]) == MIXED_ENDPOINTS
     assert result["totals"]["count"] > 0
     for name, endpoint in result["endpoints"].items():
@@ -116,8 +118,10 @@ def test_a_short_run_writes_a_complete_schema_valid_result(state_dir: Path, tmp_
     assert reads <= dash["hits"] + dash["stale_hits"] + dash["misses"] <= \
         reads + server["kpi_view"]["refreshes"] * 12  # at most every tiny user re-warmed
     auth = server["caches"]["auth"]
-    assert auth["hits"] + auth["misses"] == sum(
-        routes[e]["count"] for e in MIXED_ENDPOINTS)
+    # a request in flight when a window-edge scrape is taken has its lookup on one side of
+    # the edge and its completion on the other: at most one per user apart
+    assert abs(auth["hits"] + auth["misses"]
+               - sum(routes[e]["count"] for e in MIXED_ENDPOINTS)) <= 12
     posts = result["endpoints"]["POST /api/v1/calls"]["server_count"]
     assert server["queries"]["insert_call"]["count"] == posts
     # what was really in force, as the service reported it, and where it ran
