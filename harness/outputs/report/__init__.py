@@ -11,8 +11,8 @@ run's data, interval logs included, so it can be re-analysed.
   `sparse`: interval-log histograms to their non-zero buckets, fast and exact.
 * `render`: the context, the embedded data, jinja2 -> HTML.
 
-`write_report(run_dir, baseline=None, out=None)` is the one call the end of `harness
-run` needs; a later `--compare`/`--history`/bench page reuses the section functions and
+`write_report(run_dir, baseline=None, out=None)` is what the end of `harness run`
+calls; a later `--compare`/`--history`/bench page reuses the section functions and
 `render.extract_charts`/`encode_payload` with inputs of its own.
 """
 

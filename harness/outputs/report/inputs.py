@@ -223,8 +223,8 @@ def load_inputs(run_dir: Path, baseline: str | Path | None = None,
 def write_report(run_dir: Path, baseline: str | Path | None = None, out: Path | None = None,
                  store: Path = baselines.STORE) -> Path:
     """Render `run_dir`'s report (against `baseline` when given) to `out`
-    (default `RUN/report.html`) and return its path: what `harness report` calls, and
-    what the end of `harness run` is to call. ConfigError on bad input, and then nothing is written."""
+    (default `RUN/report.html`) and return its path: what `harness report` and the end
+    of every `harness run` call. ConfigError on bad input, and then nothing is written."""
     from harness.outputs.report.render import render_report
 
     inputs = load_inputs(Path(run_dir), baseline, store)
