@@ -406,7 +406,7 @@ class TimeBreakdown(_Model):
     upstream: float = 0.0
     """ElevenLabs: `elevenlabs.*` spans and the HTTP client spans under them."""
     serialization: float = 0.0
-    """Spans named `serialize*`/`render*`; 0 while the service emits none (`no_spans`)."""
+    """Spans named `serialize*`/`render*` (encoding a response); 0 in a run without any."""
 
 
 class SlowTrace(_Model):
