@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from harness import baselines
 from harness.errors import ConfigError
+from harness.model import intervals
 from harness.model import result as results
 from harness.model.files import load_json, write_text
 from harness.model.gate import GateResult
@@ -115,12 +116,7 @@ def read_side(run_dir: Path, label: str) -> Side:
         raise ConfigError(f"{run_dir / layout.RESULT}: interval log {str(rel)!r} is outside "
                           "the run directory")
     path = run_dir / rel
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no interval log at {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable interval log: {exc}") from exc
+    text = intervals.read_text(path)
     log, decoded = sparse.parse_log(text, str(path))
     side = Side(result, log, label, text, spans)
     side.cache["decoded"] = decoded

@@ -26,7 +26,7 @@ from pyhdrh import decode as varint_decode  # hdrh's C extension
 
 from harness import hdr
 from harness.analysis import blocks
-from harness.errors import ConfigError
+from harness.model import intervals
 from harness.model.intervals import IntervalLog
 
 _REFERENCE = hdr.new_histogram()
@@ -100,31 +100,7 @@ def window_counts(encodings: Iterable[str | None],
 
 
 def parse_log(text: str, source: str = "interval log") -> tuple[IntervalLog, dict[str, Sparse]]:
-    """`intervals.parse`, as strict (a malformed line is a ConfigError naming it, a last
-    line without its newline is dropped and `truncated`), with each line's histogram
-    checked by decoding it here, fast, instead of into a full HdrHistogram: the
-    decoded buckets come back too (encoding -> buckets), for the raw windows' charts."""
-    log = IntervalLog()
-    decoded: dict[str, Sparse] = {}
-    lines = text.splitlines()
-    if lines and not text.endswith("\n"):
-        lines.pop()
-        log.truncated = True
-    for n, line in enumerate(lines, 1):
-        if not line or line.startswith(("#", '"')):
-            continue
-        if not line.startswith("Tag="):
-            raise ConfigError(f"{source}:{n}: interval without a tag")
-        tag, _, rest = line[4:].partition(",")
-        fields = rest.split(",")
-        if not tag or len(fields) != 4:
-            raise ConfigError(f"{source}:{n}: not an interval line")
-        try:
-            start = float(fields[0])
-            found = buckets(fields[3])
-        except ValueError as exc:
-            raise ConfigError(f"{source}:{n}: {exc}") from exc
-        if tag.startswith("raw:"):
-            decoded[fields[3]] = found
-        log.add(tag, int(start), fields[3])
-    return log, decoded
+    """`intervals.parse`, as strict, with each line's histogram checked by decoding it
+    here, fast, instead of into a full HdrHistogram: the decoded buckets of the raw
+    lines come back too (encoding -> buckets), for the raw windows' charts."""
+    return intervals.parse_checked(text, source, buckets)
