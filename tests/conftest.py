@@ -7,11 +7,12 @@ instead of the embedded one (the role needs CREATEDB).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 
 from harness.stack import database
+from harness.stubs.elevenlabs import StubProcess, start_stub
 from target_service.app import create_app
 from target_service.settings import Settings
 
@@ -113,6 +115,21 @@ async def running_app(dsn: str, profile: str = "optimized",
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://target") as client:
             yield app, client
+
+
+@contextmanager
+def healthy_stub_for(manifest: dict, root: Path, key: str, fault_seed: int
+                     ) -> Iterator[StubProcess]:
+    """The ElevenLabs stub serving `manifest`'s agents with `key`, healthy, logging under
+    `root`; stopped on the way out (the module-scoped stub fixtures of the service tests)."""
+    path = root / "dataset.json"
+    path.write_text(json.dumps(manifest))
+    process = start_stub(path, key, faults="healthy", log_path=root / "stub.log",
+                         fault_seed=fault_seed)
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def auth(api_key: str) -> dict[str, str]:

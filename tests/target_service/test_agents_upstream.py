@@ -16,24 +16,18 @@ import asyncpg
 import pytest
 
 from harness.analysis import server_metrics
-from harness.stubs.elevenlabs import StubProcess, start_stub
+from harness.stubs.elevenlabs import StubProcess
 from target_service.elevenlabs.settings import ElevenLabsSettings
-from tests.conftest import auth, busiest_user, running_app
+from tests.conftest import auth, busiest_user, healthy_stub_for, running_app
 
 KEY = "xi_test_service_key_0b1c2d3e"
 
 
 @pytest.fixture(scope="module")
 def stub(datasets, tmp_path_factory) -> Iterator[StubProcess]:
-    root = tmp_path_factory.mktemp("stub")
-    manifest = root / "dataset.json"
-    manifest.write_text(json.dumps(datasets.manifest))
-    process = start_stub(manifest, KEY, faults="healthy", log_path=root / "stub.log",
-                         fault_seed=99)
-    try:
+    with healthy_stub_for(datasets.manifest, tmp_path_factory.mktemp("stub"), KEY,
+                          fault_seed=99) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ bytes, a label named like an identifier, or a label value outside its set.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.stubs.elevenlabs import StubProcess, start_stub
+from harness.stubs.elevenlabs import StubProcess
 from target_service.elevenlabs.settings import ElevenLabsSettings
-from tests.conftest import auth, busiest_user, running_app
+from tests.conftest import auth, busiest_user, healthy_stub_for, running_app
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "metrics.md"
@@ -78,15 +77,9 @@ def exposed_name(family) -> str:
 
 @pytest.fixture(scope="module")
 def stub(datasets, tmp_path_factory) -> Iterator[StubProcess]:
-    root = tmp_path_factory.mktemp("catalog-stub")
-    manifest = root / "dataset.json"
-    manifest.write_text(json.dumps(datasets.manifest))
-    process = start_stub(manifest, KEY, faults="healthy", log_path=root / "stub.log",
-                         fault_seed=5)
-    try:
+    with healthy_stub_for(datasets.manifest, tmp_path_factory.mktemp("catalog-stub"), KEY,
+                          fault_seed=5) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

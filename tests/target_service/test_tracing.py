@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from harness.stubs.elevenlabs import StubProcess, start_stub
+from harness.stubs.elevenlabs import StubProcess
 from target_service.app import create_app
 from target_service.cache.memory import MemoryCache
 from target_service.elevenlabs.settings import ElevenLabsSettings
@@ -38,7 +38,7 @@ from target_service.settings import Settings
 from target_service.trace_gate import GatedAsyncPGInstrumentor as AsyncPGInstrumentor
 from target_service.tracing import LOGGER, ServiceSpanProcessor, jsonl_exporter
 from tests.cache.helpers import FakeClock, GatedLoader
-from tests.conftest import auth, busiest_user
+from tests.conftest import auth, busiest_user, healthy_stub_for
 
 OVERVIEW = "/api/v1/dashboard/overview"
 XI_KEY = "xi_trace_test_key_7Hq2Zp9w"
@@ -413,15 +413,9 @@ def test_the_processor_strips_queries_headers_and_parameters_in_both_conventions
 
 @pytest.fixture(scope="module")
 def stub(datasets, tmp_path_factory) -> Iterator[StubProcess]:
-    root = tmp_path_factory.mktemp("trace-stub")
-    manifest = root / "dataset.json"
-    manifest.write_text(json.dumps(datasets.manifest))
-    process = start_stub(manifest, XI_KEY, faults="healthy", log_path=root / "stub.log",
-                         fault_seed=5)
-    try:
+    with healthy_stub_for(datasets.manifest, tmp_path_factory.mktemp("trace-stub"), XI_KEY,
+                          fault_seed=5) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
