@@ -165,6 +165,10 @@ class RunInfo(_Model):
     """Runs stopped by `--abort-on` only; absent in older records."""
 
 
+ERROR_SAMPLES = 3
+"""Distinct messages kept per endpoint and failure kind."""
+
+
 class EndpointResult(_Model):
     """One endpoint (method + route template) over the measured window, client side."""
 
@@ -189,6 +193,10 @@ class EndpointResult(_Model):
     the service counted them inside the window, so `agreement` does too."""
     server_count: int | None = None
     """Requests the service counted for this route in the same window."""
+    error_samples: dict[str, list[str]] = {}
+    """Failure kind -> up to `ERROR_SAMPLES` distinct messages seen for it (first seen
+    first, each at most 200 characters, secrets scrubbed), so a report can say what a
+    failure said and not only how many there were. Empty in older records."""
 
 
 class CacheStats(_Model):
