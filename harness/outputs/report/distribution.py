@@ -66,10 +66,12 @@ def shift(inputs: ReportInputs, key: str, block_s: int) -> dict | None:
     """The shift function of one endpoint: rows per decile and its chart (None: no
     baseline windows to compare with)."""
     base = [s for s in inputs.baseline if s.log is not None and key in s.result.endpoints]
-    cur = inputs.current
-    if not base or cur.log is None or cur.result.windows is None:
+    cur = [s for s in inputs.currents if s.log is not None and s.result.windows is not None
+           and key in s.result.endpoints]
+    if not base or not cur:
         return None
-    pb, pc = blocks.block_pair([_measured(s, key) for s in base], _measured(cur, key), block_s)
+    pb, pc = blocks.block_pair([_measured(s, key) for s in base],
+                               [_measured(s, key) for s in cur], block_s)
     if pb.requests == 0 or pc.requests == 0:
         return None
     effects = stats.bootstrap_quantiles(pb, pc, DECILES, resamples=RESAMPLES, seed=0)
@@ -87,7 +89,8 @@ def shift(inputs: ReportInputs, key: str, block_s: int) -> dict | None:
         change.append(None if c is None else round(100 * c, 2))
         lo.append(None if band is None else round(100 * band[0], 2))
         hi.append(None if band is None else round(100 * band[1], 2))
-    plot = chart(f"{key}: shift function", "current / baseline − 1", "%",
+    names = ("B", "A") if inputs.comparison else ("current", "baseline")
+    plot = chart(f"{key}: shift function", f"{names[0]} / {names[1]} − 1", "%",
                  [{"label": "change"}, {"label": "95% band low", "color": "#9ab", "dash": True},
                   {"label": "95% band high", "color": "#9ab", "dash": True}],
                  [list(DECILES), change, lo, hi], x=DECILE_AXIS, bands=[[3, 2]],
@@ -99,23 +102,33 @@ def shift(inputs: ReportInputs, key: str, block_s: int) -> dict | None:
 def distributions(inputs: ReportInputs) -> dict:
     """Section 5: per endpoint, percentile curves and (with a baseline) the shift function."""
     cur = inputs.current.result
+    currents = [s.result for s in inputs.currents]
     base = [s.result for s in inputs.baseline]
     block_s = inputs.gate.block_s if inputs.gate else blocks.DEFAULT_BLOCK_S
+    base_name, cur_name = inputs.labels
+    cur_name = cur_name or "current"
     out = []
     for key, e in cur.endpoints.items():
         if e.count == 0:
             out.append({"key": key, "message": "no requests in the measured window"})
             continue
-        series = [{"label": "current"}, {"label": "current, corrected", "dash": True}]
-        data = [[float(x) for x in NINES], curve(e.histogram), curve(e.corrected_histogram)]
+        raw, corrected = ((e.histogram, e.corrected_histogram) if len(currents) == 1 else
+                          (_merged(currents, key, "histogram"),
+                           _merged(currents, key, "corrected_histogram")))
+        series = [{"label": cur_name}, {"label": f"{cur_name}, corrected", "dash": True}]
+        data = [[float(x) for x in NINES], curve(raw), curve(corrected)]
         merged = _merged(base, key, "histogram") if base else None
         if merged is not None and merged.get_total_count():
-            series.append({"label": "baseline", "color": "#888"})
+            series.append({"label": base_name, "color": "#888"})
             data.append(curve(merged))
+            if inputs.comparison:
+                series.append({"label": f"{base_name}, corrected", "color": "#888",
+                               "dash": True})
+                data.append(curve(_merged(base, key, "corrected_histogram")))
         plot = chart(f"{key}: latency by percentile", "latency", "ms", series, data,
                      x=NINES_AXIS, log_y=True)
         out.append({"key": key, "chart": plot, "shift": shift(inputs, key, block_s),
-                    "message": None})
+                    "message": None, "names": {"current": cur_name, "baseline": base_name}})
     note = None
     if not base:
         note = "no baseline: the curves show this run alone and there is no shift function"

@@ -50,12 +50,40 @@ class Side:
 
 
 @dataclass
+class Comparison:
+    """What a `--compare` page (and `harness ab`'s) adds to the sections: who A and B
+    are, whether the verdicts are paired by round, and each round's own changes."""
+
+    a_label: str
+    """A's name on the page, e.g. `A: profile:optimized` (what the side is)."""
+    b_label: str
+    a_detail: str = ""
+    """What else identifies a side: runs, profile, commit."""
+    b_detail: str = ""
+    paired: bool = False
+    """The verdicts come from paired rounds (an ab job's gate), not one run set against
+    another."""
+    job: str | None = None
+    """The ab job's id, when the page is one job's."""
+    rounds: list[dict] = field(default_factory=list)
+    """Per complete round: `{"round", "a", "b"}` (run ids) and `"changes"` (check name ->
+    B against A in that round alone, `AbRecord.round_changes`)."""
+
+
+@dataclass
 class ReportInputs:
-    """What one single-run page is made of; every field already loaded and validated."""
+    """What one page is made of; every field already loaded and validated.
+
+    The single-run page: `current` against `baseline`. The compare page: B's runs
+    (`current`, then `current_rounds`) against A's (`baseline`), `comparison` set."""
 
     current: Side
     baseline: list[Side] = field(default_factory=list)
     """The baseline's runs (rounds), empty when there is none."""
+    current_rounds: list[Side] = field(default_factory=list)
+    """More runs of the current side (a run set's rounds after the first); the sections
+    pool them with `current` (`currents`)."""
+    comparison: Comparison | None = None
     baseline_name: str | None = None
     gate: GateResult | None = None
     """The gate's decision: the run's `gate.json`, or one made for the page."""
@@ -63,6 +91,17 @@ class ReportInputs:
     """Strings that must not appear in the page (the dataset manifest's API keys)."""
     notes: list[str] = field(default_factory=list)
     """What the reader should know about how the page was made (a refused comparison...)."""
+
+    @property
+    def currents(self) -> list[Side]:
+        """Every run of the current side, first the one `current` names."""
+        return [self.current, *self.current_rounds]
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        """(baseline, current) as the charts' legends name them: ("baseline", "") on a
+        single-run page (its own series are plain "p95"), ("A", "B") on a compare page."""
+        return ("A", "B") if self.comparison else ("baseline", "")
 
 
 def _secrets(path: Path) -> set[str]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from harness.model.gate import CheckResult, GateResult
-from harness.model.result import EndpointResult, RunResult
+from harness.model.result import RunResult
+from harness.outputs.report import pooled
 from harness.outputs.report.inputs import ReportInputs
 
 PERCENTILE_COLUMNS = ("p50", "p95", "p99", "max")
@@ -155,7 +156,8 @@ def facts_of(result: RunResult) -> dict[str, str]:
 
 
 def facts(inputs: ReportInputs) -> dict:
-    """Run facts, the baseline's beside them, differences marked."""
+    """Run facts, the baseline's (A's) beside them, differences marked; a side of
+    several runs shows its first run's facts and lists every run."""
     cur = facts_of(inputs.current.result)
     base = facts_of(inputs.baseline[0].result) if inputs.baseline else None
     rows = []
@@ -165,11 +167,19 @@ def facts(inputs: ReportInputs) -> dict:
         rows.append({"label": label, "current": value, "baseline": other,
                      "class": ("mismatch" if label in SHARED_FACTS else "differs")
                      if differs else ""})
+    if len(inputs.currents) > 1 or len(inputs.baseline) > 1:
+        rows.insert(1, {"label": "runs", "class": "",
+                        "current": ", ".join(s.result.run.run_id for s in inputs.currents),
+                        "baseline": ", ".join(s.result.run.run_id for s in inputs.baseline)
+                        if base else None})
     extra = []
-    if len(inputs.baseline) > 1:
-        extra.append(f"the baseline has {len(inputs.baseline)} rounds; the first one's "
-                     "facts are shown")
+    for name, sides in (("the baseline", inputs.baseline), ("this side", inputs.currents)):
+        if len(sides) > 1:
+            extra.append(f"{name} has {len(sides)} rounds; the first one's facts are shown")
+    c = inputs.comparison
+    columns = (c.b_label, c.a_label) if c else ("this run", "baseline")
     return {"rows": rows, "has_baseline": base is not None, "notes": extra,
+            "columns": {"current": columns[0], "baseline": columns[1]},
             "run_notes": inputs.current.result.run.notes}
 
 
@@ -194,21 +204,14 @@ def _cell(name: str, cur: float | None, base: float | None, check: CheckResult |
     return out
 
 
-def _baseline_endpoint(inputs: ReportInputs, key: str) -> EndpointResult | None:
-    return inputs.baseline[0].result.endpoints.get(key) if inputs.baseline else None
-
-
 def endpoints(inputs: ReportInputs) -> dict:
     """One row per endpoint (and all together): counts, throughput, errors, percentiles."""
-    result = inputs.current.result
+    currents = [s.result for s in inputs.currents]
+    bases = [s.result for s in inputs.baseline]
     checks = _checks(inputs.gate)
-    keys = list(dict.fromkeys([*result.endpoints, *(k for s in inputs.baseline
-                                                    for k in s.result.endpoints)]))
     rows = []
-    for key in [*keys, "all"]:
-        e = result.totals if key == "all" else result.endpoints.get(key)
-        b = (inputs.baseline[0].result.totals if inputs.baseline else None) if key == "all" \
-            else _baseline_endpoint(inputs, key)
+    for key in [*pooled.keys(currents + bases), "all"]:
+        e, b = pooled.endpoint(currents, key), pooled.endpoint(bases, key)
         if e is None or e.count == 0:
             rows.append({"key": key, "empty": True, "message":
                          "not in this run" if e is None else
@@ -227,22 +230,41 @@ def endpoints(inputs: ReportInputs) -> dict:
             row["cells"][p] = _cell(p, getattr(e.latency_ms, p),
                                     getattr(b.latency_ms, p) if b else None, check)
         rows.append(row)
-    message = None if result.endpoints else "no endpoint saw a request"
+    message = None if any(r.endpoints for r in currents) else "no endpoint saw a request"
     return {"rows": rows, "columns": PERCENTILE_COLUMNS, "has_baseline": bool(inputs.baseline),
             "message": message}
 
 
+SAMPLE_CHARS = 300
+"""A sample message longer than this is cut for the page (the record keeps it whole)."""
+
+
+def _error_rows(results: list[RunResult], side: str) -> list[dict]:
+    out = []
+    for key in pooled.keys(results):
+        e = pooled.endpoint(results, key)
+        for kind, n in sorted(e.failures.items()) if e and e.count else ():
+            if n:
+                out.append({"side": side, "endpoint": key, "kind": kind, "count": n,
+                            "share": num(100 * n / e.count, 2, "%"),
+                            "meaning": describe_failure(kind),
+                            "samples": [m if len(m) <= SAMPLE_CHARS else m[:SAMPLE_CHARS] + "…"
+                                        for m in e.error_samples.get(kind, [])]})
+    return out
+
+
 def errors(inputs: ReportInputs) -> dict:
-    """Failures by kind per endpoint (measured window), with what each kind means."""
-    result = inputs.current.result
-    rows = [{"endpoint": key, "kind": kind, "count": n, "share": num(100 * n / e.count, 2, "%"),
-             "meaning": describe_failure(kind)}
-            for key, e in result.endpoints.items() for kind, n in sorted(e.failures.items())
-            if n and e.count]
+    """Failures by kind per endpoint (measured window), what each kind means and the
+    messages the generator kept for it (`error_samples`); both sides on a compare page."""
+    c = inputs.comparison
+    rows = _error_rows([s.result for s in inputs.currents], c.b_label if c else "")
+    if c:
+        rows += _error_rows([s.result for s in inputs.baseline], c.a_label)
     statuses = [{"endpoint": key, "status": status, "count": n}
-                for key, by in result.correctness.unexpected_statuses.items()
+                for key, by in inputs.current.result.correctness.unexpected_statuses.items()
                 for status, n in sorted(by.items())]
-    return {"rows": rows, "statuses": statuses,
+    return {"rows": rows, "statuses": statuses, "sides": c is not None,
+            "has_samples": any(r["samples"] for r in rows),
             "message": None if rows else "no failed requests in the measured window"}
 
 

@@ -96,6 +96,9 @@ def context(inputs: ReportInputs) -> dict:
         "gate": prepare.gate_checks(inputs),
         "run": {"id": result.run.run_id, "scenario": result.run.scenario,
                 "profile": result.run.profile, "baseline": inputs.baseline_name},
+        "names": ({"baseline": "A", "current": "B", "prefix": "B "} if inputs.comparison
+                  else {"baseline": "baseline", "current": "current", "prefix": ""}),
+        "compare": inputs.comparison is not None,
     }
 
 

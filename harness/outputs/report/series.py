@@ -137,21 +137,35 @@ def latency_over_time(inputs: ReportInputs) -> dict:
                 "percentiles cannot be computed"}
     shade, marks = timeline(cur.result)
     base = inputs.baseline[0] if inputs.baseline and inputs.baseline[0].log else None
+    base_name, cur_name = inputs.labels
+    # a compare page overlays A's p50 and p95 on B's; a single-run page its baseline's p95
+    reference = (50, 95) if inputs.comparison else (95,)
     charts = []
     for key, e in cur.result.endpoints.items():
         if e.count == 0:
             charts.append({"title": key, "message": "no requests in the measured window"})
             continue
-        xs, (p50, p95, p99) = window_percentiles(cur, key)
-        series = [{"label": "p50"}, {"label": "p95"}, {"label": "p99"}]
-        data = [xs, p50, p95, p99]
+        xs, cols = window_percentiles(cur, key)
+        series = [{"label": f"{cur_name} p{p}".strip()} for p in (50, 95, 99)]
+        data = [xs, *cols]
         if base is not None and key in base.result.endpoints:
-            bx, (bp95,) = window_percentiles(base, key, (95,))
-            series.append({"label": "baseline p95", "dash": True, "color": "#888"})
-            data.append(_aligned(xs, bx, bp95))
+            bx, bcols = window_percentiles(base, key, reference)
+            for p, col, grey in zip(reference, bcols, ("#888", "#555"), strict=False):
+                series.append({"label": f"{base_name} p{p}", "dash": True, "color": grey})
+                data.append(_aligned(xs, bx, col))
         charts.append(chart(key, "latency", "ms", series, data, shade=shade, marks=marks,
                             log_y=True))
-    return {"charts": charts, "message": None if charts else "no endpoints"}
+    return {"charts": charts, "message": None if charts else "no endpoints",
+            "rounds_note": _rounds_note(inputs)}
+
+
+def _rounds_note(inputs: ReportInputs) -> str | None:
+    """Over time, a side of several runs is drawn by its first round (rounds have their
+    own timelines); the tables and distributions pool every round."""
+    if len(inputs.currents) < 2 and len(inputs.baseline) < 2:
+        return None
+    return ("over time, each side is drawn by its first run; the tables and "
+            "distributions pool every round, and every round's data is embedded")
 
 
 def window_frame(result: RunResult) -> pd.DataFrame:
@@ -188,10 +202,17 @@ def throughput_over_time(inputs: ReportInputs) -> dict:
     fails = [failed[k].astype(int).tolist() for k in keys]
     total = count.sum(axis=1).astype(int).tolist()
     users = frame.groupby("x")["users"].max().reindex(count.index).astype(int).tolist()
+    all_series, all_data = [{"label": "all", "color": "#222", "width": 2}], [total]
+    base = inputs.baseline[0].result if inputs.baseline else None
+    if base is not None and base.windows is not None:
+        other = window_frame(base).groupby("x")["count"].sum()
+        all_series.append({"label": f"{inputs.labels[0]} all", "color": "#888", "dash": True})
+        all_data.append([int(other[x]) if x in other.index else None for x in xs])
+    if inputs.comparison:
+        all_series[0]["label"] = f"{inputs.labels[1]} all"
     charts = [
-        chart("throughput", "requests", "req/s",
-              [{"label": "all", "color": "#222", "width": 2}, *({"label": k} for k in keys)],
-              [xs, total, *rps], shade=shade, marks=marks),
+        chart("throughput", "requests", "req/s", [*all_series, *({"label": k} for k in keys)],
+              [xs, *all_data, *rps], shade=shade, marks=marks),
         chart("users", "users", "users", [{"label": "users", "step": True}], [xs, users],
               shade=shade, marks=marks),
     ]

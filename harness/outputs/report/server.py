@@ -55,6 +55,49 @@ def _frame(inputs: ReportInputs) -> tuple[ServerSide | None, list[ServerSample],
     return result.server, rows, shade, marks, [round(r.t - t0, 3) for r in rows]
 
 
+def _reference(inputs: ReportInputs, xs: list[float],
+               get: Callable[[ServerSide, list[ServerSample]], list | None]
+               ) -> tuple[dict, list] | None:
+    """The baseline's (A's) series of a chart, its scrapes put on the current run's
+    (nearest within a second: both scrape every 2 s, from their own start), dashed."""
+    base = inputs.baseline[0].result if inputs.baseline else None
+    rows = _rows(base.server if base else None)
+    if not rows or not xs:
+        return None
+    values = get(base.server, rows)
+    if values is None or all(v is None for v in values):
+        return None
+    t0 = origin(base)
+    bx = np.array([r.t - t0 for r in rows])
+    at = np.clip(np.searchsorted(bx, xs), 1, len(bx) - 1) if len(bx) > 1 else np.zeros(
+        len(xs), dtype=int)
+    out = []
+    for x, i in zip(xs, at, strict=True):
+        j = i if len(bx) == 1 or abs(bx[i] - x) <= abs(bx[i - 1] - x) else i - 1
+        out.append(values[j] if abs(bx[j] - x) <= 1.0 else None)
+    return {"label": inputs.labels[0], "color": "#888", "dash": True}, out
+
+
+def _with_reference(inputs: ReportInputs, xs: list[float], series: list[dict], data: list,
+                    get: Callable[[ServerSide, list[ServerSample]], list | None],
+                    label: str = "") -> tuple[list[dict], list]:
+    ref = _reference(inputs, xs, get)
+    if ref is None:
+        return series, data
+    spec, column = ref
+    spec["label"] = f"{spec['label']} {label}".strip()
+    return [*series, spec], [*data, column]
+
+
+def _overall_ratio(server: ServerSide, rows: list[ServerSample]) -> list[float | None]:
+    out = []
+    for r in rows:
+        hits, seen = sum(r.cache_hits.values()), sum(r.cache_hits.values()) + sum(
+            r.cache_misses.values())
+        out.append(round(100 * hits / seen, 2) if seen else None)
+    return out
+
+
 def caches(inputs: ReportInputs) -> dict:
     """Section 7: hit ratio over time per cache, evictions by cause, stale hits."""
     server, rows, shade, marks, xs = _frame(inputs)
@@ -77,8 +120,10 @@ def caches(inputs: ReportInputs) -> dict:
         def ratio(r: ServerSample, n: str) -> float | None:
             seen = r.cache_hits.get(n, 0) + r.cache_misses.get(n, 0)
             return round(100 * r.cache_hits.get(n, 0) / seen, 2) if seen else None
-        charts.append(chart("hit ratio per scrape", "hit ratio", "%", [{"label": n} for n in names],
-                            [xs, *([ratio(r, n) for r in rows] for n in names)],
+        series, data = _with_reference(inputs, xs, [{"label": n} for n in names],
+                                       [xs, *([ratio(r, n) for r in rows] for n in names)],
+                                       _overall_ratio, "all caches")
+        charts.append(chart("hit ratio per scrape", "hit ratio", "%", series, data,
                             shade=shade, marks=marks))
         stale = [_rate(rows, lambda r, n=n: r.cache_stale_hits.get(n, 0)) for n in names]
         if any(any(s) for s in stale):
@@ -126,8 +171,11 @@ def upstream(inputs: ReportInputs) -> dict:
                             shade=shade, marks=marks))
         p95 = _p95(server, rows, UPSTREAM_HISTOGRAM)
         if p95 is not None:
-            charts.append(chart("upstream attempt latency p95", "latency", "ms",
-                                [{"label": "p95"}], [xs, p95], shade=shade, marks=marks))
+            series, data = _with_reference(
+                inputs, xs, [{"label": f"{inputs.labels[1]} p95".strip()}], [xs, p95],
+                lambda srv, rs: _p95(srv, rs, UPSTREAM_HISTOGRAM), "p95")
+            charts.append(chart("upstream attempt latency p95", "latency", "ms", series, data,
+                                shade=shade, marks=marks))
         if any(r.breaker_state is not None for r in rows):
             charts.append(chart("circuit breaker: 0 closed · 1 half-open · 2 open", "state", "",
                                 [{"label": "breaker", "step": True}],
@@ -153,15 +201,21 @@ def database(inputs: ReportInputs) -> dict:
                for n, q in sorted(server.queries.items(), key=lambda i: -i[1].count)]
     charts = []
     if rows:
-        charts.append(chart("connection pool", "connections", "connections",
-                            [{"label": "size", "step": True}, {"label": "in use", "step": True},
-                             {"label": "waiting", "step": True}],
-                            [xs, [r.pool_size for r in rows], [r.pool_in_use for r in rows],
-                             [r.pool_waiting for r in rows]], shade=shade, marks=marks))
+        series, data = _with_reference(
+            inputs, xs, [{"label": "size", "step": True}, {"label": "in use", "step": True},
+                         {"label": "waiting", "step": True}],
+            [xs, [r.pool_size for r in rows], [r.pool_in_use for r in rows],
+             [r.pool_waiting for r in rows]],
+            lambda srv, rs: [r.pool_in_use for r in rs], "in use")
+        charts.append(chart("connection pool", "connections", "connections", series, data,
+                            shade=shade, marks=marks))
         p95 = _p95(server, rows, POOL_HISTOGRAM)
         if p95 is not None:
-            charts.append(chart("pool acquire wait p95", "wait", "ms", [{"label": "p95"}],
-                                [xs, p95], shade=shade, marks=marks))
+            series, data = _with_reference(
+                inputs, xs, [{"label": f"{inputs.labels[1]} p95".strip()}], [xs, p95],
+                lambda srv, rs: _p95(srv, rs, POOL_HISTOGRAM), "p95")
+            charts.append(chart("pool acquire wait p95", "wait", "ms", series, data,
+                                shade=shade, marks=marks))
     return {"message": None, "pool": pool, "queries": queries, "charts": charts,
             "has_baseline": base is not None}
 
@@ -230,5 +284,8 @@ def freshness_chart(inputs: ReportInputs) -> dict | None:
     server, rows, shade, marks, xs = _frame(inputs)
     if server is None or not any(r.kpi_staleness_s is not None for r in rows):
         return None
-    return chart("KPI view staleness", "staleness", "s", [{"label": "staleness"}],
-                 [xs, [r.kpi_staleness_s for r in rows]], shade=shade, marks=marks)
+    series, data = _with_reference(inputs, xs, [{"label": "staleness"}],
+                                   [xs, [r.kpi_staleness_s for r in rows]],
+                                   lambda srv, rs: [r.kpi_staleness_s for r in rs], "staleness")
+    return chart("KPI view staleness", "staleness", "s", series, data, shade=shade,
+                 marks=marks)
