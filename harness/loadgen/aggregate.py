@@ -5,7 +5,10 @@ Pure (no Locust, no gevent, no I/O). `RunAggregate.merge` adds the deltas of
 add bucket by bucket, in any order. Windows are keyed by the second a request
 *started*, and the measured window starts on a whole second, so "requests that
 started after the warm-up" is exactly "the windows from `measure_from` on";
-per-endpoint totals are classified as they are merged.
+per-endpoint totals are classified as they are merged. Error samples (each
+process's messages per endpoint and failure kind) are kept from the measured
+windows, the distinct earliest `ERROR_SAMPLES` per endpoint and kind
+(`harness.loadgen.samples.FirstSeen`), for `client.json`.
 
 Memory stays flat however long the run: a window stays open (its histograms
 kept as the encoded pieces that arrived, a few hundred bytes each) only until
@@ -23,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness import hdr
+from harness.loadgen import samples as sm
 from harness.loadgen.health import ProcessHealth, generator_health
 from harness.loadgen.traces import TraceSelection
 from harness.model.client import (
@@ -93,6 +97,8 @@ class _Totals:
     cooldown_count: int = 0
     cooldown_failures: int = 0
     traced: int = 0
+    samples: dict[str, sm.FirstSeen] = field(default_factory=dict)
+    """Failure kind -> its messages seen first in the measured windows."""
 
 
 class RunAggregate:
@@ -249,6 +255,8 @@ class RunAggregate:
                 tot.degraded += c.degraded
                 tot.partial += c.partial
                 tot.traced += c.traced
+                for kind, messages in getattr(c, "error_samples", {}).items():
+                    tot.samples.setdefault(kind, sm.FirstSeen()).add(t, messages)
 
     # -- closing windows ----------------------------------------------------------------
 
@@ -361,7 +369,8 @@ class RunAggregate:
                 x_cache=dict(sorted(tot.x_cache.items())), degraded=tot.degraded,
                 partial=tot.partial, warmup_count=tot.warmup_count,
                 warmup_failures=tot.warmup_failures, cooldown_count=tot.cooldown_count,
-                cooldown_failures=tot.cooldown_failures, traced=tot.traced)
+                cooldown_failures=tot.cooldown_failures, traced=tot.traced,
+                **_samples(tot))
             for key, tot in sorted(self.totals.items())
         }
         checks = Checks(
@@ -381,6 +390,12 @@ class RunAggregate:
             workers=workers, endpoints=endpoints, checks=checks, pacing=self.pacing(),
             generator=health, events=sorted(self.events, key=lambda e: e.t),
             traces=self.traces.doc() if self.traces is not None else None, **extra)
+
+
+def _samples(tot: _Totals) -> dict[str, dict[str, list[str]]]:
+    """`ClientEndpoint.error_samples` of an endpoint (nothing until the model has it)."""
+    held = {kind: fs.messages() for kind, fs in sorted(tot.samples.items())}
+    return {"error_samples": held} if held and sm.WIRED else {}
 
 
 LIVE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 100.0)

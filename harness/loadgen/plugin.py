@@ -58,6 +58,7 @@ from harness.loadgen.aggregate import CLOSE_AFTER_S, RunAggregate
 from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
+from harness.loadgen.samples import describe, manifest_keys
 from harness.loadgen.traces import TraceparentSource, parse_sampling
 from harness.model.client import Delta
 from harness.model.endpoint import endpoint_key
@@ -138,6 +139,7 @@ class Plugin:
         now = time.time()
         self.recorder.restart()
         self.recorder.enabled = self.out_dir is not None
+        self._learn_secrets()
         self.active = True
         self.written = False
         self._finishing = False
@@ -253,8 +255,10 @@ class Plugin:
             unexpected = status
         rt = float(response_time or 0.0)
         start = start_time if start_time else time.time() - rt / 1000.0
-        self.recorder.request(endpoint_key(request_type, name), start, rt,
-                              int(response_length or 0), kind, context, unexpected)
+        key = endpoint_key(request_type, name)
+        said = (lambda: describe(exception, response, key)) if kind else None
+        self.recorder.request(key, start, rt, int(response_length or 0), kind, context,
+                              unexpected, said)
 
     def traceparent(self) -> tuple[str, str, bool] | None:
         """A new trace context for a request `(header, trace id, sampled)`; None when the
@@ -331,6 +335,19 @@ class Plugin:
 
     def on_manifest_message(self, environment, msg, **_kw) -> None:
         self.received_manifest = msg.data
+        self._learn_secrets()
+
+    def _learn_secrets(self) -> None:
+        """The dataset's API keys (the ones this process's users send), so no error sample
+        can hold one; a manifest that cannot be read leaves the pattern scrubbing alone."""
+        try:
+            manifest = self.manifest()
+        except (OSError, ValueError) as exc:
+            log.warning("harness: cannot read the manifest's keys to scrub error samples: %s",
+                        exc)
+            return
+        if manifest is not None:
+            self.recorder.set_secrets(manifest_keys(manifest))
 
     def _merge_local(self, final: bool = False) -> None:
         if self.aggregate is not None and (final or not self.recorder.empty):
@@ -343,7 +360,7 @@ class Plugin:
             gevent.sleep(1.0 - (time.time() % 1.0))
             try:
                 self._tick()
-            except Exception:  # noqa: BLE001 - a bad tick must not kill the ticker
+            except Exception:
                 log.exception("harness plugin tick failed")
 
     def _tick(self) -> None:
@@ -399,7 +416,7 @@ class Plugin:
             return
         url = host.rstrip("/") + "/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our target
+            with urllib.request.urlopen(url, timeout=5) as response:
                 text = response.read().decode("utf-8", "replace")
         except (OSError, ValueError) as exc:
             log.warning("harness: could not scrape %s at the window %s: %s", url, edge, exc)

@@ -10,8 +10,9 @@ a :class:`Recorder`. Each request goes into the *one-second window of its start
 time*, per endpoint (``"METHOD /route/{template}"``): a count, failures by kind,
 an HDR histogram of the raw latency and one of the latency corrected for
 coordinated omission (µs), bytes, ``X-Cache`` values, degraded/partial flags and
-unexpected statuses, and the requests sent with a sampled `traceparent`
-(`harness.loadgen.traces`). Paced users also record intended and achieved task
+unexpected statuses, the requests sent with a sampled `traceparent`
+(`harness.loadgen.traces`), and per failure kind up to `ERROR_SAMPLES` distinct
+messages, scrubbed of secrets where they are made (`harness.loadgen.samples`). Paced users also record intended and achieved task
 starts, WriterUser its freshness lag; each process its CPU samples and Locust's
 CPU warnings. The recorder only holds what has not been sent yet:
 :meth:`Recorder.take_delta` hands it over as a `harness.model.client.Delta` and
@@ -30,8 +31,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from harness import hdr
+from harness.loadgen import samples as sm
 from harness.loadgen.traces import WindowTraces
 from harness.model.client import Delta, DeltaCell, DeltaWindow, TraceSample
+from harness.model.result import ERROR_SAMPLES
 
 # ---- failures raised by the scenarios' response checks -------------------------------
 
@@ -104,8 +107,19 @@ def classify_failure(exc: BaseException | None, status: int | None = None) -> st
 class _Cell:
     """One endpoint in one window of one process, before it is sent."""
 
-    __slots__ = ("count", "failures", "raw", "corrected", "bytes", "x_cache", "degraded",
-                 "partial", "unexpected", "traced")
+    __slots__ = (
+        "bytes",
+        "corrected",
+        "count",
+        "degraded",
+        "failures",
+        "partial",
+        "raw",
+        "samples",
+        "traced",
+        "unexpected",
+        "x_cache",
+    )
 
     def __init__(self) -> None:
         self.count = 0
@@ -118,19 +132,44 @@ class _Cell:
         self.partial = 0
         self.unexpected: Counter[str] = Counter()
         self.traced = 0
+        self.samples: dict[str, list[str]] | None = None  # kind -> messages, once one fails
 
     def wire(self) -> DeltaCell:
+        extra = {"error_samples": self.samples} if self.samples and sm.WIRED else {}
         return DeltaCell(count=self.count, failures=dict(self.failures),
                          histogram=hdr.encode(self.raw),
                          corrected_histogram=hdr.encode(self.corrected), bytes=self.bytes,
                          x_cache=dict(self.x_cache), degraded=self.degraded,
                          partial=self.partial, unexpected=dict(self.unexpected),
-                         traced=self.traced)
+                         traced=self.traced, **extra)
+
+    def sample(self, kind: str, describe: Callable[[], str], scrub: sm.Scrubber) -> None:
+        """Keep what this failure said, unless the cell holds `ERROR_SAMPLES` of its kind.
+
+        The message is only made (body parsed, secrets scrubbed, then clipped: a key cut
+        in half would no longer match) while there is room, so a burst of identical
+        failures costs one description each and no memory."""
+        if self.samples is None:
+            self.samples = {}
+        held = self.samples.setdefault(kind, [])
+        if len(held) >= ERROR_SAMPLES:
+            return
+        try:
+            text = describe()
+        except Exception as exc:  # noqa: BLE001 - a message we cannot make must not lose the count
+            text = f"(no message: {type(exc).__name__})"
+        sm.add_distinct(held, sm.clip(scrub(text)))
 
 
 class _Window:
-    __slots__ = ("endpoints", "tasks_intended", "tasks_started", "freshness",
-                 "freshness_timeouts", "traces")
+    __slots__ = (
+        "endpoints",
+        "freshness",
+        "freshness_timeouts",
+        "tasks_intended",
+        "tasks_started",
+        "traces",
+    )
 
     def __init__(self) -> None:
         self.endpoints: dict[str, _Cell] = {}
@@ -158,7 +197,13 @@ class Recorder:
         self.final_sent = False
         self.seq = 0
         self.total_requests = 0
+        self.scrub = sm.Scrubber()
+        """What every error sample goes through (`set_secrets`: the dataset's keys too)."""
         self._reset()
+
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        """The keys this process's users send (the dataset manifest's): never in a sample."""
+        self.scrub = sm.Scrubber(secrets)
 
     def _reset(self) -> None:
         self._windows: dict[int, _Window] = {}
@@ -182,11 +227,14 @@ class Recorder:
 
     def request(self, key: str, start: float, response_time_ms: float, length: int,
                 failure: str | None, context: dict | None = None,
-                unexpected_status: int | None = None) -> None:
+                unexpected_status: int | None = None,
+                describe: Callable[[], str] | None = None) -> None:
         """One request: `start` epoch seconds, latency in ms as Locust reports it.
 
         A request sent with a sampled `traceparent` has `trace_id` and `trace_sampled` in
-        its context (`scenarios/common.py`); it becomes a trace candidate of its second."""
+        its context (`scenarios/common.py`); it becomes a trace candidate of its second.
+        A failure's `describe` says what it said (`harness.loadgen.samples.describe`),
+        called only when the message is to be kept."""
         window = self._window(start)
         cell = window.endpoints.get(key)
         if cell is None:
@@ -221,6 +269,8 @@ class Recorder:
         hdr.record(cell.corrected, raw_us + late_us)
         if failure:
             cell.failures[failure] += 1
+            if describe is not None and sm.WIRED:
+                cell.sample(failure, describe, self.scrub)
         if unexpected_status is not None:
             cell.unexpected[str(unexpected_status)] += 1
 
