@@ -109,5 +109,23 @@ def ab(
     stdout.print(gate_table(outcome.gate))
     stdout.print(f"gate: {outcome.gate.verdict} (exit {outcome.gate.exit_code}); "
                  f"{directory / 'gate.json'}")
+    _report(directory, out, store)  # before the exit code: a failed gate's page matters most
     if outcome.gate.exit_code:
         raise GateFailed(outcome.gate)
+
+
+def _report(directory: Path, out: Path, store: Path) -> None:
+    """The job's compare page, `reports/ab/<id>/report.html` (A against B, the paired
+    verdicts first). A page that cannot be rendered is one line on stderr and changes no
+    exit code: the runs, `ab.json` and `gate.json` stand."""
+    from harness.outputs.report.comparison import write_compare
+
+    try:
+        path = write_compare([str(directory)], out=out, output=directory / "report.html",
+                             store=store)
+    except Exception as exc:  # noqa: BLE001 - the measurements are written; say so, go on
+        err.print(f"no report: {exc} (render it later: harness report --compare {directory})",
+                  highlight=False, soft_wrap=True)
+        return
+    err.print(f"[dim]•[/dim] report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+              highlight=False)

@@ -98,3 +98,40 @@ def outline(html: str) -> Outline:
     parser.feed(html)
     parser.close()
     return parser
+
+
+COMPARE_SECTION_IDS = ["verdict", "gate", "rounds", "facts", "endpoints", "latency",
+                       "distribution", "throughput", "caches", "elevenlabs", "database",
+                       "traces", "correctness"]
+SLOWER = dict(ENDPOINTS, **{"GET /api/v1/dashboard/overview": EndpointSpec(
+    rps=20, latency_ms=LogNormal(40))})
+
+
+def make_ab_job(out: Path, rounds: int = 2, job_id: str = "20270115T080000Z-ab12",
+                judge: bool = True) -> Path:
+    """A `harness ab` job as the command leaves it: `out/runs/<id>` for every run (B's
+    overview slower), `out/ab/<id>/ab.json` and, when `judge`, the paired gate's
+    `gate.json` and each round's changes (through `harness.run.ab.judge`)."""
+    from harness.model import policy as pol
+    from harness.model.ab import AbRecord, AbRun
+    from harness.run import ab
+
+    job = out / "ab" / job_id
+    runs = []
+    for n, (r, side) in enumerate(ab.order(rounds)):
+        run_id = f"{side.lower()}{r}"
+        make_run(out / "runs" / run_id, SLOWER if side == "B" else ENDPOINTS,
+                 seed=100 + n, run_id=run_id)
+        runs.append(AbRun(round=r, side=side, run_id=run_id, status="complete"))
+    record = AbRecord(a="profile:optimized", b="toggles:response_cache=false",
+                      rounds=rounds, runs=runs, created_at="2027-01-15T08:00:00+00:00")
+    ab.save(record, job)
+    if judge:
+        ab.judge(record, out / "runs", job, pol.Policy(), False)
+    return job
+
+
+@pytest.fixture(scope="session")
+def ab_job(tmp_path_factory) -> Path:
+    """A judged two-round ab job (reports/ab/<id>), built once."""
+    return make_ab_job(tmp_path_factory.mktemp("ab-job") / "reports")

@@ -104,7 +104,7 @@ class ReportInputs:
         return ("A", "B") if self.comparison else ("baseline", "")
 
 
-def _secrets(path: Path) -> set[str]:
+def secrets_of(path: Path) -> set[str]:
     """The `api_key` values of a dataset manifest (any depth); none when it is absent."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -142,12 +142,14 @@ def slow_spans(run_dir: Path, result: RunResult) -> dict[str, list]:
     return out
 
 
-def read_side(run_dir: Path, label: str) -> Side:
+def read_side(run_dir: Path, label: str, traces: bool | None = None) -> Side:
     """A run directory's record and interval log, validated as `baselines.load` does
     (ConfigError naming the file), the log's text kept for the page's data and its raw
-    histograms decoded once, fast (`sparse.parse_log`), for the charts."""
+    histograms decoded once, fast (`sparse.parse_log`), for the charts; `traces`: read
+    the slowest traces' spans too (default: for the "current" side)."""
     result = results.load(run_dir / layout.RESULT)
-    spans = slow_spans(run_dir, result) if label == "current" else {}
+    spans = slow_spans(run_dir, result) if (label == "current" if traces is None
+                                            else traces) else {}
     if result.windows is None or not result.windows.interval_log:
         return Side(result, None, label, None, spans)
     rel = PurePosixPath(result.windows.interval_log)
@@ -211,13 +213,19 @@ def _gated_baseline(gate: GateResult | None, store: Path, notes: list[str]) -> P
     return path
 
 
+def store_policy(store: Path):
+    """The store's `policy.toml`, else the defaults (as `harness compare` does)."""
+    from harness.model import policy as pol
+
+    default = store / "policy.toml"
+    return pol.load_policy(default) if default.exists() else pol.Policy()
+
+
 def _judge(current: Side, baseline_path: Path, store: Path, notes: list[str]) -> GateResult:
     """The gate run now, with the store's policy, so `--baseline` alone shows a verdict."""
-    from harness.model import policy as pol
     from harness.run import gate as run_gate
 
-    default = store / "policy.toml"  # the store's policy, else the defaults (as `compare`)
-    policy = pol.load_policy(default) if default.exists() else pol.Policy()
+    policy = store_policy(store)
     pair = [(current.result, current.log)]
     loaded = baselines.load(baseline_path)
     try:
@@ -243,12 +251,12 @@ def load_inputs(run_dir: Path, baseline: str | Path | None = None,
     path = baselines.resolve(baseline, store) if baseline is not None \
         else _gated_baseline(gate, store, notes)
     name, sides = None, []
-    secrets = _secrets(layout.dataset_json(run_dir))
+    secrets = secrets_of(layout.dataset_json(run_dir))
     if path is not None:
         name, dirs = read_baseline(path)
         sides = [read_side(d, f"baseline {name}") for d in dirs]
         for d in {path, *dirs}:
-            secrets |= _secrets(layout.dataset_json(d))
+            secrets |= secrets_of(layout.dataset_json(d))
         if gate is None or gate.baseline.run_ids != [s.result.run.run_id for s in sides]:
             gate = _judge(current, path, store, notes)
     return ReportInputs(current=current, baseline=sides, baseline_name=name, gate=gate,

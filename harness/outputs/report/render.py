@@ -21,6 +21,7 @@ import base64
 import gzip
 import json
 import math
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -121,12 +122,20 @@ def encode_payload(inputs: ReportInputs, charts: dict[str, dict]) -> str:
     """The page's embedded data: JSON, secrets replaced, gzip, base64.
 
     `{"format", "charts": {id: chart}, "current": side, "baseline": [side...], "gate"}`,
-    a side being `{"label", "record": result.json, "interval_log": windows.hlog text}`."""
+    a side being `{"label", "record": result.json, "interval_log": windows.hlog text}`;
+    a compare page adds `"current_rounds": [side...]` (B's runs after the first; A's are
+    "baseline") and `"comparison"` (labels, paired or not, per-round changes)."""
     gate = inputs.gate.model_dump_json() if inputs.gate else "null"
+    more = ""
+    if inputs.current_rounds:
+        more += f',"current_rounds":[{",".join(_side_json(s) for s in inputs.current_rounds)}]'
+    if inputs.comparison is not None:
+        more += f',"comparison":{json.dumps(_clean(asdict(inputs.comparison)))}'
     text = (f'{{"format":"{PAYLOAD_FORMAT}",'
             f'"charts":{json.dumps(_clean(charts), separators=(",", ":"), allow_nan=False)},'
             f'"current":{_side_json(inputs.current)},'
-            f'"baseline":[{",".join(_side_json(s) for s in inputs.baseline)}],"gate":{gate}}}')
+            f'"baseline":[{",".join(_side_json(s) for s in inputs.baseline)}],"gate":{gate}'
+            f'{more}}}')
     text = redact(text, inputs.secrets)
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6,
                                           mtime=0)).decode("ascii")
@@ -149,12 +158,20 @@ def _clean(node: object) -> object:
     return node
 
 
-def render_report(inputs: ReportInputs, generated_at: datetime | None = None) -> str:
-    """The whole page as one string (no file, no network: `write_report` writes it)."""
+def render_page(inputs: ReportInputs, template: str, sections: dict,
+                generated_at: datetime | None = None) -> str:
+    """A page of the report (`template`, with `sections` as its context): the charts
+    moved into the embedded data, every secret replaced."""
     charts: dict[str, dict] = {}
-    sections = extract_charts(context(inputs), charts)
+    sections = extract_charts(sections, charts)
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
-    html = _environment().get_template("report.html.j2").render(
+    html = _environment().get_template(template).render(
         **sections, assets=assets(), payload=encode_payload(inputs, charts),
         payload_format=PAYLOAD_FORMAT, uplot_version=UPLOT_VERSION, generated_at=when)
     return redact(html, inputs.secrets)
+
+
+def render_report(inputs: ReportInputs, generated_at: datetime | None = None) -> str:
+    """The whole single-run page as one string (no file, no network: `write_report`
+    writes it)."""
+    return render_page(inputs, "report.html.j2", context(inputs), generated_at)

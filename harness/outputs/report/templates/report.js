@@ -100,11 +100,15 @@
         return splits.map(function (v) { return v == null ? "" : pctLabel(v); }); };
     } else if (kind === "decile") {
       xAxis.values = function (u, splits) { return splits.map(function (v) { return "p" + v; }); };
+    } else if (kind === "round") {  // a compare page's rounds: whole numbers only
+      xAxis.values = function (u, splits) {
+        return splits.map(function (v) { return Number.isInteger(v) ? String(v) : ""; }); };
     }
     var series = [{
-      label: kind === "nines" ? "percentile" : kind === "decile" ? "decile" : "t (s)",
+      label: kind === "nines" ? "percentile" : kind === "decile" ? "decile" :
+        kind === "round" ? "round" : "t (s)",
       value: function (u, v) { return v == null ? "–" : kind === "nines" ? pctLabel(v) :
-        kind === "decile" ? "p" + v : v.toFixed(0) + " s"; }
+        kind === "decile" ? "p" + v : kind === "round" ? "round " + v : v.toFixed(0) + " s"; }
     }];
     var colour = 0;
     spec.series.forEach(function (s, n) {
