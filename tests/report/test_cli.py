@@ -4,6 +4,7 @@ one line and nothing written."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -94,3 +95,76 @@ def test_the_report_command_is_listed(monkeypatch, capsys):
     harness(monkeypatch, "--help")
     assert "report" in capsys.readouterr().out
     assert Path(cli.__file__).parent.joinpath("report.py").is_file()
+
+
+def test_compare_two_runs_by_id_writes_under_compare(monkeypatch, capsys, runs, tmp_path):
+    from tests.report.conftest import COMPARE_SECTION_IDS
+
+    out = tmp_path / "reports"
+    (out / "runs").mkdir(parents=True)
+    for name in ("baseline", "current"):
+        shutil.copytree(runs[name], out / "runs" / name)
+    code = harness(monkeypatch, "report", "--compare", "baseline", "current", "--out", str(out))
+    assert code == 0, capsys.readouterr().err
+    page = out / "compare" / "base-1-vs-cur-1.html"
+    assert outline(page.read_text()).sections == COMPARE_SECTION_IDS
+    assert f"report: {page}" in capsys.readouterr().out
+
+
+def test_compare_an_ab_job_writes_into_the_job(monkeypatch, capsys, tmp_path):
+    from tests.report.conftest import make_ab_job
+
+    job = make_ab_job(tmp_path / "reports")
+    code = harness(monkeypatch, "report", "--compare", job.name, "--out", str(tmp_path / "reports"))
+    assert code == 0, capsys.readouterr().err
+    assert (job / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--compare", "{cur}", "{cur}"), "the same run"),
+    (("--compare", "{cur}", "nope"), "no run 'nope'"),
+    (("--compare", "{base}", "{cur}", "--baseline", "{base}"), "do not go together"),
+    (("{base}", "{cur}"), "harness report --compare RUN_A RUN_B"),
+    (("--compare", "{cur}"), "needs an ab job"),
+])
+def test_compare_refuses_bad_input_in_one_line(monkeypatch, capsys, runs, tmp_path, args, says):
+    target = tmp_path / "page.html"
+    line = one_line_exit_2(monkeypatch, capsys, *(
+        a.format(cur=runs["current"], base=runs["baseline"]) for a in args),
+        "--out", str(tmp_path), "-o", str(target))
+    assert says in line
+    assert not target.exists() and not (tmp_path / "compare").exists()
+
+
+def test_compare_refuses_a_job_without_complete_rounds(monkeypatch, capsys, tmp_path):
+    from tests.report.conftest import make_ab_job
+
+    job = make_ab_job(tmp_path / "reports", judge=False)
+    for run in (tmp_path / "reports" / "runs").iterdir():
+        if run.name.startswith("b"):
+            shutil.rmtree(run)
+    line = one_line_exit_2(monkeypatch, capsys, "--compare", str(job))
+    assert "no complete round" in line
+    assert not (job / "report.html").exists()
+
+
+def test_harness_ab_writes_the_job_page(capsys, tmp_path):
+    from harness.cli.ab import _report
+    from tests.report.conftest import make_ab_job
+
+    job = make_ab_job(tmp_path / "reports")
+    _report(job, tmp_path / "reports", tmp_path / "store")
+    assert (job / "report.html").is_file()
+    assert "report: " in capsys.readouterr().err
+
+
+def test_a_job_page_that_cannot_be_rendered_is_one_line(capsys, tmp_path):
+    from harness.cli.ab import _report
+    from tests.report.conftest import make_ab_job
+
+    job = make_ab_job(tmp_path / "reports")
+    shutil.rmtree(tmp_path / "reports" / "runs")  # the rounds' runs are gone
+    _report(job, tmp_path / "reports", tmp_path / "store")  # returns: no exception
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("no report:") and "harness report" in err[0]
+    assert not (job / "report.html").exists()
