@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from harness.outputs.report import write_report
+from harness.outputs.report.comparison import write_compare
 from tests.builders import EndpointSpec, LogNormal
 from tests.report.conftest import FIXTURES, make_run
+from tests.report.test_render import section
 
 CHROMIUM = Path(os.environ.get("HARNESS_CHROMIUM", "/usr/bin/chromium"))
 sync_api = pytest.importorskip("playwright.sync_api",
@@ -118,6 +120,26 @@ def test_the_page_against_a_baseline_draws_offline(browser, runs, tmp_path):
     assert_clean(seen, page)
     assert seen["run_id"] == "cur-1"  # the embedded data decoded in the page
     assert seen["placeholders"] >= 10
+
+
+def test_the_compare_page_of_two_runs_draws_offline(browser, runs, tmp_path):
+    page = write_compare([str(runs["baseline"]), str(runs["current"])],
+                         output=tmp_path / "compare.html")
+    seen = open_page(browser, page, tmp_path, "compare-two-runs")
+    assert_clean(seen, page)
+    assert seen["run_id"] == "cur-1"  # B's data decoded in the page
+    assert seen["placeholders"] >= 10
+
+
+def test_the_compare_page_of_an_ab_job_draws_offline(browser, ab_job, tmp_path):
+    page = write_compare([str(ab_job)], out=ab_job.parent.parent,
+                         output=tmp_path / "job.html")
+    seen = open_page(browser, page, tmp_path, "compare-ab-job")
+    assert_clean(seen, page)
+    assert seen["run_id"] == "b1"
+    rounds = section(page.read_text(), "rounds")
+    chart_id = rounds.split('data-chart="', 1)[1].split('"', 1)[0]
+    assert dict(seen["coloured"])[chart_id] >= 5  # the per-round chart drew its lines
 
 
 def test_a_run_alone_draws_offline(browser, runs, tmp_path):

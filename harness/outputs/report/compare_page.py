@@ -55,7 +55,10 @@ def round_changes(inputs: ReportInputs) -> dict:
     xs = [float(r["round"]) for r in c.rounds]
     columns = [[None if (v := r["changes"].get(ch.name)) is None else round(100 * (v - 1), 2)
                 for r in c.rounds] for ch in latency]
-    if any(v is not None for col in columns for v in col):
+    kept = [(ch, col) for ch, col in zip(latency, columns, strict=True)
+            if any(v is not None for v in col)]  # an endpoint without requests: no line
+    latency, columns = [ch for ch, _ in kept], [col for _, col in kept]
+    if columns:
         plot = chart("p95 change per round, B against A", "B / A − 1", "%",
                      [{"label": ch.subject} for ch in latency], [xs, *columns], x=ROUND_AXIS,
                      note="each round's B against its own A; the gate combines the rounds")

@@ -121,8 +121,8 @@
                  value: function (u, v) { return fmt(v, yUnit); },
                  // a dashed (reference) series' points are smaller: drawn over the run's
                  // own where they coincide, they leave them visible
-                 points: isolated ? {show: true, size: s.dash ? 3 : 6, fill: stroke}
-                                  : {show: false}};
+                 points: isolated || kind === "round"  // a few rounds: each one a point
+                   ? {show: true, size: s.dash ? 3 : 6, fill: stroke} : {show: false}};
       if (s.dash) one.dash = [6, 4];
       if (s.step) one.paths = uPlot.paths.stepped({align: 1});
       series.push(one);
