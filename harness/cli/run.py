@@ -103,6 +103,12 @@ def run(
              "5+ rounds a side compare run-level values).")] = 1,
     abort_on: Annotated[list[str] | None, typer.Option(
         "--abort-on", metavar="SPEC", help=ABORT_ON_HELP)] = None,
+    results_store: Annotated[str | None, typer.Option(
+        "--results-store", envvar="HARNESS_STORE", metavar="URL|DIR",
+        help="Push every finished run into this results store after its report "
+             "(postgresql://user@host:port/db[?schema=NAME] or a directory; the run's own "
+             "directory under --out is a folder store already). Checked before the run "
+             "starts; a push that fails afterwards is one line and keeps the exit code.")] = None,
 ) -> list[Path]:
     """Run a measured load test end to end and write the run directory (and gate it).
 
@@ -141,6 +147,7 @@ def run(
     rules = load_policy(policy, store) if baseline else None
     if rounds < 1:
         raise UsageError("--rounds must be at least 1")
+    results = _results_store(results_store, out)  # unreachable: exit 2 before the run
     finished, failed, directories = [], None, []
     for config in configs:  # one after another: never two stacks on one machine at once
         run_set = []
@@ -157,6 +164,7 @@ def run(
                 raise outcome.error
             if outcome.aborted is not None:  # cut short: neither gated nor run again
                 _report(outcome.run_dir, store)
+                _push(results, outcome.run_dir)
                 raise RunAborted(f"{outcome.aborted.message()} (record: {outcome.run_dir})")
             finished.append(result)
             run_set.append(outcome.run_dir)
@@ -168,6 +176,7 @@ def run(
             failed = failed if verdict.exit_code == 0 else verdict
         for run_dir in run_set:  # after the gate, so the page shows its verdict
             _report(run_dir, store)
+            _push(results, run_dir)
         if rounds > 1:
             stdout.print(f"run set of {rounds} rounds: " + " ".join(d.name for d in run_set)
                          + f" (save it: harness baseline save {' '.join(d.name for d in run_set)}"
@@ -191,6 +200,38 @@ def _report(run_dir: Path, store: Path) -> None:
                   highlight=False, soft_wrap=True)
         return
     err.print(f"[dim]•[/dim] report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+              highlight=False)
+
+
+def _results_store(location: str | None, out: Path):
+    """The results store to push into, checked now (None: no push asked, or the store is
+    the run directory's own folder, where the run already is)."""
+    if not location:
+        return None
+    from harness.store import open_store
+    from harness.store.folder import FolderStore
+
+    target = open_store(location)
+    if isinstance(target, FolderStore) and target.root.resolve() == (out / "runs").resolve():
+        return None
+    target.check()
+    return target
+
+
+def _push(results, run_dir: Path) -> None:
+    """Push a finished run into the results store. A failure is one line on stderr and
+    does not change the exit code (as k6 treats a failing output): the gate's verdict is
+    what CI acts on, and the run is complete on disk; the line says how to push it later."""
+    if results is None:
+        return
+    try:
+        meta = results.push(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run and its record stand; say so, go on
+        err.print(f"not pushed to the results store: {exc} (the run is complete in "
+                  f"{run_dir}; push it later: harness store push {run_dir} --store "
+                  f"{results.location})", highlight=False, soft_wrap=True)
+        return
+    err.print(f"[dim]•[/dim] pushed {meta.run_id} to the results store {results.location}",
               highlight=False)
 
 
@@ -221,3 +262,7 @@ def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("r
     from harness.run.layout import list_runs
 
     stdout.print(runs_table(list_runs(out / "runs"), str(out / "runs")))
+
+
+# registers `harness store` (until harness/cli/__init__.py imports it beside the others)
+from harness.cli import store as _store_commands  # noqa: F401
