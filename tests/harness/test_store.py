@@ -38,7 +38,7 @@ def stored_run(root: Path, n: int, *, scenario: str = "mixed", overview_ms: floa
     endpoints = dict(ENDPOINTS)
     endpoints["GET /api/v1/dashboard/overview"] = EndpointSpec(rps=20,
                                                                latency_ms=LogNormal(overview_ms))
-    run_id = f"2027010{n % 10}T0{n // 10}0000Z-{scenario}-r{n:02d}"
+    run_id = f"202701{n + 1:02d}T080000Z-{scenario}-r{n:02d}"
     d = make_run(root / f"r{n:02d}", endpoints, seed=seed or n + 1, run_id=run_id,
                  scenario=scenario)
     record = results.load(d / "result.json")
