@@ -56,9 +56,10 @@ def list_cmd(scenario: ScenarioOpt = None, last: LastOpt = None,
     target = open_store(store)
     found = target.list(scenario=scenario, last=last)
     table = Table(title=f"{len(found)} runs in {target.location}", title_justify="left")
-    for col in ("run", "started (UTC)", "scenario", "profile", "users", "commit", "gate",
-                "machine"):
-        table.add_column(col)
+    table.add_column("run", no_wrap=True)
+    for col in ("started (UTC)", "scenario", "profile", "users", "commit", "gate"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("machine", overflow="fold")
     for m in found:
         table.add_row(m.run_id, m.started_at[:19].replace("T", " "), m.scenario, m.profile,
                       str(m.users), m.commit, m.verdict or "-", m.machine or "-")

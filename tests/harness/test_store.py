@@ -25,6 +25,7 @@ from harness.store import ENV, open_store, resolve
 from harness.store.folder import FolderStore
 from harness.store.postgres import PostgresStore, split_url
 from tests.builders import EndpointSpec, LogNormal
+from tests.e2e.conftest import state_dir  # noqa: F401 - the e2e state directory fixture
 from tests.report.conftest import ENDPOINTS, make_run
 
 PG_URLS = ([os.environ["HARNESS_TEST_STORE_URL"]] if os.environ.get("HARNESS_TEST_STORE_URL")
@@ -276,3 +277,29 @@ def test_harness_run_checks_the_store_before_running_and_a_late_push_failure_is_
     target = run_cli._results_store(str(tmp_path / "elsewhere"), tmp_path / "reports")
     run_cli._push(target, built[0])
     assert "pushed" in capsys.readouterr().err and ids(target.list()) == ["r02"]
+
+
+# --- end to end ----------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_a_real_run_pushes_itself_into_postgres(state_dir, pg_url, tmp_path):  # noqa: F811
+    """`harness run --results-store URL` on `tiny`: the run, its record and its page are
+    in the table when the command returns."""
+    from tests.e2e.test_run import harness_run, only_result
+
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--users", "4", "--spawn-rate", "4", "--duration", "4s",
+                       "--warmup", "1s", "--results-store", pg_url)
+    try:
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    run_dir, result = only_result(out)
+    assert f"pushed {result['run']['run_id']} to the results store" in err
+    store = PostgresStore(pg_url)
+    (meta,) = [m for m in store.list() if m.run_id == result["run"]["run_id"]]
+    assert meta.scenario == "mixed" and meta.git_commit == result["run"]["git_commit"]
+    assert store.report(meta.run_id) == (run_dir / "report.html").read_bytes()
