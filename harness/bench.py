@@ -9,6 +9,7 @@ reports/bench/<stamp>/           one `harness bench` (a run-like directory)
     pytest-junit.xml             what pytest selected and how each test ended
   sessions.json                  the sessions as --save stores them
   gate.json, junit.xml, summary.md   the gate, with --compare (harness.run.gate.write)
+  report.html                    the benchmark page (harness.outputs.report.bench_page)
 ```
 
 * **Running** (`run_suite`, one session): `python -m pytest
@@ -35,6 +36,10 @@ reports/bench/<stamp>/           one `harness bench` (a run-like directory)
   JSON (the format stored before sets: one session); a missing or malformed
   file, one of an unknown schema version or without raw timings is a
   `ConfigError` (exit 2) naming it.
+* **The page** (`write_page`, `page_inputs`): `report.html` in the run directory at
+  the end of every `harness bench`, and again from what the directory holds
+  (`harness bench --report DIR`: its `sessions.json`, its `gate.json` when it was
+  compared, and the baseline that gate names when the store still has it).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -58,7 +64,13 @@ import scenarios
 from harness.analysis.bench import MIN_SESSIONS
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed, UsageError
 from harness.model.bench import BenchmarkRun, BenchSet, parse, parse_set
+from harness.model.files import load_json
+from harness.model.gate import GateResult
+from harness.run import layout
 from harness.stack.process import ManagedProcess
+
+if TYPE_CHECKING:
+    from harness.outputs.report.bench_page import BenchInputs
 
 SUBDIR = "bench"
 """Stored results live in STORE/bench/ (`harness.baselines.RESERVED` keeps the name)."""
@@ -68,6 +80,7 @@ ROOT = SUITES.parent.parent
 RESULT_JSON, LOG, PYTEST_JUNIT = "benchmarks.json", "pytest.log", "pytest-junit.xml"
 SESSIONS_JSON = "sessions.json"
 """The run's sessions as `--save` stores them (a `BenchSet`)."""
+REPORT_HTML = "report.html"
 MAX_SESSIONS = 50
 """`--sessions` at most (session directories are numbered with two digits)."""
 INTERRUPT_GRACE_S = 20.0
@@ -389,3 +402,39 @@ def selected(done: list[SuiteRun], nodeids: list[str]) -> set[str] | None:
     every = [s.selected(nodeids) for s in done]
     found = [x for x in every if x is not None]
     return set().union(*found) if found else None
+
+
+# ---------------------------------------------------------------- the page
+
+
+def page_inputs(run_dir: Path, store: Path) -> BenchInputs:
+    """What a bench run directory's page shows: its sessions, its gate when it was compared,
+    and that gate's baseline when `store` (or the path it names) still has it. (The page's
+    module is imported here, not at the top: it brings pandas and jinja2, which the
+    commands that only run or store benchmarks do not need.)
+
+    ConfigError (exit 2): not a bench run directory, or a file in it does not read."""
+    from harness.outputs.report.bench_page import BenchInputs
+
+    sessions = run_dir / SESSIONS_JSON
+    if not sessions.is_file():
+        raise ConfigError(f"{run_dir}: not a harness bench run directory (no {SESSIONS_JSON})")
+    current = load(sessions)
+    gate_path = run_dir / layout.GATE  # what `harness.run.gate.write` wrote
+    gate = load_json(gate_path, GateResult, f"no {gate_path}") if gate_path.is_file() else None
+    inputs = BenchInputs(current=current, run_id=run_dir.resolve().name, gate=gate)
+    if gate is not None and gate.baseline.run_ids:
+        ref = gate.baseline.run_ids[0]
+        inputs.baseline_name = ref
+        try:
+            inputs.baseline = load(resolve(ref, store))
+        except ConfigError as exc:
+            inputs.notes.append(f"the baseline's sessions are not drawn: {exc}")
+    return inputs
+
+
+def write_page(run_dir: Path, inputs: BenchInputs) -> Path:
+    """`report.html` in the run directory."""
+    from harness.outputs.report.bench_page import write_bench
+
+    return write_bench(inputs, run_dir / REPORT_HTML)

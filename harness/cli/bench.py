@@ -1,5 +1,6 @@
 """`harness bench [--sessions N] [--save NAME] [--compare NAME]`: the pytest-benchmark suites,
-session by session, stored and gated."""
+session by session, stored and gated, ending with the benchmark page (`report.html`);
+`harness bench --report DIR` renders that page again from a bench run directory."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import typer
 
 from harness import bench as suites
 from harness.analysis import bench as gate_bench
-from harness.cli import DbUrlOpt, app, stdout
+from harness.cli import DbUrlOpt, app, err, stdout
 from harness.cli.gate import GateFailed, PolicyOpt, StoreOpt, load_policy
 from harness.errors import UsageError
 from harness.model.bench import BenchSet
+from harness.model.gate import GateResult
 from harness.outputs.gate_table import gate_table
 from harness.run import gate as gate_files
-
 
 OutOpt = Annotated[Path, typer.Option(
     "--out", help="Reports directory (bench/<stamp>/ inside).")]
@@ -52,13 +53,27 @@ def bench_cmd(
     store: StoreOpt = Path("baselines"),
     out: OutOpt = Path("reports"),
     database_url: DbUrlOpt = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", metavar="DIR",
+        help="Run nothing: render DIR/report.html again from a bench run directory "
+             "(its sessions.json and gate.json; the baseline from --store).")] = None,
 ) -> None:
     """Run scenarios/benchmarks through pytest-benchmark N times; compare first, then save.
 
     Exit 0 pass (or inconclusive), 1 regressed, 2 bad input (nothing written),
     3 a benchmark failed, pytest could not run, or Ctrl-C (nothing stored).
-    Results: OUT/bench/<stamp>/.
+    Results: OUT/bench/<stamp>/, ending with its page, report.html.
     """
+    if report is not None:
+        given = [flag for flag, on in (("--save", save), ("--compare", compare), ("-k", k),
+                                       ("--force", force), ("--keep-data", keep_data)) if on]
+        if given:
+            raise UsageError(f"--report renders a run that is done; it takes no "
+                             f"{', '.join(given)}")
+        path = suites.write_page(report, suites.page_inputs(report, store))
+        stdout.print(f"bench report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+                     highlight=False, markup=False)
+        return
     # Everything that can be refused is refused before the suites run.
     if not 1 <= sessions <= suites.MAX_SESSIONS:
         raise UsageError(f"--sessions must be 1 to {suites.MAX_SESSIONS}, not {sessions}")
@@ -114,5 +129,24 @@ def bench_cmd(
         kept = "with" if stored.raw_rounds else "without"
         stdout.print(f"saved benchmark result {save} ({sessions} session(s), {kept} raw "
                      f"rounds, {path.stat().st_size / 1024:.0f} KB): {path}", highlight=False)
+    _page(run_dir, measured, baseline, compare, result)
     if result is not None and result.exit_code:
         raise GateFailed(result)
+
+
+def _page(run_dir: Path, measured: BenchSet, baseline: BenchSet | None, name: str | None,
+          gate: GateResult | None) -> None:
+    """The run's page, `report.html`. A page that cannot be rendered is one line on stderr:
+    the sessions, the stored result and the gate stand, and so does the exit code."""
+    from harness.outputs.report.bench_page import BenchInputs
+
+    try:
+        path = suites.write_page(run_dir, BenchInputs(
+            current=measured, run_id=run_dir.name, baseline=baseline, baseline_name=name,
+            gate=gate))
+    except Exception as exc:  # noqa: BLE001 - the results are written; say so, go on
+        err.print(f"no bench report: {exc} (render it later: harness bench --report "
+                  f"{run_dir})", highlight=False, markup=False, soft_wrap=True)
+        return
+    stdout.print(f"bench report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+                 highlight=False, markup=False)
