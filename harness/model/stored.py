@@ -2,7 +2,8 @@
 
 The results store (`harness.store`: the `reports/runs` folder, or PostgreSQL) is where
 history lives when CI machines start empty. Each stored run is its `result.json`
-(schema v2; a v1 record is kept upgraded), its `gate.json` when it was gated, and a
+(schema v2; PostgreSQL keeps a v1 record upgraded, a folder keeps the file it was
+given), its `gate.json` when it was gated, and a
 `StoredRun`: the few fields `harness store list` and `harness report --history` filter
 and sort by, taken from the record so they can never disagree with it.
 """

@@ -67,10 +67,10 @@ class PostgresStore(Store):
         self._table = f'"{self.schema}".{TABLE}' if self.schema else TABLE
         self._ready = False
 
-    def _run(self, op):
-        return asyncio.run(self._with_connection(op))
+    def _run(self, op, create: bool = True):
+        return asyncio.run(self._with_connection(op, create))
 
-    async def _with_connection(self, op):
+    async def _with_connection(self, op, create: bool):
         try:
             conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, asyncpg.PostgresError,
@@ -78,7 +78,7 @@ class PostgresStore(Store):
             raise ConfigError(f"results store {self.location} cannot be reached: "
                               f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
         try:
-            if not self._ready:
+            if create and not self._ready:
                 await self._create(conn)
                 self._ready = True
             return await op(conn)
@@ -189,4 +189,5 @@ class PostgresStore(Store):
             else:
                 await conn.execute(f"DROP TABLE IF EXISTS {self._table}")
 
-        self._run(op)
+        self._run(op, create=False)
+        self._ready = False

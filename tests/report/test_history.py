@@ -10,6 +10,7 @@ no console error and no request, every chart draws, and a click opens the run.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from harness.outputs.report.history import series_of, write_history
 from harness.store.folder import FolderStore
 from harness.store.postgres import PostgresStore
 from tests.harness.test_store import pg_url, stored_run  # noqa: F401 - pg_url: a fixture
-from tests.report.conftest import API_KEYS, outline
+from tests.report.conftest import API_KEYS, FIXTURES, outline
 
 try:  # the browser helpers skip their module without Playwright; the rest runs anyway
     from tests.report.test_browser import assert_clean, browser, open_page
@@ -154,6 +155,16 @@ def test_hit_ratios_and_retry_rates_are_series_in_percent(store_dir):
     assert retry[1] is None and retry[0] == retry[2] == pytest.approx(100 / 11)
     assert "ElevenLabs retry rate (retries per attempt)" not in {
         s["title"] for s in series_of(runs)}  # no upstream in any run: no series
+
+
+def test_a_v1_record_is_a_run_of_the_history(store_dir, tmp_path):
+    """A record from before windows existed (schema_version 1) is one more point."""
+    root = Path(shutil.copytree(store_dir, tmp_path / "runs"))
+    (root / "v1").mkdir()
+    shutil.copy(FIXTURES / "result_v1.json", root / "v1" / "result.json")
+    out = write_history(FolderStore(root), scenario="mixed", last=None, out=tmp_path / "h.html")
+    runs = payload(out.read_text())["runs"]
+    assert len(runs) == 11 and runs[0]["schema_version"] == 1 and runs[0]["href"] is None
 
 
 def test_last_keeps_the_newest_runs(store_dir, tmp_path):
