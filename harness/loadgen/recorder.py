@@ -12,7 +12,8 @@ an HDR histogram of the raw latency and one of the latency corrected for
 coordinated omission (µs), bytes, ``X-Cache`` values, degraded/partial flags and
 unexpected statuses, the requests sent with a sampled `traceparent`
 (`harness.loadgen.traces`), and per failure kind up to `ERROR_SAMPLES` distinct
-messages, scrubbed of secrets where they are made (`harness.loadgen.samples`). Paced users also record intended and achieved task
+messages, scrubbed of secrets where they are made (`harness.loadgen.samples`).
+Paced users also record intended and achieved task
 starts, WriterUser its freshness lag; each process its CPU samples and Locust's
 CPU warnings. The recorder only holds what has not been sent yet:
 :meth:`Recorder.take_delta` hands it over as a `harness.model.client.Delta` and
@@ -104,6 +105,10 @@ def classify_failure(exc: BaseException | None, status: int | None = None) -> st
 
 # ---- per-process recording ----------------------------------------------------------
 
+SAMPLE_TRIES = 10
+"""Failures of one kind in one cell described at most (then its samples are what they are)."""
+
+
 class _Cell:
     """One endpoint in one window of one process, before it is sent."""
 
@@ -115,6 +120,7 @@ class _Cell:
         "failures",
         "partial",
         "raw",
+        "sample_tries",
         "samples",
         "traced",
         "unexpected",
@@ -133,6 +139,7 @@ class _Cell:
         self.unexpected: Counter[str] = Counter()
         self.traced = 0
         self.samples: dict[str, list[str]] | None = None  # kind -> messages, once one fails
+        self.sample_tries: Counter[str] | None = None
 
     def wire(self) -> DeltaCell:
         extra = {"error_samples": self.samples} if self.samples and sm.WIRED else {}
@@ -147,13 +154,15 @@ class _Cell:
         """Keep what this failure said, unless the cell holds `ERROR_SAMPLES` of its kind.
 
         The message is only made (body parsed, secrets scrubbed, then clipped: a key cut
-        in half would no longer match) while there is room, so a burst of identical
-        failures costs one description each and no memory."""
+        in half would no longer match) while there is room, and for at most
+        `SAMPLE_TRIES` failures of a kind in the cell: a burst of identical failures
+        costs a few descriptions a second and no memory."""
         if self.samples is None:
-            self.samples = {}
+            self.samples, self.sample_tries = {}, Counter()
         held = self.samples.setdefault(kind, [])
-        if len(held) >= ERROR_SAMPLES:
+        if len(held) >= ERROR_SAMPLES or self.sample_tries[kind] >= SAMPLE_TRIES:
             return
+        self.sample_tries[kind] += 1
         try:
             text = describe()
         except Exception as exc:  # noqa: BLE001 - a message we cannot make must not lose the count

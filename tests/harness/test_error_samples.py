@@ -10,6 +10,7 @@ import pytest
 from harness.loadgen import samples as sm
 from harness.loadgen.aggregate import RunAggregate
 from harness.loadgen.recorder import (
+    SAMPLE_TRIES,
     ConnectionFailure,
     InvalidBody,
     Recorder,
@@ -172,6 +173,17 @@ def test_a_process_keeps_at_most_three_distinct_messages_per_endpoint_and_kind()
                                         "timeout": ["TimeoutFailure: timed out"]}
     assert cells["GET /api/v1/activity"].error_samples == {"http_503": ["HTTP 503 busy #0"]}
     assert rec.take_delta().windows == []  # sent once, then forgotten
+
+
+@wired
+def test_a_burst_of_one_message_is_described_a_bounded_number_of_times():
+    rec = Recorder()
+    made = sum(len(fail(rec, T0 + 0.5, "http_503", "HTTP 503 busy")) for _ in range(1000))
+    assert made == SAMPLE_TRIES  # not 1000: the second's cell stops asking
+    made += len(fail(rec, T0 + 1.5, "http_503", "HTTP 503 busy"))
+    assert made == SAMPLE_TRIES + 1  # the next second asks again
+    windows = rec.take_delta().windows
+    assert [w.endpoints[KEY].error_samples for w in windows] == [{"http_503": ["HTTP 503 busy"]}] * 2
 
 
 @wired
