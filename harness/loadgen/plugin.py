@@ -6,8 +6,10 @@ the interpreter with gevent. Everything it observes comes from Locust's event
 hooks; Locust's CSV and rounded percentiles are never read. The pure parts
 are `harness/loadgen/recorder.py` (recording, the wire format),
 `harness/loadgen/aggregate.py` (merging, closing windows, `client.json`),
-`harness/loadgen/traces.py` (the client's `traceparent`, the kept trace samples)
-and `harness/loadgen/output.py` (the files); the documents are the models of
+`harness/loadgen/traces.py` (the client's `traceparent`, the kept trace samples),
+`harness/loadgen/samples.py` (what a failure said, scrubbed of the manifest's keys
+and anything key-like) and `harness/loadgen/output.py` (the files); the documents
+are the models of
 `harness/model/client.py`.
 
 Its command-line options are in `harness/loadgen/options.py`.
