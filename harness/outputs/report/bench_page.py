@@ -19,9 +19,10 @@ moved into the embedded payload (`render.extract_charts`) and drawn by
 5. **Gate checks**: every check with its verdict, interval, tolerance, p and reason.
 
 The data is embedded once as gzip+base64 JSON (`#report-data`, format
-`PAYLOAD_FORMAT`): the charts, each side's sessions as a stored set keeps them (raw
-rounds only for a set of fewer than `MIN_SESSIONS` sessions, as `harness bench
---save` stores it, so the page stays small), and the gate. `render_bench` is pure;
+`PAYLOAD_FORMAT`; `render.decode_payload` reads it back): the charts, each side's
+sessions as a stored set keeps them (raw rounds only for a set of fewer than
+`MIN_SESSIONS` sessions, as `harness bench --save` stores it, so the page stays
+small), and the gate. `render_bench` is pure;
 `write_bench` writes the file. Strings that look like credentials (a URL's
 password, a bearer token, a `key=`/`token=` assignment) are replaced before
 anything is encoded: the benchmarks' `extra_info` and the machine facts are free
@@ -33,6 +34,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -298,14 +300,17 @@ def _environment() -> jinja2.Environment:
 
 
 def scrub(node: object) -> object:
-    """Every string of `node` with credential-looking parts replaced."""
+    """Every string of `node` with credential-looking parts replaced; NaN and infinity
+    (which JSON cannot hold) as None, a gap in a chart."""
     if isinstance(node, str):
         for pattern, replacement in _CREDENTIALS:
             node = pattern.sub(replacement, node)
         return node
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
     if isinstance(node, dict):
         return {scrub(k): scrub(v) for k, v in node.items()}
-    if isinstance(node, list):
+    if isinstance(node, (list, tuple)):
         return [scrub(v) for v in node]
     return node
 
@@ -329,7 +334,7 @@ def encode_payload(inputs: BenchInputs, charts: dict[str, dict]) -> str:
                               inputs.baseline_name or "baseline", inputs.baseline)]
            if inputs.baseline is not None else [],
            "gate": inputs.gate.model_dump(mode="json") if inputs.gate else None}
-    text = json.dumps(scrub(render._clean(doc)), separators=(",", ":"), allow_nan=False)
+    text = json.dumps(scrub(doc), separators=(",", ":"), allow_nan=False)
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6,
                                           mtime=0)).decode("ascii")
 
