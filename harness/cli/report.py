@@ -24,10 +24,10 @@ from harness.outputs.report import write_report
 
 @app.command("report")
 def report_cmd(
-    runs: Annotated[list[str], typer.Argument(
+    runs: Annotated[list[str] | None, typer.Argument(
         help="Run id, run directory or `latest`; with --compare: RUN_A RUN_B (a run, or "
              "one side of an ab job, JOB:A / JOB:B) or one ab job (its A against its B).",
-        metavar="RUN [RUN_B]")],
+        metavar="RUN [RUN_B]", show_default=False)] = None,
     compare: Annotated[bool, typer.Option(
         "--compare", help="B against A side by side, the verdicts first (paired by round "
                           "for an ab job); default -o: the job's report.html, else "
@@ -43,6 +43,9 @@ def report_cmd(
 ) -> None:
     """Write a run's self-contained HTML report, or two runs' comparison (offline;
     charts and data inlined)."""
+    if not runs:  # optional for the parser, so a page of no run (--history) can come
+        raise UsageError("no run given: harness report RUN, or harness report --compare "
+                         "RUN_A RUN_B")
     if compare:
         if baseline is not None:
             raise UsageError("--compare and --baseline do not go together: A is the "

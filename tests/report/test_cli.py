@@ -168,3 +168,7 @@ def test_a_job_page_that_cannot_be_rendered_is_one_line(capsys, tmp_path):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("no report:") and "harness report" in err[0]
     assert not (job / "report.html").exists()
+
+
+def test_no_run_at_all_is_one_line(monkeypatch, capsys):
+    assert "no run given" in one_line_exit_2(monkeypatch, capsys)
