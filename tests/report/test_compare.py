@@ -213,3 +213,22 @@ def test_a_comparison_the_gate_refuses_is_shown_with_a_warning(runs, tmp_path):
     html = render_compare(load_compare([str(runs["baseline"]), str(other)]))
     assert "the gate refuses this comparison" in section(html, "verdict")
     assert 'class="mismatch"' in section(html, "facts")
+
+
+def test_a_run_set_pools_exactly(ab_job):
+    from harness import hdr
+    from harness.model.result import Latency
+    from harness.outputs.report import pooled
+
+    inputs = load_compare([str(ab_job)], out=ab_job.parent.parent)
+    rounds = [s.result for s in inputs.currents]
+    one = pooled.endpoint(rounds[:1], OVERVIEW)
+    assert one is rounds[0].endpoints[OVERVIEW]  # one run: its record's figures as they are
+    both = pooled.endpoint(rounds, OVERVIEW)
+    merged = hdr.merge(r.endpoints[OVERVIEW].histogram for r in rounds)
+    assert both.latency_ms == Latency.of(merged)  # never an average of percentiles
+    assert both.count == sum(r.endpoints[OVERVIEW].count for r in rounds)
+    agents = pooled.endpoint(rounds, "GET /api/v1/agents")
+    assert agents.failures["http_503"] == sum(
+        r.endpoints["GET /api/v1/agents"].failures["http_503"] for r in rounds) > 0
+    assert pooled.endpoint(rounds, "GET /nowhere") is None
