@@ -238,3 +238,14 @@ def test_the_slowest_traces_expand_to_their_spans(tmp_path):
                       r"([^<]+)</th>", traces)
     assert rows == [("app", "6", "GET /api/v1/agents"), ("cache", "20", "cache.lookup agents"),
                     ("db", "34", "SELECT")]
+
+
+def test_the_baselines_series_are_drawn_beside_the_runs(runs):
+    data = payload(render_report(load_inputs(runs["current"], runs["baseline"])))
+    by_title = {c["title"]: [s["label"] for s in c["series"]] for c in data["charts"].values()}
+    assert "baseline all" in by_title["throughput"]
+    assert "baseline p95" in by_title["pool acquire wait p95"]
+    assert "baseline in use" in by_title["connection pool"]
+    alone = payload(render_report(load_inputs(runs["current"])))
+    assert not any("baseline" in s["label"] for c in alone["charts"].values()
+                   for s in c["series"])
