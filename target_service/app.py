@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from target_service.api import activity, agents, dashboard, health
-from target_service.errors import ApiError, DatabaseUnavailable
+from target_service.errors import RETRY_AFTER_S, ApiError, DatabaseUnavailable
 from target_service.resources import Resources
 from target_service.settings import Settings, effective_settings
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
@@ -44,7 +44,8 @@ def _error(status: int, code: str, message: str, details: object | None = None) 
     body: dict = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -87,6 +87,37 @@ class EmbeddedPostgres:
                 f"embedded PostgreSQL failed to start ({exc}); see {log_file}") from exc
         return self._server.get_uri()
 
+    def restart(self, mode: str = "fast", timeout_s: float = 60) -> None:
+        """Restart the running server in place: same data, same socket, a new postmaster
+        (`pg_ctl restart` reuses the options it was started with). With `mode="fast"`
+        every session is ended (`AdminShutdownError` in a running query) and new
+        connections are refused until it is back: what a database restart does to the
+        service. pgserver remembers the old postmaster to stop it at the end; it is told
+        about the new one, or the last handle's cleanup would leave the server running."""
+        from pgserver._commands import pg_ctl
+        from pgserver.postgres_server import PostmasterInfo
+
+        server = self._require()
+        try:
+            # -l again: pg_ctl keeps the server's options (postmaster.opts) but not its
+            # log file, and a server logging into pg_ctl's closed pipe dies of it
+            pg_ctl(["-w", "-t", str(int(timeout_s)), "-m", mode, "-l", str(server.log),
+                    "restart"],
+                   pgdata=server.pgdata, user=server.system_user, timeout=timeout_s + 5)
+        except Exception as exc:  # CalledProcessError / TimeoutExpired from pgserver
+            raise DatabaseError(f"embedded PostgreSQL did not restart ({exc}); "
+                                f"see {self.data_dir / 'log'}") from exc
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if info is None or not info.is_running():
+            raise DatabaseError(f"embedded PostgreSQL is not running after a restart; "
+                                f"see {self.data_dir / 'log'}")
+        server._postmaster_info = info  # noqa: SLF001 - see the docstring
+
+    def _require(self):
+        if self._server is None:
+            raise DatabaseError("the embedded PostgreSQL server is not started")
+        return self._server
+
     def stop(self) -> None:
         """Release this process's handle; the server stops when no handle is left."""
         if self._server is not None:

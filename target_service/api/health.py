@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from target_service import schemas
+from target_service.errors import RETRY_AFTER_S
 from target_service.deps import ResourcesDep
 
 router = APIRouter(tags=["health"])
@@ -28,6 +29,7 @@ async def readyz(resources: ResourcesDep, response: Response) -> schemas.Health:
     ok = all(checks.values())
     if not ok:
         response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return schemas.Health(status="ok" if ok else "unavailable", checks=checks)
 
 

@@ -20,6 +20,7 @@ asyncpg spans of a named query carry its name as `db.query.name`
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,8 +35,34 @@ from target_service.settings import Settings
 from target_service.telemetry import ServiceMetrics
 from target_service.tracing import QUERY_NAME
 
+log = logging.getLogger(__name__)
+
 _CONNECT_ERRORS = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
                    asyncio.TimeoutError)
+
+_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+         asyncpg.exceptions.InsufficientResourcesError)
+"""What asyncpg raises when the server, not the query, is the problem: refused or reset
+sockets, a connection closed mid-query (class 08), the server shutting down, crashed or
+not yet accepting connections (class 57: `AdminShutdownError`, `CannotConnectNowError`,
+...), too many connections (class 53). The request may well succeed a moment later, so
+the client gets a 503 with `Retry-After`, never a 500."""
+
+
+def database_lost(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable, restarting or overloaded (as
+    opposed to a query that is wrong). A statement timeout is not: it has a 503 of its
+    own (`query_timeout`)."""
+    return isinstance(exc, _LOST) and not isinstance(exc, asyncpg.QueryCanceledError)
+
+
+def _gone(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection is closed, or already detached from its proxy (asyncpg
+    hands a terminated connection back to the pool itself)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # "connection has been released back to the pool"
+        return True
 
 
 def server_settings(settings: Settings) -> dict[str, str]:
@@ -118,7 +145,12 @@ class Database:
             if span is not None:
                 span.set_status(StatusCode.ERROR, "timed out waiting for a connection")
             raise DatabaseUnavailable("timed out waiting for a database connection") from exc
-        except (OSError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:
+            # opening a new pooled connection while the server restarts raises any of
+            # _LOST (CannotConnectNowError, ConnectionRefusedError, ...); a closing pool
+            # raises InterfaceError
+            if not (database_lost(exc) or isinstance(exc, asyncpg.InterfaceError)):
+                raise
             if span is not None:
                 span.set_status(StatusCode.ERROR, type(exc).__name__)
             raise DatabaseUnavailable(f"cannot acquire a database connection: {exc}") from exc
@@ -130,11 +162,28 @@ class Database:
         self._update_pool_gauges()
         try:
             yield conn
+        except Exception as exc:
+            # the connection died under the query or transaction: a server-side error,
+            # asyncpg refusing a connection it has seen close (InterfaceError), or one a
+            # shutdown left mid-operation (InternalClientError "another operation is in
+            # progress"): unusable, so it is terminated, not reset and reused
+            broken = isinstance(exc, asyncpg.exceptions.InternalClientError) or (
+                isinstance(exc, asyncpg.InterfaceError) and _gone(conn))
+            if broken and not _gone(conn):
+                conn.terminate()
+            if broken or database_lost(exc):
+                raise DatabaseUnavailable(f"the database connection was lost: {exc}") from exc
+            raise
         finally:
             # asyncpg resets the connection on release: a query of its own, named as such
             token = None if self.tracer is None else QUERY_NAME.set("pool_release_reset")
             try:
                 await self.pool.release(conn)
+            except Exception as exc:
+                # a connection broken mid-operation cannot be reset: asyncpg has already
+                # terminated it and the pool opens a new one. What the caller got (rows, or
+                # the error that broke it) stands; a failed reset must not replace it.
+                log.debug("released a broken connection (%s: %s)", type(exc).__name__, exc)
             finally:
                 if token is not None:
                     QUERY_NAME.reset(token)
