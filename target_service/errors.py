@@ -8,7 +8,6 @@ stable `code`: clients never see a 500 for bad input.
 
 from __future__ import annotations
 
-
 RETRY_AFTER_S = 1
 """What every 503 tells the client to wait (`Retry-After`, seconds): a pool that lost the
 database reconnects within about a second of it coming back."""

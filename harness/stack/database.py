@@ -111,7 +111,7 @@ class EmbeddedPostgres:
         if info is None or not info.is_running():
             raise DatabaseError(f"embedded PostgreSQL is not running after a restart; "
                                 f"see {self.data_dir / 'log'}")
-        server._postmaster_info = info  # noqa: SLF001 - see the docstring
+        server._postmaster_info = info
 
     def _require(self):
         if self._server is None:

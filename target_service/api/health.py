@@ -7,8 +7,8 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from target_service import schemas
-from target_service.errors import RETRY_AFTER_S
 from target_service.deps import ResourcesDep
+from target_service.errors import RETRY_AFTER_S
 
 router = APIRouter(tags=["health"])
 

@@ -179,7 +179,7 @@ class Database:
             token = None if self.tracer is None else QUERY_NAME.set("pool_release_reset")
             try:
                 await self.pool.release(conn)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failed reset; see below
                 # a connection broken mid-operation cannot be reset: asyncpg has already
                 # terminated it and the pool opens a new one. What the caller got (rows, or
                 # the error that broke it) stands; a failed reset must not replace it.
