@@ -54,7 +54,8 @@ def endpoint(key: str, data: ClientEndpoint, seconds: float,
         histogram=data.histogram or EMPTY, corrected_histogram=data.corrected_histogram or EMPTY,
         x_cache=dict(data.x_cache), degraded=data.degraded, partial=data.partial,
         warmup_count=data.warmup_count, cooldown_count=data.cooldown_count,
-        server_count=None if server_count is None else int(server_count))
+        server_count=None if server_count is None else int(server_count),
+        error_samples={k: list(v) for k, v in data.error_samples.items() if k in failures})
 
 
 def totals(endpoints: dict[str, EndpointResult], seconds: float) -> EndpointResult:

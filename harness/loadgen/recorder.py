@@ -142,7 +142,7 @@ class _Cell:
         self.sample_tries: Counter[str] | None = None
 
     def wire(self) -> DeltaCell:
-        extra = {"error_samples": self.samples} if self.samples and sm.WIRED else {}
+        extra = {"error_samples": self.samples} if self.samples else {}
         return DeltaCell(count=self.count, failures=dict(self.failures),
                          histogram=hdr.encode(self.raw),
                          corrected_histogram=hdr.encode(self.corrected), bytes=self.bytes,
@@ -278,7 +278,7 @@ class Recorder:
         hdr.record(cell.corrected, raw_us + late_us)
         if failure:
             cell.failures[failure] += 1
-            if describe is not None and sm.WIRED:
+            if describe is not None:
                 cell.sample(failure, describe, self.scrub)
         if unexpected_status is not None:
             cell.unexpected[str(unexpected_status)] += 1

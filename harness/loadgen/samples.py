@@ -30,7 +30,6 @@ import json
 import re
 from collections.abc import Iterable
 
-from harness.model.client import ClientEndpoint, DeltaCell
 from harness.model.result import ERROR_SAMPLES
 
 MAX_MESSAGE = 200
@@ -38,10 +37,6 @@ MAX_MESSAGE = 200
 MAX_JSON_BODY = 64 * 1024
 """Bodies larger than this are not parsed for their message (the first line is kept)."""
 REDACTED = "[redacted]"
-WIRED = "error_samples" in DeltaCell.model_fields and \
-    "error_samples" in ClientEndpoint.model_fields
-"""Whether `harness.model.client` carries the samples (`DeltaCell.error_samples`,
-`ClientEndpoint.error_samples`); until it does, processes record them but send none."""
 
 _PATTERNS = (
     # Authorization: Bearer <token>, "Bearer <token>" anywhere

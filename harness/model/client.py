@@ -72,6 +72,9 @@ class ClientEndpoint(_Model):
     cooldown_failures: int = 0
     traced: int = 0
     """Requests sent with a sampled `traceparent` (`--harness-trace-sampling`)."""
+    error_samples: dict[str, list[str]] = {}
+    """Failure kind -> up to `ERROR_SAMPLES` distinct messages of the measured window, the
+    earliest seen by any process first (`EndpointResult.error_samples`)."""
 
 
 class TraceSample(_Model):
@@ -167,6 +170,9 @@ class DeltaCell(_Model):
     unexpected: dict[str, int] = {}
     """Unexpected HTTP statuses ("500" -> count), kept for the whole run."""
     traced: int = 0
+    error_samples: dict[str, list[str]] = {}
+    """Failure kind -> up to `ERROR_SAMPLES` distinct messages this process saw in this
+    window, first seen first, scrubbed of secrets (`harness.loadgen.samples`)."""
 
 
 class DeltaWindow(_Model):

@@ -21,13 +21,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.loadgen.samples import MAX_MESSAGE, WIRED
+from harness.loadgen.samples import MAX_MESSAGE
 from harness.model.result import ERROR_SAMPLES, json_schema
 from tests.e2e.test_run import only_result
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not WIRED, reason="harness.model.client has no error_samples "
-                                                   "fields yet (DeltaCell, ClientEndpoint)")]
+pytestmark = pytest.mark.e2e
 STARVED_POOL = {"TARGET_POOL__MIN_SIZE": "1", "TARGET_POOL__MAX_SIZE": "1",
                 "TARGET_POOL__ACQUIRE_TIMEOUT_S": "0.001"}
 

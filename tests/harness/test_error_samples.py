@@ -22,8 +22,6 @@ from harness.model.result import ERROR_SAMPLES
 T0 = 1_700_000_000
 KEY = "GET /api/v1/agents"
 USER_KEY = "dk_fe68ddd4dbe1388810e82de91780105d41c79195"
-wired = pytest.mark.skipif(not sm.WIRED, reason="harness.model.client has no error_samples "
-                                                "fields yet (DeltaCell, ClientEndpoint)")
 
 
 class Response:
@@ -114,8 +112,6 @@ def test_a_key_cut_by_the_length_limit_is_scrubbed_first():
     rec = Recorder()
     rec.enabled = True
     rec.set_secrets(["k" * 60])
-    if not sm.WIRED:
-        pytest.skip("needs the model's error_samples fields")
     rec.request(KEY, T0 + 0.5, 5.0, 0, "connection",
                 describe=lambda: "x" * 180 + " key " + "k" * 60)
     (cell,) = rec.take_delta().windows[0].endpoints.values()
@@ -156,7 +152,6 @@ def fail(rec: Recorder, t: float, kind: str, message: str, key: str = KEY) -> li
     return calls
 
 
-@wired
 def test_a_process_keeps_at_most_three_distinct_messages_per_endpoint_and_kind():
     rec = Recorder()
     made = 0
@@ -175,7 +170,6 @@ def test_a_process_keeps_at_most_three_distinct_messages_per_endpoint_and_kind()
     assert rec.take_delta().windows == []  # sent once, then forgotten
 
 
-@wired
 def test_a_burst_of_one_message_is_described_a_bounded_number_of_times():
     rec = Recorder()
     made = sum(len(fail(rec, T0 + 0.5, "http_503", "HTTP 503 busy")) for _ in range(1000))
@@ -186,7 +180,6 @@ def test_a_burst_of_one_message_is_described_a_bounded_number_of_times():
     assert [w.endpoints[KEY].error_samples for w in windows] == [{"http_503": ["HTTP 503 busy"]}] * 2
 
 
-@wired
 def test_a_message_that_cannot_be_made_keeps_the_count():
     rec = Recorder()
     rec.request(KEY, T0, 3.0, 0, "http_500", describe=lambda: 1 / 0)
@@ -195,7 +188,6 @@ def test_a_message_that_cannot_be_made_keeps_the_count():
     assert cell.error_samples == {"http_500": ["(no message: ZeroDivisionError)"]}
 
 
-@wired
 def test_workers_samples_merge_on_the_master_first_seen_from_the_measured_windows_only():
     agg = RunAggregate(warmup_s=2.0)
     agg.start(T0)
