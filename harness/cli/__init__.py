@@ -8,7 +8,8 @@ its traceback); nothing reaches the user as a traceback. SIGTERM is treated
 like Ctrl-C, so `finally` blocks stop every child process.
 
 The commands live beside this module, one group per file: `stack` (stack up,
-db, worker), `run` (run, runs), `gate` (compare, baseline).
+db, worker), `run` (run, runs), `gate` (compare, baseline), `store` (the results
+store: push, list).
 """
 
 from __future__ import annotations
@@ -93,3 +94,4 @@ from harness.cli import ab  # noqa: E402,F401 - harness ab
 from harness.cli import bench  # noqa: E402,F401 - harness bench
 from harness.cli import alerts  # noqa: E402,F401 - harness alerts export|grafana
 from harness.cli import report  # noqa: E402,F401 - harness report
+from harness.cli import store  # noqa: E402,F401 - harness store push|list

@@ -1,9 +1,11 @@
-"""`harness report RUN [--baseline NAME|DIR]` and `harness report --compare RUN_A RUN_B`.
+"""`harness report RUN [--baseline NAME|DIR]`, `harness report --compare RUN_A RUN_B` and
+`harness report --history [--scenario NAME] [--last N] [--results-store URL|DIR]`.
 
 Only wiring: a run reference is resolved as every command resolves it (an id in
 `--out`/runs, a directory, `latest`); the single-run page is made by
 `harness.outputs.report.write_report`, the compare page (two runs, two run sets
-`JOB:A`/`JOB:B`, or one `harness ab` job alone) by `comparison.write_compare`. Bad input
+`JOB:A`/`JOB:B`, or one `harness ab` job alone) by `comparison.write_compare`, the
+trend page across a results store's runs by `history.write_history`. Bad input
 (no such run, a record that does not load, an unknown schema version, no such
 baseline, the same run twice, `--compare` with `--baseline`) is a ConfigError or
 UsageError: one line, exit 2, nothing written (`harness.cli.main` catches it once).
@@ -26,12 +28,25 @@ from harness.outputs.report import write_report
 def report_cmd(
     runs: Annotated[list[str] | None, typer.Argument(
         help="Run id, run directory or `latest`; with --compare: RUN_A RUN_B (a run, or "
-             "one side of an ab job, JOB:A / JOB:B) or one ab job (its A against its B).",
+             "one side of an ab job, JOB:A / JOB:B) or one ab job (its A against its B); "
+             "none with --history.",
         metavar="RUN [RUN_B]", show_default=False)] = None,
     compare: Annotated[bool, typer.Option(
         "--compare", help="B against A side by side, the verdicts first (paired by round "
                           "for an ab job); default -o: the job's report.html, else "
                           "OUT/compare/A-vs-B.html.")] = False,
+    history: Annotated[bool, typer.Option(
+        "--history", help="A trend page across the runs in the results store: p95 per "
+                          "endpoint, throughput, hit ratios, retry rates, change points; "
+                          "default -o: OUT/history.html.")] = False,
+    scenario: Annotated[str | None, typer.Option(
+        help="--history: this scenario's runs (default: the newest stored run's).")] = None,
+    last: Annotated[int | None, typer.Option(
+        min=2, help="--history: only the newest N runs.")] = None,
+    results_store: Annotated[str | None, typer.Option(
+        "--results-store", envvar="HARNESS_STORE", metavar="URL|DIR",
+        help="--history: the results store, a directory or postgresql://... "
+             "(default: OUT/runs).")] = None,
     baseline: Annotated[str | None, typer.Option(
         "--baseline", help="Baseline name (in --store) or directory to show beside the run "
                            "(default: the one in the run's gate.json, if any).")] = None,
@@ -43,9 +58,21 @@ def report_cmd(
 ) -> None:
     """Write a run's self-contained HTML report, or two runs' comparison (offline;
     charts and data inlined)."""
-    if not runs:  # optional for the parser, so a page of no run (--history) can come
-        raise UsageError("no run given: harness report RUN, or harness report --compare "
-                         "RUN_A RUN_B")
+    if history:
+        if runs or compare or baseline is not None:
+            raise UsageError("--history takes no RUN, --compare or --baseline: it shows "
+                             "the results store's runs")
+        from harness.outputs.report.history import write_history
+        from harness.store import open_store
+
+        path = write_history(open_store(results_store or out / "runs"), scenario=scenario,
+                             last=last, out=output or out / "history.html")
+        stdout.print(f"history: {path} ({path.stat().st_size / 1024:,.0f} KB)",
+                     highlight=False)
+        return
+    if not runs:
+        raise UsageError("no run given: harness report RUN, harness report --compare "
+                         "RUN_A RUN_B, or harness report --history")
     if compare:
         if baseline is not None:
             raise UsageError("--compare and --baseline do not go together: A is the "

@@ -263,6 +263,3 @@ def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("r
 
     stdout.print(runs_table(list_runs(out / "runs"), str(out / "runs")))
 
-
-# registers `harness store` (until harness/cli/__init__.py imports it beside the others)
-from harness.cli import store as _store_commands  # noqa: F401

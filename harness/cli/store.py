@@ -64,18 +64,3 @@ def list_cmd(scenario: ScenarioOpt = None, last: LastOpt = None,
         table.add_row(m.run_id, m.started_at[:19].replace("T", " "), m.scenario, m.profile,
                       str(m.users), m.commit, m.verdict or "-", m.machine or "-")
     stdout.print(table)
-
-
-@store_app.command("history", hidden=True)
-def history_cmd(scenario: ScenarioOpt = None,
-                last: Annotated[int | None, typer.Option(help="Only the newest N runs.")] = None,
-                store: ResultsStoreOpt = None,
-                output: Annotated[Path, typer.Option("-o", "--output")] = Path(
-                    "reports/history.html")) -> None:
-    """Temporary: the history page until `harness report --history` calls the same
-    function (`harness.outputs.report.history.write_history`)."""
-    from harness.outputs.report.history import write_history
-    from harness.store import open_store
-
-    path = write_history(open_store(store), scenario=scenario, last=last, out=output)
-    stdout.print(f"history: {path} ({path.stat().st_size / 1024:,.0f} KB)", highlight=False)
