@@ -300,8 +300,8 @@ def test_two_sessions_are_stored_each_its_own_pytest_session(saved: Path):
     first, second = (s.benchmarks[0].stats.data for s in stored.sessions)
     assert first != second  # two measurements, not one copied
     run = run_dirs(saved)[0]
-    assert sorted(p.name for p in run.iterdir()) == ["session-01", "session-02",
-                                                    "sessions.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["report.html", "session-01",
+                                                    "session-02", "sessions.json"]
     for session in ("session-01", "session-02"):
         assert {p.name for p in (run / session).iterdir()} >= {"benchmarks.json",
                                                                "pytest.log", "pytest-junit.xml"}
