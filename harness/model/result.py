@@ -36,6 +36,7 @@ from pydantic import (
 
 from harness import hdr
 from harness.errors import ConfigError
+from harness.model.chaos import FaultRecord, WriteCheck
 from harness.model.client import ClientWindow, Event
 from harness.model.endpoint import HistogramKind
 from harness.model.files import invalid, save_json
@@ -495,6 +496,11 @@ class RunResult(_Model):
     artifacts: dict[str, str] = Field(default_factory=dict)
     traces: TraceSummary | None = None
     """Traced runs only (`harness run --trace`); absent in older records."""
+    chaos: list[FaultRecord] = []
+    """The faults `harness run --chaos` injected, in order, each with its recovery."""
+    writes: WriteCheck | None = None
+    """Runs whose scenario writes: every acknowledged call checked against the database
+    at the end (`lost` > 0 fails the gate). None when nothing was written."""
 
 
 def iso_time(ts: float | None) -> str | None:

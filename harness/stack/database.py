@@ -113,6 +113,17 @@ class EmbeddedPostgres:
                                 f"see {self.data_dir / 'log'}")
         server._postmaster_info = info
 
+    def postmaster_pid(self) -> int:
+        """The running server's postmaster pid (its backends are its children): what
+        `--chaos db-pause` stops and continues."""
+        from pgserver.postgres_server import PostmasterInfo
+
+        server = self._require()
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if info is None or not info.is_running():
+            raise DatabaseError("the embedded PostgreSQL server is not running")
+        return info.pid
+
     def _require(self):
         if self._server is None:
             raise DatabaseError("the embedded PostgreSQL server is not started")
