@@ -136,18 +136,29 @@ class EmbeddedPostgres:
             self._server = None
 
     def _prune_dead_handles(self) -> None:
-        # pgserver counts users in a pid list and stops the server with the last
-        # one; a harness killed with SIGKILL leaves its pid behind forever.
+        """Drop the pids of dead users from pgserver's handle list.
+
+        pgserver counts users in a pid list and stops the server with the last one; a
+        harness killed with SIGKILL leaves its pid behind forever. The list is read and
+        rewritten under pgserver's own inter-process lock (the one it holds to add and
+        remove handles): without it, a harness starting at the same moment could add its
+        pid between our read and our write, lose it, and have the server stopped under it
+        when the other one exits."""
+        from pgserver.postgres_server import PostgresServer
+
         handles = self.data_dir / ".handle_pids.json"
-        if not handles.exists():
-            return
-        try:
-            pids = json.loads(handles.read_text())
-        except (OSError, ValueError):
-            return
-        alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+        with PostgresServer._lock:  # noqa: SLF001 - pgserver's lock for this very file
+            if not handles.exists():
+                return
+            try:
+                pids = json.loads(handles.read_text())
+            except (OSError, ValueError):
+                return
+            alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
+            if alive != pids:
+                tmp = handles.with_suffix(".tmp")
+                tmp.write_text(json.dumps(alive))
+                tmp.replace(handles)  # a reader never sees half a list
 
 
 def schema_fingerprint() -> str:
