@@ -147,7 +147,7 @@ class EmbeddedPostgres:
         from pgserver.postgres_server import PostgresServer
 
         handles = self.data_dir / ".handle_pids.json"
-        with PostgresServer._lock:  # noqa: SLF001 - pgserver's lock for this very file
+        with PostgresServer._lock:  # pgserver's lock for this very file
             if not handles.exists():
                 return
             try:
