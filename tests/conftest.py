@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -148,3 +149,17 @@ def two_users(manifest: dict) -> tuple[dict, dict]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def harness_cli(monkeypatch, *args: str) -> int:
+    """`harness ARGS` run in this process; its exit code. The CLI installs its own
+    SIGINT/SIGTERM handlers: here they are skipped, so pytest keeps its own."""
+    from harness import cli
+
+    monkeypatch.setattr(cli.signal, "signal", lambda *_: None)
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from harness import cli
 from harness.errors import ConfigError
 from harness.model import result as results
 from harness.model.files import save_json
@@ -25,6 +23,7 @@ from harness.store import ENV, open_store, resolve
 from harness.store.folder import FolderStore
 from harness.store.postgres import PostgresStore, split_url
 from tests.builders import EndpointSpec, LogNormal
+from tests.conftest import harness_cli
 from tests.e2e.conftest import state_dir  # noqa: F401 - the e2e state directory fixture
 from tests.report.conftest import ENDPOINTS, make_run
 
@@ -220,18 +219,7 @@ def test_an_unreachable_postgres_is_one_config_error_without_the_password():
 
 # --- the commands --------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def keep_pytests_signal_handlers(monkeypatch):
-    monkeypatch.setattr(cli.signal, "signal", lambda *_: None)
-
-
-def harness(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+harness = harness_cli
 
 
 def test_store_push_then_list(monkeypatch, capsys, tmp_path, built):

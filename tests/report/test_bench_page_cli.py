@@ -12,29 +12,18 @@ from pathlib import Path
 import pytest
 
 from harness import bench as suites
-from harness import cli
 from harness.analysis import bench as gate_bench
 from harness.cli import bench as bench_cli
 from harness.model import policy as pol
 from harness.run import gate as gate_files
+from tests.conftest import harness_cli
 from tests.report.conftest import outline
 from tests.report.test_bench_page import FAST, bench_set, payload
 
 SECTIONS = ["verdict", "facts", "benchmarks", "charts", "gate"]
 
 
-@pytest.fixture(autouse=True)
-def keep_pytests_signal_handlers(monkeypatch):
-    monkeypatch.setattr(cli.signal, "signal", lambda *_: None)
-
-
-def harness(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+harness = harness_cli
 
 
 @pytest.fixture()

@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness import cli
+from tests.conftest import harness_cli
 from tests.report.conftest import SECTION_IDS, outline
 
-
-@pytest.fixture(autouse=True)
-def keep_pytests_signal_handlers(monkeypatch):
-    monkeypatch.setattr(cli.signal, "signal", lambda *_: None)
-
-
-def harness(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    try:
-        cli.main()
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+harness = harness_cli
 
 
 def test_report_writes_the_page_into_the_run(monkeypatch, capsys, run_copy, runs):
