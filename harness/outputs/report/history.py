@@ -176,22 +176,12 @@ def context(runs: list[LoadedRun], links: list[str | None], *, scenario: str,
             "a trend needs at least two (push runs with harness store push RUN)."}
 
 
-def _clean(node: object) -> object:
-    if isinstance(node, float):
-        return node if math.isfinite(node) else None
-    if isinstance(node, dict):
-        return {k: _clean(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_clean(v) for v in node]
-    return node
-
-
 def encode_payload(runs: list[LoadedRun], links: list[str | None],
                    charts: dict[str, dict]) -> str:
     """The page's data, as the single-run page embeds its own (gzip + base64 JSON):
     `{"format", "charts", "runs": [stored metadata + "href"], "current"}`, where `current`
     is the newest run's `record.run` so tools reading either page find a run there."""
-    doc = {"format": PAYLOAD_FORMAT, "charts": _clean(charts),
+    doc = {"format": PAYLOAD_FORMAT, "charts": render.json_safe(charts),
            "runs": [r.meta.model_dump() | {"href": h} for r, h in zip(runs, links, strict=True)],
            "current": ({"label": "newest run",
                         "record": {"run": json.loads(runs[-1].result.run.model_dump_json())}}

@@ -130,9 +130,9 @@ def encode_payload(inputs: ReportInputs, charts: dict[str, dict]) -> str:
     if inputs.current_rounds:
         more += f',"current_rounds":[{",".join(_side_json(s) for s in inputs.current_rounds)}]'
     if inputs.comparison is not None:
-        more += f',"comparison":{json.dumps(_clean(asdict(inputs.comparison)))}'
+        more += f',"comparison":{json.dumps(json_safe(asdict(inputs.comparison)))}'
     text = (f'{{"format":"{PAYLOAD_FORMAT}",'
-            f'"charts":{json.dumps(_clean(charts), separators=(",", ":"), allow_nan=False)},'
+            f'"charts":{json.dumps(json_safe(charts), separators=(",", ":"), allow_nan=False)},'
             f'"current":{_side_json(inputs.current)},'
             f'"baseline":[{",".join(_side_json(s) for s in inputs.baseline)}],"gate":{gate}'
             f'{more}}}')
@@ -147,14 +147,14 @@ def decode_payload(data: str) -> dict:
     return json.loads(gzip.decompress(base64.b64decode(data)).decode("utf-8"))
 
 
-def _clean(node: object) -> object:
+def json_safe(node: object) -> object:
     """JSON cannot hold NaN or infinity: they become null (a gap in a chart)."""
     if isinstance(node, float):
         return node if math.isfinite(node) else None
     if isinstance(node, dict):
-        return {k: _clean(v) for k, v in node.items()}
+        return {k: json_safe(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_clean(v) for v in node]
+        return [json_safe(v) for v in node]
     return node
 
 
