@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry.trace import Tracer
 
-from target_service.cache.memory import MemoryCache
+from target_service.cache.memory import MemoryCache, user_tag
 from target_service.db.queries import users as q
 from target_service.db.seed_data import hash_api_key
 from target_service.errors import Unauthorized
@@ -73,19 +73,27 @@ async def get_current_user(
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
-    """Resolve `Authorization: Bearer <key>` to a user; 401 otherwise."""
+    """Resolve `Authorization: Bearer <key>` to a user; 401 otherwise.
+
+    Cached per key hash (the `auth` cache, 5 min) and tagged with the user, so a
+    changed key, a renamed or a removed user is forgotten in every process as soon as
+    `api_key_changed` arrives (migration 0105; `InvalidationListener.on_key_changed`).
+    """
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer API key")
     key_hash = hash_api_key(credentials.credentials)
     cache = resources.caches.auth
     if cache is not None and (known := _cached_user(cache, key_hash)) is not None:
         return known
+    # taken before the query: a key changed (api_key_changed evicts the user's tag)
+    # while this lookup ran is not cached with its old owner
+    generation = None if cache is None else cache.generation()
     row = await resources.db.fetchrow("auth_user_by_key", q.USER_BY_KEY_HASH, key_hash)
     if row is None:
         raise Unauthorized("invalid API key")
     user = CurrentUser(id=row["id"], name=row["name"])
     if cache is not None:  # only hits are remembered: a bad key is asked each time
-        cache.set(key_hash, user)
+        cache.set(key_hash, user, tags=(user_tag(user.id),), generation=generation)
     return user
 
 

@@ -179,6 +179,10 @@ class BoundedCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._store)
 
+    def snapshot_keys(self) -> list[K]:
+        """A snapshot of the keys held (servable or not yet purged); no LRU touch."""
+        return list(self._store)
+
     # ----------------------------------------------------------------- writes
 
     def generation(self) -> Generation:

@@ -13,13 +13,22 @@ from opentelemetry.trace import Tracer
 
 from target_service.cache.agents import AgentCache
 from target_service.cache.dashboard import DashboardCache
-from target_service.cache.memory import CacheMetricFamilies, MemoryCache, tags_from_key
+from target_service.cache.memory import (
+    CacheMetricFamilies,
+    MemoryCache,
+    tags_from_key,
+    user_tag,
+)
 from target_service.settings import Settings
 
 
 @dataclass
 class Caches:
-    """The dashboard, agent and auth caches (each None when its toggle is off)."""
+    """The dashboard, agent and auth caches (each None when its toggle is off).
+
+    The auth cache maps an API key's hash to its user, each entry tagged with
+    `user_tag(user id)` so one user's keys can be forgotten at once (`evict_api_keys`).
+    """
 
     dashboard: DashboardCache | None = None
     agents: AgentCache | None = None
@@ -61,17 +70,29 @@ class Caches:
             n += self.agents.evict_user(user_id)
         return n
 
-    def clear_derived(self) -> int:
-        """The change feed was lost: drop everything derived from our data.
+    def evict_api_keys(self, user_id: int | None) -> int:
+        """A user's API key or name changed, or the user is gone: forget the key lookups
+        that resolve to them (`None`: every user's). Their data entries stay: a key is
+        not data, and the old key is refused at authentication anyway."""
+        if self.auth is None:
+            return 0
+        return self.auth.clear() if user_id is None else self.auth.invalidate_tag(
+            user_tag(user_id))
 
-        Upstream configurations and API-key lookups do not come from the rows the
-        feed reports on, so they stay.
+    def clear_derived(self) -> int:
+        """The change feed was lost: drop everything derived from our rows.
+
+        That includes the API-key lookups (a key changed or a user removed while the
+        feed was down would otherwise be honoured until the TTL); the upstream
+        configurations do not come from our rows, so they stay.
         """
         n = 0
         if self.dashboard is not None:
             n += self.dashboard.clear()
         if self.agents is not None:
             n += self.agents.clear_user_data()
+        if self.auth is not None:
+            n += self.auth.clear()
         return n
 
     async def close(self) -> None:

@@ -68,6 +68,11 @@ class DashboardCache:
         """The overview only (the KPI view now includes the user's change)."""
         return self.cache.invalidate(self.overview_key(user_id))
 
+    def overview_users(self) -> list[int]:
+        """Whose overviews are held now (to re-warm them after evicting them all)."""
+        return [key[2] for key in self.cache.snapshot_keys()
+                if isinstance(key, tuple) and key[:2] == ("overview", SCHEMA_VERSION)]
+
     def evict_all_overviews(self) -> int:
         return self.cache.invalidate_prefix(("overview", SCHEMA_VERSION))
 

@@ -9,34 +9,53 @@ listens on two channels:
 * `kpi_refreshed` (`<id>,<id>,...` or `*`, from the KPI refresher): the view
   now includes those users' changes, so evict their overviews once more (a
   request between the write and the refresh may have cached old KPIs) and
-  re-warm the ones that were hot.
+  re-warm the ones that were hot;
+* `api_key_changed` (`<user_id>` or `*`, migration 0105): a user's API key or
+  name changed, or the user was removed: the auth cache forgets that user's
+  keys, so an old key is refused from the next request on.
 
 Notifications sent while the connection is down are lost, and nothing tells
 us which. So on every (re)connect, before trusting the feed again, the
-listener clears every entry derived from our data. A keepalive query each
-second notices a dead connection (e.g. `pg_terminate_backend`) quickly.
+listener clears every entry derived from our data, API-key lookups included.
+A closed socket (a restart, `pg_terminate_backend`) is noticed at once
+(asyncpg's termination callback wakes the keepalive), a server that hangs by
+a keepalive `SELECT 1` each second that must answer within `probe_timeout`;
+connects time out too, and reconnects back off from `backoff` up to
+`RECONNECT_MAX_S`, so the feed is back within about two seconds of the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Callable
 
 import asyncpg
 
-from target_service.cache.caches import Caches
 from target_service.background import ConnectionTask
+from target_service.cache.caches import Caches
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
-CHANNELS = ("user_data_changed", "kpi_refreshed")
+CHANNELS = ("user_data_changed", "kpi_refreshed", "api_key_changed")
+CONNECT_TIMEOUT_S = 5.0
+REWARM_AFTER_ALL = 50
+"""After `kpi_refreshed *` evicts every overview, this many of them are loaded again."""
+RECONNECT_MAX_S = 2.0
+"""The backoff's cap: with the database back, the feed is back within about this long."""
 
 
 def parse_user_change(payload: str) -> int | None:
     """`calls:17` -> 17; None for anything malformed (logged, never fatal)."""
     _, _, user = payload.rpartition(":")
     return int(user) if user.isdigit() else None
+
+
+def parse_key_owner(payload: str) -> int | None:
+    """`17` -> 17; `*` (every user, e.g. after TRUNCATE) or anything malformed -> None."""
+    return int(payload) if payload.isdigit() else None
 
 
 def parse_refreshed(payload: str) -> list[int] | None:
@@ -53,7 +72,8 @@ class InvalidationListener(ConnectionTask):
 
     def __init__(self, dsn: str, caches: Caches, metrics: ServiceMetrics, *,
                  on_overview_evicted: Callable[[int], None] | None = None,
-                 backoff: float = 0.5, keepalive: float = 1.0) -> None:
+                 backoff: float = 0.5, keepalive: float = 1.0,
+                 probe_timeout: float = 3.0) -> None:
         super().__init__()
         self.dsn = dsn
         self.caches = caches
@@ -61,6 +81,7 @@ class InvalidationListener(ConnectionTask):
         self.on_overview_evicted = on_overview_evicted
         self.backoff = backoff
         self.keepalive = keepalive
+        self.probe_timeout = probe_timeout
         self.connected = asyncio.Event()
         self.connections = 0
 
@@ -82,12 +103,24 @@ class InvalidationListener(ConnectionTask):
         if dashboard is None:
             return
         users = parse_refreshed(payload)
-        if users is None:
+        if users is None:  # everyone (after a reconnect, a new day): re-warm the hot ones
+            hot = dashboard.overview_users()[:REWARM_AFTER_ALL]
             dashboard.evict_all_overviews()
+            if self.on_overview_evicted is not None:
+                for user_id in hot:
+                    self.on_overview_evicted(user_id)
             return
         for user_id in users:
             if dashboard.evict_overview(user_id) and self.on_overview_evicted is not None:
                 self.on_overview_evicted(user_id)
+
+    def on_key_changed(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.metrics.cache_invalidations.labels("api_key_changed").inc()
+        user_id = parse_key_owner(payload)
+        if user_id is None and payload != "*":
+            log.warning("malformed api_key_changed notification %r: forgetting every key",
+                        payload)
+        self.caches.evict_api_keys(user_id)
 
     # ---- connection lifecycle ------------------------------------------------
 
@@ -98,25 +131,30 @@ class InvalidationListener(ConnectionTask):
     async def _run(self) -> None:
         delay = self.backoff
         while True:
-            before = self.connections
             try:
                 await self._listen()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("cache invalidation feed lost (%s); reconnecting", exc)
+            except Exception as exc:  # noqa: BLE001 - the task must outlive any failure
+                log.warning("cache invalidation feed lost (%s: %s); reconnecting",
+                            type(exc).__name__, exc)
+            if self.connected.is_set():  # it had worked: a loss, and the backoff restarts
+                self.metrics.cache_listener_reconnects.inc()
+                delay = self.backoff
+            self._abort()  # a dead or hung server gets no graceful goodbye
             await self._close()
-            self.metrics.cache_listener_reconnects.inc()
-            if self.connections > before:
-                delay = self.backoff  # it had worked: start the backoff over
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            await asyncio.sleep(delay * (1 + 0.2 * random.random()))
+            delay = min(delay * 2, max(RECONNECT_MAX_S, self.backoff))
 
     async def _listen(self) -> None:
-        self._conn = await asyncpg.connect(self.dsn, timeout=10, server_settings={
-            "application_name": "target_service:cache_listener"})
-        await self._conn.add_listener("user_data_changed", self.on_user_changed)
-        await self._conn.add_listener("kpi_refreshed", self.on_kpi_refreshed)
+        self._conn = conn = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT_S,
+            server_settings={"application_name": "target_service:cache_listener"})
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        await conn.add_listener("user_data_changed", self.on_user_changed)
+        await conn.add_listener("kpi_refreshed", self.on_kpi_refreshed)
+        await conn.add_listener("api_key_changed", self.on_key_changed)
         # listening from here on; whatever happened before cannot be trusted
         cleared = self.caches.clear_derived()
         self.connections += 1
@@ -124,5 +162,8 @@ class InvalidationListener(ConnectionTask):
         self.metrics.cache_listener_connected.set(1)
         log.info("cache invalidation feed connected (cleared %d entries)", cleared)
         while True:
-            await asyncio.sleep(self.keepalive)
-            await asyncio.wait_for(self._conn.fetchval("SELECT 1"), self.keepalive * 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), self.keepalive)
+            if closed.is_set() or conn.is_closed():
+                raise ConnectionError("the invalidation feed's connection was closed")
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), self.probe_timeout)
