@@ -21,8 +21,18 @@ NOTIFYs `kpi_refreshed` with those user ids (or `*`), which the caches use to
 evict KPI entries *after* the new numbers are visible, so a request in
 between cannot leave stale KPIs cached.
 
-Notifications sent while the connection is down are lost, so every
-(re)connection starts by marking the view dirty.
+Surviving the database going away (a restart, `pg_terminate_backend`, a server
+that hangs): the dedicated connection is watched (asyncpg's termination
+callback wakes the loop the moment the socket closes, and a `SELECT 1` every
+`KEEPALIVE_S` with a `PROBE_TIMEOUT_S` limit notices a server that stopped
+answering), connects have a timeout, and a lost connection is replaced with a
+backoff capped at `RECONNECT_MAX_S`, so the refresher is back within about two
+seconds of the database. Notifications sent while the connection is down are
+lost, so every connection of the leader refreshes for every user
+(`kpi_refreshed *`: the caches drop every overview and re-warm the hot ones),
+and a *re*connection does so at once, without the debounce.
+Its own gauges say so: `kpi_refresher_connected`, `kpi_refresher_leader`,
+`kpi_refresher_reconnects_total` (`RefresherMetrics`).
 
 Traced when given a `tracer`: each refresh is a `kpi_view.refresh` span (inside
 its job's span) with how many users it makes visible and its outcome.
@@ -33,16 +43,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
+import weakref
 
 import asyncpg
 from opentelemetry.trace import Span, Tracer
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from target_service.background import ConnectionTask
 from target_service.db.pool import Database
 from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
-from target_service.jobs import JobQueue
+from target_service.jobs import JobQueue, RetryPolicy
 from target_service.telemetry import ServiceMetrics
 from target_service.tracing import maybe_span
 
@@ -51,6 +64,52 @@ LEADER_LOCK = 0x6B70_6931  # "kpi1"
 REFRESH_SQL = "REFRESH MATERIALIZED VIEW CONCURRENTLY user_kpi_summary"
 KPI_TABLES = frozenset({"calls", "leads", "lead_analytics"})
 MAX_PAYLOAD = 7_000  # NOTIFY payloads must stay under 8000 bytes
+KEEPALIVE_S = 1.0
+"""How often an idle connection is asked `SELECT 1` (a dead one is noticed sooner: its
+termination callback wakes the loop)."""
+PROBE_TIMEOUT_S = 3.0
+"""A keepalive or lock query slower than this means a server that hangs: reconnect."""
+CONNECT_TIMEOUT_S = 5.0
+RECONNECT_BASE_S, RECONNECT_MAX_S = 0.25, 2.0
+"""Backoff between connection attempts: doubling from the base, never above the cap, so
+the refresher is back within about `RECONNECT_MAX_S` of the database (the freshness bound
+after an outage is 5 s)."""
+REFRESH_RETRY = RetryPolicy(attempts=3, base_delay=0.25, max_delay=1.0, jitter=0.2)
+"""A failed refresh is retried soon; after the last attempt the loop submits it again."""
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, RefresherMetrics] = (
+    weakref.WeakKeyDictionary())
+
+
+class RefresherMetrics:
+    """The refresher's connection health, one set per registry (`RefresherMetrics.of`).
+
+    Its own families rather than `ServiceMetrics`'s, so a process without a refresher
+    (the naive profile) exports none of them instead of a misleading 0.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connected = Gauge(
+            "kpi_refresher_connected",
+            "1 while the KPI refresher's dedicated connection is up (leader or not).",
+            registry=registry, multiprocess_mode="livemin")
+        self.leader = Gauge(
+            "kpi_refresher_leader", "1 in the process that holds the refresh lock.",
+            registry=registry, multiprocess_mode="livesum")
+        self.reconnects = Counter(
+            "kpi_refresher_reconnects_total",
+            "Times the KPI refresher's connection was lost (the leader refreshes at once "
+            "when it is back).", registry=registry)
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> RefresherMetrics:
+        """The registry's set, created on first use (a registry refuses a family twice)."""
+        if registry not in _METRICS:
+            _METRICS[registry] = cls(registry)
+        return _METRICS[registry]
+
+
+class ConnectionLost(ConnectionError):
+    """The dedicated connection closed under the loop (server restart, terminated backend)."""
 
 
 class KpiRefresher(ConnectionTask):
@@ -71,8 +130,12 @@ class KpiRefresher(ConnectionTask):
         self.max_delay = max_delay
         self.leader_retry = leader_retry
         self.rollover_check = rollover_check
+        self.health = RefresherMetrics.of(metrics.registry)
         self.is_leader = False
         self.refresh_count = 0
+        self.connections = 0
+        """Connections established so far (1 after the start; more after reconnects)."""
+        self._refresh_now = False
         self._first_dirty: float | None = None
         self._last_notify = 0.0
         self._users: set[int] = set()
@@ -105,38 +168,77 @@ class KpiRefresher(ConnectionTask):
             except TimeoutError:
                 return False
 
+    @property
+    def connected(self) -> bool:
+        """The dedicated connection is up (whether or not this process leads)."""
+        return self._conn is not None and not self._conn.is_closed()
+
     def _on_close(self) -> None:
         self.is_leader = False
+        self.health.connected.set(0)
+        self.health.leader.set(0)
 
     async def _run(self) -> None:
-        backoff = 0.5
+        delay = RECONNECT_BASE_S
         while True:
+            before = self.connections
             try:
                 await self._lead_and_refresh()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("kpi refresher lost its connection (%s); reconnecting", exc)
-                await self._close()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:  # noqa: BLE001 - the task must outlive any failure
+                log.warning("kpi refresher lost its connection (%s: %s); reconnecting",
+                            type(exc).__name__, exc)
+            if self.connections > before:  # it had worked: a loss, and the backoff restarts
+                self.health.reconnects.inc()
+                delay = RECONNECT_BASE_S
+            if self.is_leader:
+                self._all_users = True  # whatever changes now, nobody hears of them
+                self.mark_dirty()
+            self._abort()  # nothing to say to a dead or hung server: no graceful close
+            await self._close()
+            self._update_staleness()
+            await asyncio.sleep(delay * (1 + 0.2 * random.random()))
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _probe(self, sql: str, *args: object) -> object:
+        """A query on the dedicated connection, bounded: a server that hangs is lost."""
+        assert self._conn is not None
+        return await asyncio.wait_for(self._conn.fetchval(sql, *args), PROBE_TIMEOUT_S)
+
+    def _check_open(self) -> None:
+        if self._conn is None or self._conn.is_closed():
+            raise ConnectionLost("the refresher's connection was closed")
 
     async def _lead_and_refresh(self) -> None:
-        self._conn = await asyncpg.connect(self.dsn, server_settings={
-            "application_name": "target_service:kpi_refresher", "timezone": "UTC"})
-        while not await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-            await asyncio.sleep(self.leader_retry)
+        self._conn = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT_S, server_settings={
+                "application_name": "target_service:kpi_refresher", "timezone": "UTC"})
+        self._conn.add_termination_listener(lambda _conn: self._wake.set())
+        self.connections += 1
+        self.health.connected.set(1)
+        while not await self._probe("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+            await asyncio.sleep(self.leader_retry)  # the lock query is our keepalive here
         self.is_leader = True
+        self.health.leader.set(1)
         await self._conn.add_listener("user_data_changed", self.note_user)
         await self._conn.add_listener("kpi_dirty", self.mark_dirty)
         self._all_users = True  # anything that changed while nobody listened
+        # after a reconnect the view may lack what was written meanwhile: no debounce
+        self._refresh_now = self.connections > 1
         self.mark_dirty()
         next_rollover = time.monotonic() + self.rollover_check
+        next_probe = time.monotonic() + KEEPALIVE_S
         while True:
-            timeout = max(0.05, next_rollover - time.monotonic())
+            self._check_open()
+            timeout = max(0.05, min(next_rollover, next_probe) - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(timeout, 0.5))
+            self._check_open()
             self._update_staleness()
+            if time.monotonic() >= next_probe:
+                await self._probe("SELECT 1")
+                next_probe = time.monotonic() + KEEPALIVE_S
             if time.monotonic() >= next_rollover:
                 next_rollover = time.monotonic() + self.rollover_check
                 if await self._window_rolled():
@@ -146,16 +248,18 @@ class KpiRefresher(ConnectionTask):
                 self._wake.clear()
                 continue
             due = min(self._last_notify + self.debounce, self._first_dirty + self.max_delay)
-            if time.monotonic() < due:
-                await asyncio.sleep(due - time.monotonic())
+            if not self._refresh_now and time.monotonic() < due:
+                await asyncio.sleep(min(due - time.monotonic(), KEEPALIVE_S))
                 continue
             # the job queue runs it (retries with backoff on failure); a change that
             # arrives while it runs schedules exactly one rerun
-            self._submitted = self.jobs.submit("kpi_refresh", "kpi_refresh", self._refresh)
+            self._submitted = self.jobs.submit("kpi_refresh", "kpi_refresh", self._refresh,
+                                               retry=REFRESH_RETRY)
+            if not self._submitted:  # refused (full or closing queue): do not spin
+                await asyncio.sleep(0.1)
 
     async def _window_rolled(self) -> bool:
-        assert self._conn is not None
-        current = await self._conn.fetchval("SELECT min(window_start) FROM user_kpi_summary")
+        current = await self._probe("SELECT min(window_start) FROM user_kpi_summary")
         return current is not None and current < kpi_window_start()
 
     async def _refresh(self) -> None:
@@ -173,7 +277,7 @@ class KpiRefresher(ConnectionTask):
         first = self._first_dirty
         users, everyone = self._users, self._all_users
         self._first_dirty, self._users, self._all_users = None, set(), False
-        self._submitted = False
+        self._submitted = self._refresh_now = False
         self._wake.set()  # let the loop see changes that arrive from now on
         start = time.monotonic()
         payload = "*" if everyone else ",".join(map(str, sorted(users)))
