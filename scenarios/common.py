@@ -13,7 +13,11 @@ core has to keep up with the service) that
   start of task n is the intended start of task n-1 plus the interval (the wrk2
   approach: the schedule does not slip when the service is slow), and every
   request carries the task's intended and actual start in its context, so the
-  plugin can record latency corrected for coordinated omission;
+  plugin can record latency corrected for coordinated omission. A task that
+  waits on purpose (polling for freshness, a think time) says so with
+  `intentional_wait(seconds)`: that time moves the schedule instead of making
+  the next task late (`harness.loadgen.pacing.Schedule`), so the correction
+  charges the service only for lateness it caused;
 * checks every response: status in the expected set (else `http_<status>` or
   `unexpected_status`), a JSON body, `user_id` equal to the caller's (else a
   `tenant_leak`, logged at ERROR), and records `X-Cache`, `degraded`, `partial`;
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import random
 import sys
@@ -42,9 +45,10 @@ import gevent
 from locust import FastHttpUser, events
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
-from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from harness.loadgen import plugin as locust_plugin
+from harness.loadgen.pacing import Schedule
 from harness.loadgen.recorder import (
     ConnectionFailure,
     InvalidBody,
@@ -107,10 +111,9 @@ class DashboardApiUser(FastHttpUser):
         self.account: dict = {}
         self.user_id: int | None = None
         self._auth: dict[str, str] = {}
-        self._interval = 0.0
-        self._origin = 0.0
-        self._intended = 0.0
-        self._next_slot = 0
+        self._schedule: Schedule | None = None
+        self._waited = 0.0
+        """Seconds the current task has waited on purpose (`intentional_wait`)."""
         self._task_intended: float | None = None
         self._task_started: float | None = None
         self.rng = random.Random(self._seed())
@@ -135,11 +138,10 @@ class DashboardApiUser(FastHttpUser):
         self._auth = {"Authorization": f"Bearer {self.account['api_key']}"}
         scale = float(locust_plugin.option(self.environment, "harness_pace_scale", 1.0))
         rate = self.pace * scale
-        self._interval = 1.0 / rate if rate > 0 else 0.0
+        interval = 1.0 / rate if rate > 0 else 0.0
         # a random phase, so users spawned together do not fire in lockstep forever
-        phase = self.rng.uniform(0.0, self._interval)
-        self._origin = self._intended = time.monotonic() + phase
-        self._next_slot = 0
+        phase = self.rng.uniform(0.0, interval)
+        self._schedule = Schedule(time.monotonic() + phase, interval) if interval > 0 else None
         if phase > 0:
             self._state = LOCUST_STATE_WAITING  # a stop may kill us while we wait
             gevent.sleep(phase)
@@ -152,29 +154,50 @@ class DashboardApiUser(FastHttpUser):
     # -- pacing -------------------------------------------------------------------------
 
     def wait_time(self) -> float:
-        """Sleep until the next intended start (kept on schedule, wrk2-style), then go."""
-        if self._interval > 0:
-            self._intended += self._interval
-            delay = self._intended - time.monotonic()
+        """Sleep until the next intended start (kept on schedule, wrk2-style), then go.
+
+        The schedule moves by what the task that just ended waited on purpose, as far
+        as that made it overrun (`Schedule.advance`), and by nothing else."""
+        if self._schedule is not None:
+            now = time.monotonic()
+            delay = self._schedule.advance(now, self._waited) - now
             if delay > 0:
                 gevent.sleep(delay)
         self._begin_task()
         return 0.0
 
+    def intentional_wait(self, seconds: float) -> bool:
+        """Sleep `seconds` on purpose inside a task (a think time, a pause between polls).
+
+        The time slept (as measured: an oversleeping generator is not the service's
+        fault either) moves this user's schedule instead of being charged as lateness to
+        the requests of its next task. Returns False, without sleeping, when the test is
+        stopping: the task should end. A stop during the sleep ends the user at once, as
+        it does during Locust's own wait between tasks."""
+        if self._state == LOCUST_STATE_STOPPING:
+            return False
+        start = time.monotonic()
+        self._state = LOCUST_STATE_WAITING  # a stop may kill us while we wait
+        try:
+            gevent.sleep(max(0.0, seconds))
+        finally:
+            self._waited += time.monotonic() - start
+        if self._state == LOCUST_STATE_WAITING:
+            self._state = LOCUST_STATE_RUNNING
+        return self._state != LOCUST_STATE_STOPPING
+
     def _begin_task(self) -> None:
-        self._task_intended = self._intended if self._interval > 0 else None
+        self._task_intended = self._schedule.intended if self._schedule is not None else None
         self._task_started = None
+        self._waited = 0.0
 
     def _account_slots(self, now_mono: float) -> None:
         """Every intended slot up to now, by wall clock (the schedule counts, not our pace)."""
-        if self._interval <= 0 or self.plugin is None:
+        if self._schedule is None or self.plugin is None:
             return
-        last = math.floor((now_mono - self._origin) / self._interval)
-        if last >= self._next_slot:
-            slots = [epoch(self._origin + k * self._interval)
-                     for k in range(self._next_slot, last + 1)]
-            self._next_slot = last + 1
-            self.plugin.tasks(intended=slots)
+        slots = self._schedule.due_slots(now_mono)
+        if slots:
+            self.plugin.tasks(intended=[epoch(t) for t in slots])
 
     def context(self) -> dict:
         """Per request: the task's intended and actual start (epoch seconds)."""
