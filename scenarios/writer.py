@@ -9,13 +9,21 @@ cached, so this is what a user of the dashboard waits for). The overview is
 polled every 100 ms; after 10 s the sample is counted as a `freshness_timeout`.
 Another writer acting as the same seeded user at the same moment can make a
 lag look shorter; with the default weights this is rare.
+
+The pauses between polls are intentional waits (`DashboardApiUser.intentional_wait`):
+a write that takes seconds to show moves this user's schedule rather than being
+charged, as coordinated-omission lateness, to the requests of its next task.
+
+Every call the service acknowledged (201 with its `call_id`) is reported to the
+plugin (`acknowledged`), so the harness can check at the end of the run that each
+one is in the database (`harness.stack.writes`): a write that failed with an error
+is not lost, a 201 whose row is missing is.
 """
 
 from __future__ import annotations
 
 import time
 
-import gevent
 from locust import task
 from locust.user.task import LOCUST_STATE_STOPPING
 
@@ -33,6 +41,10 @@ class WriterUser(DashboardApiUser):
 
     pace = 0.2
     needs_agents = True
+    poll_interval_s = POLL_INTERVAL_S
+    """The intentional pause between two polls of the overview."""
+    freshness_timeout_s = FRESHNESS_TIMEOUT_S
+    """A write not visible after this long is a `freshness_timeout`."""
 
     @task
     def write_then_read(self) -> None:
@@ -46,10 +58,13 @@ class WriterUser(DashboardApiUser):
                 "duration_seconds": self.rng.randint(5, 900),
                 "cost": round(self.rng.uniform(0.01, 3.0), 4)}
         post_start = time.time()
-        if self.api("POST", CALLS, json=call, expected=(201,)) is None:
+        created = self.api("POST", CALLS, json=call, expected=(201,), validate=_call_id)
+        if created is None:
             return
         written = time.monotonic()
-        deadline = written + FRESHNESS_TIMEOUT_S
+        if self.plugin is not None:
+            self.plugin.acknowledged(created["call_id"])
+        deadline = written + self.freshness_timeout_s
         while True:
             if self._state == LOCUST_STATE_STOPPING:
                 return  # the test is ending: no sample rather than a false timeout
@@ -61,8 +76,17 @@ class WriterUser(DashboardApiUser):
             if seen >= deadline:
                 self._freshness(post_start, None)
                 return
-            gevent.sleep(max(0.0, min(POLL_INTERVAL_S, deadline - seen)))
+            if not self.intentional_wait(min(self.poll_interval_s, deadline - seen)):
+                return  # stopping while it waited: no sample, as above
 
     def _freshness(self, post_start: float, lag: float | None) -> None:
         if self.plugin is not None:
             self.plugin.freshness(post_start, lag)
+
+
+def _call_id(body: dict) -> str | None:
+    """A 201 names the row it stored; one that does not cannot be checked later."""
+    call_id = body.get("call_id")
+    if isinstance(call_id, int) and not isinstance(call_id, bool) and call_id > 0:
+        return None
+    return f"no call_id in the acknowledgement: {call_id!r}"

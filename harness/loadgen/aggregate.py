@@ -8,7 +8,9 @@ started after the warm-up" is exactly "the windows from `measure_from` on";
 per-endpoint totals are classified as they are merged. Error samples (each
 process's messages per endpoint and failure kind) are kept from the measured
 windows, the distinct earliest `ERROR_SAMPLES` per endpoint and kind
-(`harness.loadgen.samples.FirstSeen`), for `client.json`.
+(`harness.loadgen.samples.FirstSeen`), for `client.json`. Acknowledged writes
+(`Delta.acknowledged`) are kept as one set of ids for the whole run, an id seen
+again counted as a duplicate.
 
 Memory stays flat however long the run: a window stays open (its histograms
 kept as the encoded pieces that arrived, a few hundred bytes each) only until
@@ -30,6 +32,7 @@ from harness.loadgen import samples as sm
 from harness.loadgen.health import ProcessHealth, generator_health
 from harness.loadgen.traces import TraceSelection
 from harness.model.client import (
+    AcknowledgedWrites,
     Checks,
     ClientDoc,
     ClientEndpoint,
@@ -124,6 +127,9 @@ class RunAggregate:
         self.unexpected: dict[str, Counter] = {}
         self.freshness = hdr.new_histogram()
         self.freshness_timeouts = 0
+        self.acknowledged: set[int] = set()
+        """Every acknowledged write's id, whole run (a few bytes each: kept, not streamed)."""
+        self.duplicate_acks = 0
         self.events: list[Event] = []
         self._pace = Counter()  # intended/started tasks and requests of the measured span
         self._next_second: int | None = None  # the first second never handed over
@@ -203,6 +209,11 @@ class RunAggregate:
         proc.last_horizon = max(proc.last_horizon, delta.horizon)
         if delta.final:
             proc.final = True
+        for call_id in delta.acknowledged:
+            if call_id in self.acknowledged:
+                self.duplicate_acks += 1
+            else:
+                self.acknowledged.add(call_id)
         for wd in delta.windows:
             self._merge_window(wd)
 
@@ -389,7 +400,9 @@ class RunAggregate:
             stopping_at=self.stopping_at, ended_at=self.ended_at, warmup_s=self.warmup_s,
             workers=workers, endpoints=endpoints, checks=checks, pacing=self.pacing(),
             generator=health, events=sorted(self.events, key=lambda e: e.t),
-            traces=self.traces.doc() if self.traces is not None else None, **extra)
+            traces=self.traces.doc() if self.traces is not None else None,
+            writes=AcknowledgedWrites(ids=sorted(self.acknowledged),
+                                      duplicates=self.duplicate_acks), **extra)
 
 
 def _samples(tot: _Totals) -> dict[str, dict[str, list[str]]]:

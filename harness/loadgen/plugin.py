@@ -274,6 +274,11 @@ class Plugin:
         if self.recorder.enabled:
             self.recorder.freshness(start, lag_s)
 
+    def acknowledged(self, call_id: int) -> None:
+        """A write the service acknowledged with 201 (`scenarios/writer.py`)."""
+        if self.recorder.enabled:
+            self.recorder.acknowledged(call_id)
+
     def add_event(self, name: str, **extra) -> None:
         """A named moment of the run (e.g. a fault switch); kept by the master/local runner."""
         if self.aggregate is not None:

@@ -14,10 +14,11 @@ unexpected statuses, the requests sent with a sampled `traceparent`
 (`harness.loadgen.traces`), and per failure kind up to `ERROR_SAMPLES` distinct
 messages, scrubbed of secrets where they are made (`harness.loadgen.samples`).
 Paced users also record intended and achieved task
-starts, WriterUser its freshness lag; each process its CPU samples and Locust's
-CPU warnings. The recorder only holds what has not been sent yet:
-:meth:`Recorder.take_delta` hands it over as a `harness.model.client.Delta` and
-starts afresh, so a worker's memory stays flat however long the run.
+starts, WriterUser its freshness lag and the id of every call acknowledged;
+each process its CPU samples and Locust's CPU warnings. The recorder only
+holds what has not been sent yet: :meth:`Recorder.take_delta` hands it over
+as a `harness.model.client.Delta` and starts afresh, so a worker's memory
+stays flat however long the run.
 
 The scenarios' response checks raise the :class:`CheckFailure` subclasses below
 (`resp.failure(TenantLeak(...))`); :func:`classify_failure` turns any request
@@ -219,6 +220,7 @@ class Recorder:
         self._cpu: list[list[float]] = []
         self._cpu_warnings = 0
         self._requests = 0
+        self._acknowledged: list[int] = []
 
     def restart(self) -> None:
         """Forget everything (a new test starts)."""
@@ -300,6 +302,10 @@ class Recorder:
             w.freshness = hdr.new_histogram()
         hdr.record(w.freshness, lag_s * 1e6)
 
+    def acknowledged(self, call_id: int) -> None:
+        """A write the service acknowledged (201), by the id of the row it stored."""
+        self._acknowledged.append(int(call_id))
+
     def cpu_sample(self, t: float, pct: float) -> None:
         self._cpu.append([t, round(float(pct), 2)])
 
@@ -308,7 +314,8 @@ class Recorder:
 
     @property
     def empty(self) -> bool:
-        return not self._windows and not self._cpu and not self._cpu_warnings
+        return (not self._windows and not self._cpu and not self._cpu_warnings
+                and not self._acknowledged)
 
     def take_delta(self, final: bool = False) -> Delta:
         """What was recorded since the last call, and start afresh."""
@@ -316,7 +323,7 @@ class Recorder:
         delta = Delta(seq=self.seq, final=final, horizon=self.clock(),
                       windows=[w.wire(t) for t, w in sorted(self._windows.items())],
                       cpu=[(t, v) for t, v in self._cpu], cpu_warnings=self._cpu_warnings,
-                      requests=self._requests)
+                      requests=self._requests, acknowledged=self._acknowledged)
         self._reset()
         if final:
             self.final_sent = True

@@ -25,10 +25,15 @@ trace candidates (`DeltaWindow.traces`), and `client.json` keeps, from the
 measured window, the slowest sampled requests per endpoint and a uniform
 reservoir of them (`ClientTraces`; see `harness.loadgen.traces`).
 
+Writes: every call the service acknowledged (201 with its `call_id`) travels
+in the deltas (`Delta.acknowledged`) and `client.json` lists them all
+(`ClientDoc.writes`), so the harness can check each one is in the database
+(`harness.stack.writes`).
+
 Scope: latency, throughput, failures, degraded/partial counts and freshness
-cover the measured windows; `checks.tenant_leaks` and
-`checks.unexpected_statuses` cover the whole run (a tenant leak during the
-warm-up is still a leak).
+cover the measured windows; `checks.tenant_leaks`,
+`checks.unexpected_statuses` and `writes` cover the whole run (a tenant leak
+or a lost write during the warm-up still counts).
 """
 
 from __future__ import annotations
@@ -114,6 +119,15 @@ class Checks(_Model):
     degraded_responses: int = 0
     partial_responses: int = 0
     freshness: Freshness = Freshness()
+
+
+class AcknowledgedWrites(_Model):
+    """The calls the service acknowledged over the whole run (every phase, every process)."""
+
+    ids: list[int] = []
+    """Distinct `call_id`s of 201 answers, ascending: each must be in the database."""
+    duplicates: int = 0
+    """Acknowledgements naming an id already acknowledged (two 201s for one row)."""
 
 
 class Pacing(_Model):
@@ -206,6 +220,9 @@ class Delta(_Model):
     """(epoch s, CPU %) samples."""
     cpu_warnings: int = 0
     windows: list[DeltaWindow] = []
+    acknowledged: list[int] = []
+    """`call_id`s of the 201s this process's users got since the previous delta, in order
+    (an id twice is two acknowledgements)."""
     pid: int | None = None
     host: str | None = None
 
@@ -259,6 +276,8 @@ class ClientDoc(_Model):
     """When the plugin scraped the service at the window's `start` and `end`."""
     traces: ClientTraces | None = None
     """Traced runs only (`--harness-trace-sampling`)."""
+    writes: AcknowledgedWrites = AcknowledgedWrites()
+    """Every acknowledged write, for the end-of-run check that none is lost."""
 
 
 class LiveEndpoint(_Model):
