@@ -6,9 +6,11 @@
    and then every output says so. What is being compared (commit, profile,
    toggles) is shown, never refused.
 2. **Cannot judge** a run whose load generator was saturated: its latencies
-   describe the generator (exit 3).
-3. **Hard failures**, whatever the statistics: a tenant leak, an error rate
-   above the absolute limit, client and server counts too far apart.
+   describe the generator (exit 3); nor one whose acknowledged writes could not
+   be checked against the database (a lost write cannot be ruled out).
+3. **Hard failures**, whatever the statistics and the baseline: a tenant leak,
+   a lost write (an acknowledged call missing from the database), an error
+   rate above the absolute limit, client and server counts too far apart.
 4. **Checks**, each an equivalence test against its tolerance
    (`harness.analysis.vd.decide`, Holm-adjusted so the misrate bounds the
    whole gate): per endpoint p50/p95/p99 latency (block bootstrap over the
@@ -362,8 +364,8 @@ def _natural(unit: str, v: float | None) -> float | None:
 
 
 def _result(f: Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> CheckResult:
-    common = dict(name=f.name, kind=f.kind, subject=f.subject, unit=f.unit, tolerance=tol,
-                  advisory=advisory)
+    common = {"name": f.name, "kind": f.kind, "subject": f.subject, "unit": f.unit,
+              "tolerance": tol, "advisory": advisory}
     if v is None:
         return CheckResult(**common, baseline=None, current=None, change=None, interval=None,
                            confidence=None, verdict="inconclusive", reason=f.why_not,
@@ -400,12 +402,19 @@ def decide(found: list[Found], settings: GateSettings) -> list[CheckResult]:
 
 
 def hard_failures(cur: Sequence[RunResult], settings: GateSettings) -> list[HardFailure]:
+    """What fails the gate whatever the checks say (and whatever the baseline did)."""
     out = []
     for r in cur:
         rid = r.run.run_id
         if r.correctness.tenant_leaks > settings.tenant_leaks_max:
             out.append(HardFailure(kind="tenant_leak", detail=(
                 f"{r.correctness.tenant_leaks} tenant leak(s) in {rid}")))
+        if r.writes is not None and r.writes.lost > 0:
+            named = ", ".join(str(i) for i in r.writes.lost_ids)
+            more = "" if len(r.writes.lost_ids) >= r.writes.lost else ", ..."
+            out.append(HardFailure(kind="lost_writes", detail=(
+                f"{r.writes.lost} of {r.writes.acknowledged} acknowledged write(s) missing "
+                f"from the database in {rid} (call ids {named}{more})")))
         if r.totals.failure_rate > settings.error_rate_max:
             out.append(HardFailure(kind="error_rate", detail=(
                 f"error rate {r.totals.failure_rate:.2%} in {rid} "
@@ -416,6 +425,12 @@ def hard_failures(cur: Sequence[RunResult], settings: GateSettings) -> list[Hard
                 f"clients counted {r.agreement.client_count}, the service "
                 f"{r.agreement.server_count} ({diff:.2%} apart) in {rid}")))
     return out
+
+
+def unchecked_writes(cur: Sequence[RunResult]) -> list[str]:
+    """Current runs whose acknowledged writes could not be read back: not judged clean."""
+    return [f"acknowledged writes not checked in {r.run.run_id}: {r.writes.error or 'no reason'}"
+            for r in cur if r.writes is not None and not r.writes.checked]
 
 
 def compare(base: Sequence[RunData], cur: Sequence[RunData], settings: GateSettings,
@@ -438,12 +453,14 @@ def compare(base: Sequence[RunData], cur: Sequence[RunData], settings: GateSetti
 
 def overall(results: Sequence[CheckResult], hard: Sequence[HardFailure],
             cannot_judge: Sequence[str], inconclusive_fails: bool) -> tuple[str, int, str]:
-    """(verdict, exit code, one-line summary): cannot judge > regressed > inconclusive > pass.
+    """(verdict, exit code, one-line summary): cannot judge > regressed > inconclusive > pass,
+    except that a lost write is `regressed` even in a run that cannot be judged (a
+    saturated generator does not make a missing row less missing).
 
     Advisory checks never decide; `inconclusive` exits 0 unless the policy says fail."""
     failing = [c for c in results if c.verdict == "regressed" and not c.advisory]
     undecided = [c for c in results if c.verdict == "inconclusive" and not c.advisory]
-    if cannot_judge:
+    if cannot_judge and not any(h.kind == "lost_writes" for h in hard):
         return "cannot_judge", 3, cannot_judge[0]
     if hard or failing:
         return "regressed", 1, "regressed: " + "; ".join(
@@ -465,6 +482,7 @@ def gate_result(results: list[CheckResult], base_r: Sequence[RunResult],
     hard = hard_failures(cur_r, settings) if hard is None else hard
     saturated = [f"load generator saturated in {r.run.run_id}"
                  for r in [*base_r, *cur_r] if r.generator.saturated]
+    saturated += unchecked_writes(cur_r)
     verdict, code, summary = overall(results, hard, saturated, settings.inconclusive_fails)
     return GateResult(
         verdict=verdict, exit_code=code, summary=summary,
