@@ -82,7 +82,7 @@ class Resources:
                   activity=ActivityService(db, caches), tracing=tracing)
         if flags.response_cache and flags.warm_cache:
             res.warmer = Warmer(db, jobs, dashboard, agents)
-        if caches.dashboard is not None or caches.agents is not None:
+        if caches.enabled:  # the auth cache alone needs the feed too (api_key_changed)
             res.listener = InvalidationListener(
                 dsn, caches, metrics, backoff=settings.cache.listener_backoff_s,
                 on_overview_evicted=res.warmer.rewarm_overview if res.warmer else None)
@@ -97,7 +97,8 @@ class Resources:
                                          debounce=settings.kpi_debounce_s,
                                          max_delay=settings.kpi_max_delay_s, tracer=tracer)
             await res.refresher.start()
-            res.ready_checks["kpi_refresher"] = lambda: res.refresher.alive
+            res.ready_checks["kpi_refresher"] = lambda: (res.refresher.alive
+                                                         and res.refresher.connected)
         if res.warmer is not None and flags.kpi_view:
             await res.warmer.warm_top(settings.cache.warm_top_users)
         res.runtime = RuntimeMonitor(RuntimeMetrics(metrics.registry))
