@@ -137,6 +137,21 @@ def test_tenant_leaks_are_prominent(tmp_path):
     assert 'class="leaks bad"' in correctness and "another user" in correctness
 
 
+def test_lost_writes_are_prominent_and_a_clean_check_is_said(run_copy):
+    result = json.loads((run_copy / "result.json").read_text())
+    result["writes"] = {"acknowledged": 120, "found": 118, "lost": 2, "duplicates": 1,
+                        "lost_ids": [4711, 4712]}
+    (run_copy / "result.json").write_text(json.dumps(result))
+    correctness = section(render_report(load_inputs(run_copy)), "correctness")
+    assert 'class="leaks bad"' in correctness and "lost <strong>2</strong>" in correctness
+    assert "4711, 4712" in correctness and "1 acknowledged twice" in correctness
+    result["writes"] = {"acknowledged": 120, "found": 120, "lost": 0, "duplicates": 0}
+    (run_copy / "result.json").write_text(json.dumps(result))
+    correctness = section(render_report(load_inputs(run_copy)), "correctness")
+    assert "Acknowledged writes: <strong>120</strong>, found 120, lost <strong>0</strong>" \
+        in correctness and "4711" not in correctness
+
+
 def test_write_report_defaults_to_the_run_directory(run_copy):
     path = write_report(run_copy)
     assert path == run_copy / "report.html"

@@ -272,12 +272,18 @@ def errors(inputs: ReportInputs) -> dict:
 
 
 def correctness(inputs: ReportInputs) -> dict:
-    """Tenant leaks first (and loud), then degraded/partial responses and freshness."""
+    """Tenant leaks and lost writes first (and loud), then degraded/partial responses
+    and freshness."""
     result = inputs.current.result
     c = result.correctness
     lat = c.freshness.latency_ms
     kpi = result.server.kpi_view if result.server else {}
-    return {"tenant_leaks": c.tenant_leaks, "degraded": c.degraded_responses,
+    w = result.writes
+    writes = None if w is None else {
+        "acknowledged": w.acknowledged, "found": w.found, "lost": w.lost,
+        "duplicates": w.duplicates, "checked": w.checked, "error": w.error or "",
+        "lost_ids": ", ".join(str(i) for i in w.lost_ids)}
+    return {"tenant_leaks": c.tenant_leaks, "writes": writes, "degraded": c.degraded_responses,
             "partial": c.partial_responses,
             "per_endpoint": [{"endpoint": k, "degraded": e.degraded, "partial": e.partial,
                               "x_cache": ", ".join(f"{h} {n:,}" for h, n in sorted(e.x_cache.items()))
