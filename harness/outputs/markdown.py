@@ -35,6 +35,10 @@ def summary_markdown(result: RunResult) -> str:
         lat = c.freshness.latency_ms
         lines.append(f"Freshness after writes: {c.freshness.samples} samples, "
                      f"p95 {_fmt(lat.p95 if lat else None)} ms, {c.freshness.timeouts} timeouts.")
+    if (w := result.writes) is not None:
+        lines.append(f"Acknowledged writes: {w.acknowledged:,}, found {w.found:,}, "
+                     f"**lost {w.lost}**, acknowledged twice {w.duplicates}." if w.checked
+                     else f"Acknowledged writes: {w.acknowledged:,}, **not checked**: {w.error}.")
     if result.server is None:
         lines.append("**Server metrics missing for the measured window.**")
     else:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from harness.analysis.compare import RunData, compare, hard_failures
 from harness.model.chaos import WriteCheck
 from tests.analysis.test_compare import run, settings
+from tests.builders import EndpointSpec, build_run
+
+OVERVIEW = "GET /api/v1/dashboard/overview"
 
 CLEAN = WriteCheck(acknowledged=120, found=120, lost=0, duplicates=0)
 LOST = WriteCheck(acknowledged=120, found=117, lost=3, duplicates=0, lost_ids=[40, 41, 97])
@@ -73,3 +76,15 @@ def test_writes_that_could_not_be_checked_cannot_be_judged_clean():
 def test_a_run_that_wrote_nothing_has_no_write_check():
     gate = compare([run(1)], [with_writes(run(2), None)], settings())
     assert gate.hard_failures == [] and gate.cannot_judge == []
+
+
+def test_the_summary_says_what_the_write_check_found():
+    from harness.outputs.markdown import summary_markdown
+
+    built = build_run({OVERVIEW: EndpointSpec(rps=5)}, seconds=8, warmup_s=2)
+    assert "Acknowledged writes" not in summary_markdown(built.result)
+    built.result.writes = WriteCheck(acknowledged=50, found=49, lost=1, duplicates=0)
+    assert "Acknowledged writes: 50, found 49, **lost 1**" in summary_markdown(built.result)
+    built.result.writes = WriteCheck(acknowledged=50, found=0, lost=0, duplicates=0,
+                                     checked=False, error="database unreachable")
+    assert "**not checked**: database unreachable" in summary_markdown(built.result)
