@@ -20,12 +20,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import asyncpg
 import httpx
 
-from harness.stack import database
 from harness.errors import ConfigError, DatabaseError, HarnessError, UsageError
+from harness.stack import database
 from harness.stack.process import ManagedProcess, check_port_free, free_port
 from harness.stubs.elevenlabs.faults import PRESETS as FAULT_PRESETS
 from target_service.db.seed_data import PRESETS
@@ -108,6 +109,7 @@ class Stack:
         self._admin_dsn: str | None = None
         self._run_dsn: str | None = None
         self.target: ManagedProcess | None = None
+        self._target_port: int | None = None
         self.stub: ManagedProcess | None = None
         self.stub_url: str | None = None
         self._stub_key = secrets.token_urlsafe(24)
@@ -116,7 +118,7 @@ class Stack:
 
     # ---- lifecycle ---------------------------------------------------------
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self.up()
         except BaseException:
@@ -178,6 +180,29 @@ class Stack:
         if embedded is not None:
             _guarded("stopping embedded PostgreSQL", embedded.stop)
 
+    @property
+    def admin_dsn(self) -> str | None:
+        """The server's admin URL (what `--chaos db-disconnect` terminates backends with)."""
+        return self._admin_dsn
+
+    @property
+    def embedded(self) -> database.EmbeddedPostgres | None:
+        """The embedded server, None on an external database."""
+        return self._embedded
+
+    def restart_target(self) -> int:
+        """Start the target again after it died (`--chaos target-kill` of a single-worker
+        target: nothing else restarts it), on the same port with the same settings; the
+        new pid once it is ready. Call it from the main thread (see harness.stack.process:
+        a child is tied to the thread that started it)."""
+        if self._target_port is None:
+            raise ConfigError("the target was never started")
+        old, self.target = self.target, None
+        if old is not None:
+            old.stop(timeout=5)  # reaps the killed process and anything left in its group
+        self._start_target(self._target_port)
+        return self.target.pid
+
     # ---- components --------------------------------------------------------
 
     def _start_database(self) -> tuple[str, str]:
@@ -212,9 +237,10 @@ class Stack:
         self.stub.wait_until(ready, timeout=30, what="serving")
         return found["stub_url"]
 
-    def _start_target(self) -> str:
+    def _start_target(self, port: int | None = None) -> str:
         cfg = self.config
-        port = cfg.port or free_port(HOST)
+        port = port or cfg.port or free_port(HOST)
+        self._target_port = port
         url = f"http://{HOST}:{port}"
         env = {
             "TARGET_DATABASE_URL": self._run_dsn or "",
@@ -227,7 +253,7 @@ class Stack:
             "TARGET_ELEVENLABS__API_KEY": self._stub_key,
             **cfg.target_env,
         }
-        if cfg.target_workers > 1:
+        if cfg.target_workers > 1:  # a restarted target starts counting from zero again
             metrics_dir = cfg.run_dir / "prometheus-multiproc"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
@@ -271,7 +297,8 @@ def _migrate_from(source: Path, dsn: str, optimized: bool, log_path: Path) -> No
     try:
         done = subprocess.run(
             [sys.executable, "-c", _MIGRATE, dsn, "1" if optimized else "0"],
-            cwd=source.resolve(), capture_output=True, text=True, timeout=600,
+            check=False, cwd=source.resolve(), capture_output=True, text=True,
+            timeout=600,
             env={**os.environ, "PYTHONPATH": str(source.resolve())})
     except (OSError, subprocess.SubprocessError) as exc:
         raise DatabaseError(f"migrating the clone from {source} failed: {exc}") from exc
