@@ -47,6 +47,16 @@ ABORT_ON_HELP = (
     "result.json (run.aborted), skips the gate and exits 1.")
 
 
+CHAOS_HELP = (
+    "Inject faults during the measured window, comma-separated KIND@START[:DURATION] "
+    "(times from the window's start): db-disconnect@30s (terminate the service's "
+    "database sessions), db-restart@30s (restart the embedded server), db-pause@30s:5s "
+    "(freeze it), target-kill@40s (SIGKILL a uvicorn worker; a single-worker target is "
+    "started again), stub:PRESET@10s:20s (an ElevenLabs stub preset for a window). Each "
+    "fault is an event in result.json (chaos) with its recovery figures; a fault is "
+    "never a harness failure.")
+
+
 class RunAborted(HarnessError):
     """A run stopped by an `--abort-on` threshold: exit 1 (DESIGN.md), like a failed
     gate, because the service under load broke a limit the user set."""
@@ -103,6 +113,8 @@ def run(
              "5+ rounds a side compare run-level values).")] = 1,
     abort_on: Annotated[list[str] | None, typer.Option(
         "--abort-on", metavar="SPEC", help=ABORT_ON_HELP)] = None,
+    chaos: Annotated[str | None, typer.Option(
+        "--chaos", metavar="SPEC", help=CHAOS_HELP)] = None,
     results_store: Annotated[str | None, typer.Option(
         "--results-store", envvar="HARNESS_STORE", metavar="URL|DIR",
         help="Push every finished run into this results store after its report "
@@ -118,6 +130,7 @@ def run(
     from harness import baselines
     from harness.analysis.abort import parse_specs
     from harness.cli.gate import GateFailed, load_policy
+    from harness.model.chaos import parse_chaos
     from harness.outputs.gate_table import gate_table
     from harness.outputs.tables import run_table, side_by_side
     from harness.run import gate
@@ -131,6 +144,7 @@ def run(
     if trace_sampling is None and trace:
         trace_sampling = DEFAULT_TRACE_SAMPLING
     thresholds = parse_specs(abort_on or [])  # a bad spec is exit 2 before anything starts
+    faults_of_run = tuple(parse_chaos(chaos)) if chaos is not None else ()
     configs = []
     for name in [p.strip() for p in profile.split(",")]:
         config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
@@ -139,7 +153,7 @@ def run(
                            master_bind_host=master_bind_host, pace_scale=pace_scale,
                            locust_cpus=parse_cpus(locust_cpus), out=out,
                            stack=replace(stack, profile=name), trace_sampling=trace_sampling,
-                           abort_on=thresholds)
+                           abort_on=thresholds, chaos=faults_of_run)
         config.validate()  # every profile before the first run starts
         configs.append(config)
     # a baseline or policy that cannot be used is exit 2 now, not after the run

@@ -38,7 +38,33 @@ def run_table(result: RunResult) -> Group:
         notes.append(Text(note, style="yellow"))
     if result.traces is not None:
         notes.insert(0, trace_table(result.traces))
+    if result.chaos:
+        notes.insert(0, chaos_table(result))
     return Group(table, *notes)
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f}s"
+
+
+def chaos_table(result: RunResult) -> Table:
+    """One row per injected fault: whether it was done, the failures it caused, and the
+    seconds to the first success and to p95 back within 20% of its pre-fault level."""
+    table = Table(title="chaos: faults injected and recovery (s after the fault)")
+    for col in ("fault", "injected", "requests", "failures", "degraded", "first success",
+                "p95 back", "pre-fault p95 ms", "what was done"):
+        table.add_column(col, justify="left" if col in ("fault", "failures", "what was done")
+                         else "right")
+    for f in result.chaos:
+        r = f.recovery
+        failures = ", ".join(f"{k} {n:,}" for k, n in sorted(r.failures.items())) if r else ""
+        table.add_row(f.spec.text, Text("yes" if f.ok else "FAILED",
+                                        style="" if f.ok else "bold red"),
+                      f"{r.requests_during:,}" if r else "–", failures or "none",
+                      f"{r.degraded_during:,}" if r else "–",
+                      _s(r.first_success_s) if r else "–", _s(r.p95_recovered_s) if r else "–",
+                      _ms(r.pre_fault_p95_ms) if r else "–", f.error or f.detail or "")
+    return table
 
 
 def trace_table(t: TraceSummary) -> Table:

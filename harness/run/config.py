@@ -16,8 +16,10 @@ from pathlib import Path
 
 from harness.analysis.abort import AbortSpec
 from harness.errors import UsageError
+from harness.model.chaos import FaultSpec
 from harness.run import layout
 from harness.stack.stack import StackConfig
+from harness.stubs.elevenlabs.faults import PRESETS as STUB_PRESETS
 from scenarios import SCENARIOS, SHAPE_NAMES
 
 
@@ -45,6 +47,9 @@ class RunConfig:
     abort_on: tuple[AbortSpec, ...] = ()
     """`--abort-on` thresholds: the runner judges them on the live figures of the
     measured phase and stops the run (status `aborted`, exit 1) when one fires."""
+    chaos: tuple[FaultSpec, ...] = ()
+    """`--chaos` faults (`harness.model.chaos.parse_chaos`), injected by
+    `harness.stack.chaos` at their times after the measured window opens."""
 
     @property
     def trace(self) -> bool:
@@ -81,7 +86,29 @@ class RunConfig:
                 raise UsageError(f"--abort-on {spec.text!r}: 'for' {spec.for_s:g}s is not "
                                  f"shorter than --duration {self.duration_s:g}s, so it "
                                  "could never fire")
+        self.validate_chaos()
         self.stack.validate()
+
+    def validate_chaos(self) -> None:
+        """Faults that cannot be injected, or whose recovery could not be measured, are
+        refused now: each must end inside the measured window, server faults need the
+        embedded server, a stub fault a preset the stub has."""
+        for f in self.chaos:
+            if f.start_s >= self.duration_s or f.end_s > self.duration_s:
+                raise UsageError(f"--chaos {f.text!r}: it must start and end within the "
+                                 f"measured window (--duration {self.duration_s:g}s)")
+            if f.kind in ("db-restart", "db-pause") and self.stack.database_url:
+                raise UsageError(f"--chaos {f.text!r}: {f.kind} needs the embedded "
+                                 "database; on an external one (--database-url) use "
+                                 "db-disconnect")
+            if f.kind == "stub" and f.preset not in STUB_PRESETS:
+                raise UsageError(f"--chaos {f.text!r}: unknown stub preset {f.preset!r}; "
+                                 f"choose from {', '.join(sorted(STUB_PRESETS))}")
+        for p in (f for f in self.chaos if f.kind == "db-pause"):
+            for r in (f for f in self.chaos if f.kind == "db-restart"):
+                if p.start_s <= r.start_s < p.end_s:
+                    raise UsageError(f"--chaos: {r.text} falls inside {p.text}: a paused "
+                                     "server cannot be restarted")
 
     def stack_for(self, run_dir: Path) -> StackConfig:
         """The stack of one run in `run_dir` (the scenario may set target options, e.g.

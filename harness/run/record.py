@@ -13,8 +13,9 @@ import gzip
 import json
 from pathlib import Path
 
+from harness import hdr
 from harness.analysis import collect as assemble
-from harness.analysis import server_metrics
+from harness.analysis import recovery, server_metrics
 from harness.analysis import traces as trace_summary
 from harness.analysis.memory import memory_growth
 from harness.errors import ConfigError
@@ -26,6 +27,7 @@ from harness.model.scrape import INDEX_FILE, load_index
 from harness.outputs import markdown, timeseries
 from harness.run import layout
 from harness.run.monitor import read_csv
+from harness.stack import chaos as chaos_log
 
 ARTIFACTS = {"client": CLIENT_FILE, "windows": "windows.jsonl", "interval_log": INTERVAL_LOG,
              "metrics": "metrics/", "processes": "processes.csv", "logs": "logs/",
@@ -128,10 +130,34 @@ def collect(run: Path) -> RunResult:
     artifacts = dict(ARTIFACTS)
     if summary is not None:
         artifacts["spans"] = layout.SPANS
-    return assemble.build(info, client, load_windows(run / client.windows_file), server,
-                          memory=memory_growth(read_csv(layout.processes_csv(run))),
-                          artifacts=artifacts, interval_log=client.interval_log,
-                          traces=summary)
+    windows = load_windows(run / client.windows_file)
+    result = assemble.build(info, client, windows, server,
+                            memory=memory_growth(read_csv(layout.processes_csv(run))),
+                            artifacts=artifacts, interval_log=client.interval_log,
+                            traces=summary)
+    return with_chaos(result, run, windows)
+
+
+def with_chaos(result: RunResult, run: Path, windows) -> RunResult:
+    """The record with the run's injected faults (`chaos.json`), each with its recovery
+    figures, and an event at each fault's start and end (unchanged without `--chaos`)."""
+    faults = chaos_log.load_log(run)
+    if faults is None:
+        return result
+    per_second: dict[int, list[str]] = {}
+    hlog = run / result.windows.interval_log if result.windows else None
+    if hlog is not None and hlog.exists():
+        for (tag, t), encoded in intervals.load(hlog).entries.items():
+            if tag.startswith("raw:"):
+                per_second.setdefault(t, []).append(encoded)
+    latency = {t: hdr.merge(encoded) for t, encoded in per_second.items()}
+    series = result.server.series if result.server else []
+    faults = recovery.recoveries(faults, windows, latency, series)
+    events = sorted([*result.events, *chaos_log.events(faults)], key=lambda e: e.t)
+    artifacts = {**result.artifacts, "chaos": chaos_log.CHAOS_FILE}
+    notes = [*result.run.notes, recovery.FRESHNESS_MISSING]
+    return result.model_copy(update={"chaos": faults, "events": events, "artifacts": artifacts,
+                                     "run": result.run.model_copy(update={"notes": notes})})
 
 
 def write(result: RunResult, run: Path) -> list[Path]:

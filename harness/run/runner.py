@@ -21,6 +21,12 @@ when one fires the loop ends early and the run is torn down exactly like one tha
 ran its course (Locust's master gets SIGTERM and still writes `client.json`), with
 status `aborted` and the reason in `run.json` (`RunInfo.aborted`).
 
+`--chaos` faults (`RunConfig.chaos`) are injected by `harness.stack.chaos.Chaos`: its
+clock starts at the measured window's opening, which `live.json` announces from the first
+spawn on; the watch loop starts it, and restarts a single-worker target that a
+`target-kill` took down (on this, the main, thread). The teardown stops it before
+anything else (a paused database is continued first of all) and writes `chaos.json`.
+
 `Run.execute()` returns on every path: success, Ctrl-C, SIGTERM, a component
 dying. Locust, the monitors, the service, the stub and the database are
 stopped in that order first; signals that arrive during that teardown are
@@ -44,6 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.analysis.abort import AbortEvaluator, Firing
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
@@ -53,6 +60,7 @@ from harness.run import layout, machine
 from harness.run.config import RunConfig
 from harness.run.monitor import ProcessSampler, Scraper
 from harness.run.progress import Progress
+from harness.stack.chaos import Chaos, ChaosTarget, save_log
 from harness.stack.database import redact_text
 from harness.stack.process import ManagedProcess, free_port
 from harness.stack.stack import Stack, StackInfo
@@ -128,6 +136,7 @@ class Run:
         self.sampler = ProcessSampler()
         self._late_signal: str | None = None
         self.aborted: Firing | None = None
+        self.chaos: Chaos | None = None
 
     # ---- orchestration -------------------------------------------------------
 
@@ -151,6 +160,8 @@ class Run:
             scraper.start()
             if stack.target is not None:
                 self.sampler.watch("target", stack.target.pid)
+            if cfg.chaos:
+                self.chaos = self._chaos(stack, info)
             self._start_locust(info)
             for proc in self.locust:
                 self.sampler.watch(proc.name.replace(" ", "-"), proc.pid)
@@ -172,6 +183,21 @@ class Run:
             failure = Interrupted(f"{self._late_signal} during teardown")
         return RunOutcome(self.run_dir, _as_harness_error(failure), self.aborted)
 
+    def _chaos(self, stack: Stack, info: StackInfo) -> Chaos:
+        cfg = self.config
+        target = ChaosTarget(
+            admin_dsn=stack.admin_dsn or "", database=urlsplit(info.database_url).path[1:],
+            embedded=stack.embedded, target_pid=lambda: stack.target.pid if stack.target
+            else None, target_workers=cfg.stack.target_workers,
+            restart_target=stack.restart_target, stub_url=info.stub_url,
+            stub_preset=cfg.stack.faults)
+        return Chaos(cfg.chaos, target, on_event=self.progress.phase)
+
+    def _stop_chaos(self) -> None:
+        """Continue a paused database, undo a stub window, and keep what was injected."""
+        if self.chaos is not None:
+            save_log(self.chaos.stop(), self.run_dir)
+
     def _signal_during_teardown(self, name: str) -> None:
         """A signal while stopping: the teardown goes on; the run counts as interrupted."""
         if self.status == "complete":
@@ -181,11 +207,15 @@ class Run:
         self.progress.phase(f"{name}: stopping, please wait")
 
     def _teardown(self, stack: Stack, scraper: Scraper | None) -> None:
-        """Every step runs, whatever the one before it raised."""
+        """Every step runs, whatever the one before it raised. Chaos first: a paused
+        database would hang everything after it."""
         steps: list[tuple[str, Callable[[], object]]] = [
-            ("Locust", self._stop_locust), ("process sampler", self.sampler.stop)]
+            ("chaos", self._stop_chaos), ("Locust", self._stop_locust),
+            ("process sampler", self.sampler.stop)]
         if scraper is not None:
             steps.append(("metrics scraper", scraper.stop))
+        # [G] the lost-write check goes here: Locust has stopped (every acknowledgement is
+        # in), faults are undone and the database is still up until "the stack" below.
         steps += [("the stack", lambda: (self.progress.phase("stopping the stack"), stack.down())),
                   ("process table", lambda: self.sampler.write_csv(
                       layout.processes_csv(self.run_dir)))]
@@ -254,6 +284,7 @@ class Run:
             while master.alive:
                 live = _read_live(live_path)
                 self.progress.live(live, time.time() - started, cfg.warmup_s + cfg.duration_s)
+                self._tick_chaos(stack, live)
                 self._check_components(stack)  # a dead target fails the run, not a threshold
                 if thresholds is not None and live is not None:
                     firing = thresholds.observe(live)
@@ -273,6 +304,16 @@ class Run:
         if code not in (0, None):
             raise master.fail(f"exited with code {code}")
 
+    def _tick_chaos(self, stack: Stack, live: LiveStatus | None) -> None:
+        """Start the faults' clock once the window's opening is known; start a target
+        a fault killed again."""
+        if self.chaos is None:
+            return
+        if not self.chaos.started and live is not None and live.measure_from is not None:
+            self.chaos.start(live.measure_from)
+        if self.chaos.tick() is not None and stack.target is not None:
+            self.sampler.watch("target", stack.target.pid)
+
     def _abort(self, firing: Firing) -> None:
         """A threshold fired: the run ends here, recorded as aborted and why; the
         teardown that follows stops Locust as at a normal end."""
@@ -284,6 +325,8 @@ class Run:
     def _check_components(self, stack: Stack) -> None:
         """A component that died ends the run (a worker leaves with 0 when the master quits)."""
         for component in (stack.target, stack.stub):
+            if component is stack.target and self.chaos and self.chaos.target_down_expected:
+                continue  # killed on purpose: the next tick starts it again
             if component is not None and not component.alive:
                 raise component.fail("exited during the run")
         for worker in self.locust[1:]:
