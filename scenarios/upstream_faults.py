@@ -10,6 +10,10 @@ neither is known), restores `healthy` when the test stops early, and records
 each switch as an event (`client.json` -> `events`, e.g.
 `{"t": 1700000030.1, "name": "faults:flaky"}`), so the report can line the
 degradation and the recovery up with the time series.
+
+The same schedule as a chaos SPEC, for a 120 s measured window and with a scenario that
+switches nothing itself (e.g. `agents`), with recovery figures per preset window:
+`harness run --scenario agents --duration 120s --chaos stub:flaky@30s:30s,stub:outage@60s:30s`.
 """
 
 from __future__ import annotations
