@@ -95,3 +95,4 @@ from harness.cli import bench  # noqa: E402,F401 - harness bench
 from harness.cli import alerts  # noqa: E402,F401 - harness alerts export|grafana
 from harness.cli import report  # noqa: E402,F401 - harness report
 from harness.cli import store  # noqa: E402,F401 - harness store push|list
+from harness.cli import capacity  # noqa: E402,F401 - harness capacity
