@@ -31,6 +31,7 @@ from target_service.api import activity, agents, dashboard, health
 from target_service.errors import RETRY_AFTER_S, ApiError, DatabaseUnavailable
 from target_service.resources import Resources
 from target_service.settings import Settings, effective_settings
+from target_service.shedding import LoadSheddingMiddleware, shed_counter
 from target_service.telemetry import RequestMetricsMiddleware, ServiceMetrics
 from target_service.tracing import Tracing
 
@@ -107,5 +108,8 @@ def create_app(settings: Settings | None = None,
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size,
                        compresslevel=settings.gzip_level)
+    # outermost last: metrics time everything, shed 503s included, then shedding, then gzip
+    app.add_middleware(LoadSheddingMiddleware, shed=shed_counter(metrics.registry),
+                       limit=settings.max_in_flight if settings.flags.load_shedding else None)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -87,6 +87,7 @@ class Database:
         self.settings = settings
         self.tracer = tracer
         self._waiting = 0
+        self._releasing: set[asyncio.Task] = set()
         metrics.db_pool_max.set(settings.pool.max_size)
         self._update_pool_gauges()
 
@@ -128,6 +129,54 @@ class Database:
         self.metrics.db_pool_in_use.set(size - self.pool.get_idle_size())
         self.metrics.db_pool_waiting.set(self._waiting)
 
+    async def _checkout(self, timeout: float) -> asyncpg.Connection:
+        """`pool.acquire()` bounded by `timeout` (TimeoutError past it) without cancelling
+        the caller's task.
+
+        asyncpg's own `acquire(timeout=)` runs the wait under `asyncio.timeout`, which
+        cancels the *request's* task when the deadline passes. When the deadline falls
+        while the pool is opening a connection (a starved pool under a tiny timeout),
+        the cancellation can land in asyncpg's connect, which turns it into an error of
+        its own or lets a bare CancelledError out of the request (a 500), and a
+        connection checked out at that instant is never given back. Here the checkout
+        is a task of its own that the request only *waits* for: on the deadline it is
+        cancelled, and a connection it gets anyway goes back to the pool.
+        A request cancelled while waiting (its client left) does the same."""
+        task = asyncio.get_running_loop().create_task(self._acquire_untimed())
+        try:
+            done, _ = await asyncio.wait((task,), timeout=timeout)
+        except BaseException:
+            self._abandon(task)
+            raise
+        if not done:
+            self._abandon(task)
+            raise TimeoutError(f"no pooled connection within {timeout:g}s")
+        return task.result()
+
+    async def _acquire_untimed(self) -> asyncpg.Connection:
+        return await self.pool.acquire()
+
+    def _abandon(self, task: asyncio.Future) -> None:
+        """Cancel a checkout nobody waits for; a connection it still returns is released."""
+        def give_back(done: asyncio.Future) -> None:
+            if done.cancelled():
+                return
+            if done.exception() is not None:  # retrieved: no "never retrieved" warning
+                return
+            releasing = asyncio.get_running_loop().create_task(
+                self._release_quietly(done.result()))
+            self._releasing.add(releasing)  # a reference, or the task may be collected
+            releasing.add_done_callback(self._releasing.discard)
+
+        task.cancel()
+        task.add_done_callback(give_back)
+
+    async def _release_quietly(self, conn: asyncpg.Connection) -> None:
+        try:
+            await self.pool.release(conn)
+        except Exception as exc:  # noqa: BLE001 - a broken connection is dropped by asyncpg
+            log.debug("releasing an abandoned connection failed: %s", exc)
+
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         """Check out a connection, recording the wait, with a bounded acquire timeout."""
@@ -139,7 +188,7 @@ class Database:
                                            "db.pool.size": self.pool.get_size(),
                                            "db.pool.idle": self.pool.get_idle_size()})
         try:
-            conn = await self.pool.acquire(timeout=self.settings.pool.acquire_timeout_s)
+            conn = await self._checkout(self.settings.pool.acquire_timeout_s)
         except TimeoutError as exc:
             self.metrics.db_pool_acquire_timeouts.inc()
             if span is not None:
