@@ -41,6 +41,8 @@ from harness.model.chaos import RECOVERED_P95_RATIO, FaultRecord, Recovery
 from harness.model.client import ClientWindow
 from harness.model.result import ServerSample
 
+SERVED_LIVE = frozenset({"live"})
+"""The service's `upstream_fallbacks` label of an answer that was not degraded."""
 PRE_FAULT_S = 10
 """Seconds before a fault its p95 baseline is taken from."""
 ROLLING_S = 3
@@ -153,8 +155,9 @@ def recovery(fault: FaultRecord, others: Sequence[FaultRecord],
         recovered = next((t for t in after
                           if all(ok.get(t + k, False) for k in range(ROLLING_S))), None)
 
-    degraded = sum(sum(s.upstream_fallbacks.values()) for s in series
-                   if s.phase == "measured" and s.t > span_from and s.since < span_to)
+    degraded = sum(n for s in series for source, n in s.upstream_fallbacks.items()
+                   if source not in SERVED_LIVE
+                   and s.phase == "measured" and s.t > span_from and s.since < span_to)
     timeouts, visible_again = 0, None
     if freshness is not None:
         timeouts = sum(freshness[t].timeouts for t in range(span_from, span_to)

@@ -133,7 +133,8 @@ def test_overlapping_faults_keep_each_other_out_of_the_baseline():
 def test_degraded_responses_come_from_the_server_series():
     windows, latency = run({k: {"timeout": 1} for k in range(20, 23)})
     series = [ServerSample(t=T0 + k, since=T0 + k - 2, phase="measured",
-                           upstream_fallbacks={"stale": 3.0, "none": 1.0})
+                           upstream_fallbacks={"cache": 3.0, "unavailable": 1.0,
+                                               "live": 50.0})
               for k in range(2, N, 2)]
     r = recovery(fault("stub:outage@20s:2s", 20.0, 22.0), [], windows, latency, series)
     # span 20..22 (23 is clean): the scrapes at 22 (20..22] and 24 (22..24] overlap it
