@@ -10,6 +10,8 @@ reports/runs/<run-id>/
   metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom.gz, scrapes.jsonl
   processes.csv   RSS and CPU of every process, every 2 s
   spans.jsonl     the target's spans, OTLP-JSON lines (traced runs: harness run --trace)
+  chaos.json      the faults injected (harness run --chaos)
+  writes.json     every acknowledged write looked up at the end (runs that write)
   logs/           one log per process
   dataset.json    the dataset manifest
   result.json     the run record (harness.run.record)
@@ -24,8 +26,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.model.files import load_json, save_json
 from harness.errors import ConfigError
+from harness.model.files import load_json, save_json
 from harness.model.gate import GateResult
 from harness.model.result import RunInfo, RunResult, load
 
@@ -33,6 +35,8 @@ RUN_INFO = "run.json"
 RESULT = "result.json"
 GATE = "gate.json"
 SPANS = "spans.jsonl"
+WRITES = "writes.json"
+"""The end-of-run check of acknowledged writes (`harness.model.chaos.WriteCheck`)."""
 
 
 def run_dir(out: Path, run_id: str) -> Path:

@@ -21,6 +21,7 @@ from harness.analysis.memory import memory_growth
 from harness.errors import ConfigError
 from harness.loadgen.output import CLIENT_FILE, INTERVAL_LOG
 from harness.model import intervals
+from harness.model.chaos import WriteCheck
 from harness.model.client import ClientDoc, load_client, load_windows
 from harness.model.result import RunInfo, RunResult, TraceSummary, iso_time, save
 from harness.model.scrape import INDEX_FILE, load_index
@@ -135,6 +136,10 @@ def collect(run: Path) -> RunResult:
                             memory=memory_growth(read_csv(layout.processes_csv(run))),
                             artifacts=artifacts, interval_log=client.interval_log,
                             traces=summary)
+    wpath = run / layout.WRITES
+    if wpath.exists():
+        result = result.model_copy(update={
+            "writes": WriteCheck.model_validate_json(wpath.read_bytes())})
     return with_chaos(result, run, windows)
 
 

@@ -35,6 +35,7 @@ noted and do not interrupt it (a second Ctrl-C, SIGTERM from a CI runner).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -54,7 +55,8 @@ from urllib.parse import urlsplit
 
 from harness.analysis.abort import AbortEvaluator, Firing
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
-from harness.model.client import LiveStatus
+from harness.model.client import LiveStatus, load_client
+from harness.model.files import save_json
 from harness.model.result import DatasetInfo, RunInfo, iso_time
 from harness.run import layout, machine
 from harness.run.config import RunConfig
@@ -64,6 +66,7 @@ from harness.stack.chaos import Chaos, ChaosTarget, save_log
 from harness.stack.database import redact_text
 from harness.stack.process import ManagedProcess, free_port
 from harness.stack.stack import Stack, StackInfo
+from harness.stack.writes import check_writes
 from scenarios import locustfiles_arg
 
 log = logging.getLogger(__name__)
@@ -206,6 +209,20 @@ class Run:
         self.notes.append(f"{name} during teardown: still stopping every process")
         self.progress.phase(f"{name}: stopping, please wait")
 
+    def _check_writes(self, stack: Stack) -> None:
+        """Every write the clients got a 201 for, looked up in the database while it is
+        still up (`writes.json`; the record's `writes`, which fails the gate if any is
+        lost)."""
+        path = self.run_dir / "client.json"
+        if stack.info is None or not path.exists():
+            return
+        acks = load_client(path).writes
+        if not acks.ids:
+            return
+        self.progress.phase(f"checking {len(acks.ids):,} acknowledged writes")
+        check = asyncio.run(check_writes(stack.info.database_url, acks.ids, acks.duplicates))
+        save_json(check, self.run_dir / layout.WRITES, indent=1)
+
     def _teardown(self, stack: Stack, scraper: Scraper | None) -> None:
         """Every step runs, whatever the one before it raised. Chaos first: a paused
         database would hang everything after it."""
@@ -214,8 +231,9 @@ class Run:
             ("process sampler", self.sampler.stop)]
         if scraper is not None:
             steps.append(("metrics scraper", scraper.stop))
-        # [G] the lost-write check goes here: Locust has stopped (every acknowledgement is
-        # in), faults are undone and the database is still up until "the stack" below.
+        # Locust has stopped (every acknowledgement is in), faults are undone and the
+        # database is still up until "the stack" below
+        steps.append(("the write check", lambda: self._check_writes(stack)))
         steps += [("the stack", lambda: (self.progress.phase("stopping the stack"), stack.down())),
                   ("process table", lambda: self.sampler.write_csv(
                       layout.processes_csv(self.run_dir)))]

@@ -17,6 +17,7 @@ import pytest
 from harness import hdr
 from harness.model import intervals
 from harness.model.result import json_schema
+from target_service.settings import Toggles
 
 pytestmark = pytest.mark.e2e
 MIXED_ENDPOINTS = {
@@ -127,7 +128,7 @@ def test_a_short_run_writes_a_complete_schema_valid_result(state_dir: Path, tmp_
     # what was really in force, as the service reported it, and where it ran
     target = result["run"]["target"]
     assert target["profile"] == "optimized" and target["settings"]["workers"] == "1"
-    assert len(target["toggles"]) == 13 and all(target["toggles"].values())
+    assert set(target["toggles"]) == set(Toggles.model_fields) and all(target["toggles"].values())
     assert result["run"]["machine"]["postgres_version"].split(".")[0] in ("14", "15", "16",
                                                                           "17", "18")
     assert_windows_add_up(run_dir, result)
