@@ -158,7 +158,7 @@ def recovery(fault: FaultRecord, others: Sequence[FaultRecord],
     degraded = sum(n for s in series for source, n in s.upstream_fallbacks.items()
                    if source not in SERVED_LIVE
                    and s.phase == "measured" and s.t > span_from and s.since < span_to)
-    timeouts, visible_again = 0, None
+    timeouts, visible_again = None, None
     if freshness is not None:
         timeouts = sum(freshness[t].timeouts for t in range(span_from, span_to)
                        if t in freshness)

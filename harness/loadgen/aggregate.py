@@ -72,6 +72,8 @@ class _Window:
     endpoints: dict[str, _Cell] = field(default_factory=dict)
     tasks_intended: int = 0
     tasks_started: int = 0
+    freshness_visible: int = 0
+    freshness_timeouts: int = 0
 
 
 @dataclass
@@ -225,6 +227,9 @@ class RunAggregate:
         w.tasks_intended += wd.tasks_intended
         w.tasks_started += wd.tasks_started
         phase = w.phase
+        if wd.freshness:
+            w.freshness_visible += hdr.decode(wd.freshness).get_total_count()
+        w.freshness_timeouts += wd.freshness_timeouts
         if phase == "measured":
             if wd.freshness:
                 hdr.add_into(self.freshness, hdr.decode(wd.freshness))
@@ -320,7 +325,8 @@ class RunAggregate:
         spawning = self.spawn_complete_at is None or t < self.spawn_complete_at
         record = ClientWindow(t=t, phase=phase, users=self.users_at(t), spawning=spawning,
                               tasks_intended=w.tasks_intended, tasks_started=w.tasks_started,
-                              endpoints=cells)
+                              endpoints=cells, freshness_visible=w.freshness_visible,
+                              freshness_timeouts=w.freshness_timeouts)
         return ClosedWindow(record, hists)
 
     def _paced_second(self, t: int) -> bool:

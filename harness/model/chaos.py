@@ -128,9 +128,9 @@ class Recovery(_Model):
     p95_recovered_s: float | None = None
     """From the fault's end to the first second whose rolling 3-second p95 is within
     `RECOVERED_P95_RATIO` of the pre-fault p95 (and stays so for 3 s)."""
-    freshness_timeouts_during: int = 0
+    freshness_timeouts_during: int | None = None
     """Writes not visible in the overview within the freshness bound, from the fault's
-    start to its recovery."""
+    start to its recovery (None: the run did not record freshness per second)."""
     write_visible_again_s: float | None = None
     """From the fault's end to the first write seen in the overview within the bound."""
 

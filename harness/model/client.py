@@ -242,6 +242,11 @@ class ClientWindow(_Model):
     tasks_intended: int = 0
     tasks_started: int = 0
     endpoints: dict[str, WindowCell] = {}
+    freshness_visible: int | None = None
+    """Writes of this second seen in the overview within the freshness bound (None in
+    files written before it was recorded: not measured, as opposed to none)."""
+    freshness_timeouts: int | None = None
+    """Writes of this second not seen within the bound."""
 
 
 class ClientDoc(_Model):

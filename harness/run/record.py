@@ -157,10 +157,12 @@ def with_chaos(result: RunResult, run: Path, windows) -> RunResult:
                 per_second.setdefault(t, []).append(encoded)
     latency = {t: hdr.merge(encoded) for t, encoded in per_second.items()}
     series = result.server.series if result.server else []
-    faults = recovery.recoveries(faults, windows, latency, series)
+    freshness = {w.t: recovery.SecondFreshness(w.freshness_visible, w.freshness_timeouts or 0)
+                 for w in windows if w.freshness_visible is not None}
+    faults = recovery.recoveries(faults, windows, latency, series, freshness or None)
     events = sorted([*result.events, *chaos_log.events(faults)], key=lambda e: e.t)
     artifacts = {**result.artifacts, "chaos": chaos_log.CHAOS_FILE}
-    notes = [*result.run.notes, recovery.FRESHNESS_MISSING]
+    notes = [*result.run.notes, *([] if freshness else [recovery.FRESHNESS_MISSING])]
     return result.model_copy(update={"chaos": faults, "events": events, "artifacts": artifacts,
                                      "run": result.run.model_copy(update={"notes": notes})})
 

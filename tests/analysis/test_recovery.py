@@ -150,4 +150,4 @@ def test_freshness_when_it_is_recorded_per_second():
     assert r.freshness_timeouts_during == 1  # the span is second 20 only: no failures
     assert r.write_visible_again_s == 7.0
     without = recovery(fault("db-restart@20s", 20.0), [], windows, latency)
-    assert without.freshness_timeouts_during == 0 and without.write_visible_again_s is None
+    assert without.freshness_timeouts_during is None and without.write_visible_again_s is None

@@ -282,3 +282,18 @@ def test_phase_of_each_window_is_fixed_once_counted():
         (1, "warmup"), (2, "warmup"), (3, "measured")]
     ep = agg.client_doc("2.x", "local", 0).endpoints["GET /x"]
     assert (ep.count, ep.warmup_count) == (1, 2)
+
+
+def test_each_second_says_how_many_writes_became_visible_and_how_many_timed_out():
+    from harness.model.client import DeltaWindow
+
+    agg = RunAggregate(warmup_s=0)
+    agg.started_at = T0
+    fresh = hdr.new_histogram()
+    for lag_s in (0.2, 0.4):
+        hdr.record(fresh, lag_s * 1e6)
+    agg._merge_window(DeltaWindow(t=T0 + 3, freshness=hdr.encode(fresh),
+                                  freshness_timeouts=1))
+    record = agg._close(T0 + 3).record
+    assert (record.freshness_visible, record.freshness_timeouts) == (2, 1)
+    assert agg._close(T0 + 4).record.freshness_visible == 0  # measured, none: 0, not None
