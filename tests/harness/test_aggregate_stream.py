@@ -11,7 +11,6 @@ import math
 import random
 from collections import Counter
 
-
 from harness import hdr
 from harness.loadgen.aggregate import CLOSE_AFTER_S, ClosedWindow, RunAggregate
 from harness.loadgen.output import RunFiles
