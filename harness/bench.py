@@ -222,7 +222,8 @@ def suite_argv(run_dir: Path, k: str | None, color: bool) -> list[str]:
     argv = [sys.executable, "-m", "pytest", str(SUITES), "--benchmark-only",
             f"--benchmark-json={run_dir / RESULT_JSON}", "--benchmark-save-data",
             f"--junitxml={run_dir / PYTEST_JUNIT}", "-p", "no:cacheprovider", "-p", __name__,
-            f"--color={'yes' if color else 'no'}"]
+            # not the project's test options (two xdist workers would disable timing)
+            "-o", "addopts=", f"--color={'yes' if color else 'no'}"]
     if k:
         argv += ["-k", k]
     return argv
@@ -315,7 +316,10 @@ def run_suite(run_dir: Path, k: str | None = None, database_url: str | None = No
     or it wrote no result; what it did write stays in `run_dir`. Interrupted
     (exit 3): Ctrl-C or SIGTERM, pytest stopped."""
     run_dir = run_dir.resolve()  # pytest runs from the repository root
-    env = {"HARNESS_DATABASE_URL": database_url} if database_url else {}
+    env: dict[str, str | None] = {"HARNESS_DATABASE_URL": database_url} if database_url else {}
+    # run from inside an xdist worker (the project's tests), pytest-benchmark would see
+    # xdist in the environment and disable timing: the suite is not a worker's
+    env |= {k: None for k in os.environ if k.startswith("PYTEST_XDIST_")}
     log = run_dir / LOG
     proc = ManagedProcess("pytest", suite_argv(run_dir, k, color), log, env=env, cwd=ROOT)
     started = time.monotonic()

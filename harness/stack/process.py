@@ -114,7 +114,7 @@ class ManagedProcess:
     """A named child process with a log file, a readiness wait and a clean stop."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path,
-                 env: dict[str, str] | None = None, cwd: Path | None = None,
+                 env: dict[str, str | None] | None = None, cwd: Path | None = None,
                  cpus: set[int] | None = None) -> None:
         self.name = name
         self.argv = argv
@@ -128,7 +128,9 @@ class ManagedProcess:
         self._log = None
 
     def start(self) -> ManagedProcess:
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in {**os.environ, **(self.env or {})}.items()
+               if v is not None}  # None in `env`: not inherited
+        env["PYTHONUNBUFFERED"] = "1"
         path = self._executable(env)
         if self.cpus and not hasattr(os, "sched_setaffinity"):
             raise self.fail("cannot start: CPU pinning needs Linux")

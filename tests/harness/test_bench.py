@@ -210,6 +210,10 @@ def test_a_failing_benchmark_is_run_failed_and_what_ran_is_kept(own_suite: Path)
 
 
 @pytest.mark.e2e
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread()
+                    or "PYTEST_XDIST_WORKER" in os.environ,
+                    reason="sends SIGINT to its own process: an xdist worker runs tests off "
+                           "the main thread and would die of it; run with -n 0")
 def test_ctrl_c_stops_pytest_after_its_fixtures_tore_down_and_leaves_no_process(
         own_suite: Path, tmp_path: Path):
     me = psutil.Process()
