@@ -41,10 +41,21 @@ def pg_admin_dsn() -> str:
     if external:
         yield external
         return
-    root = Path(tempfile.mkdtemp(prefix="harness-test-pg-"))
+    with private_postgres("harness-test-pg-") as server:
+        yield server.start()
+
+
+@contextmanager
+def private_postgres(prefix: str) -> Iterator[database.EmbeddedPostgres]:
+    """An embedded server of its own, in a fresh directory (not under pytest's tmp_path,
+    see `pg_admin_dsn`), started; stopped and removed on the way out. For tests that
+    restart, pause or kill the server, which must not pull the shared one from under
+    every other test."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     server = database.EmbeddedPostgres(root / "data")
     try:
-        yield server.start()
+        server.start()
+        yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

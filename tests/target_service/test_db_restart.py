@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from harness.stack import database
-from tests.conftest import TEST_SEED, auth, running_app
+from tests.conftest import TEST_SEED, auth, private_postgres, running_app
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +30,8 @@ BEFORE_S, AFTER_S = 1.0, 4.0
 
 @pytest.fixture(scope="module")
 def private_pg() -> Iterator[database.EmbeddedPostgres]:
-    root = Path(tempfile.mkdtemp(prefix="harness-restart-pg-"))
-    server = database.EmbeddedPostgres(root / "data")
-    server.start()
-    try:
+    with private_postgres("harness-restart-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def requests_of_every_route(user: dict, agent_id: int) -> Iterator[tuple[str, str, dict]]:

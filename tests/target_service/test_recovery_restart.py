@@ -18,18 +18,15 @@ listener and the refresher reconnected (their metrics say so).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
 
 from harness.stack import database
-from tests.conftest import TEST_SEED, auth, running_app
+from tests.conftest import TEST_SEED, auth, private_postgres, running_app
 from tests.target_service.test_recovery import (
     RECOVERY_BOUND_S,
     metric,
@@ -46,14 +43,8 @@ PAUSE_S = 5.0  # longer than the keepalive's 3 s limit: the hang must be detecte
 
 @pytest.fixture(scope="module")
 def private_pg() -> Iterator[database.EmbeddedPostgres]:
-    root = Path(tempfile.mkdtemp(prefix="harness-recovery-pg-"))
-    server = database.EmbeddedPostgres(root / "data")
-    server.start()
-    try:
+    with private_postgres("harness-recovery-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
