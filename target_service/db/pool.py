@@ -172,10 +172,13 @@ class Database:
         task.add_done_callback(give_back)
 
     async def _release_quietly(self, conn: asyncpg.Connection) -> None:
+        """Give a connection back. A connection broken mid-operation cannot be reset:
+        asyncpg has already terminated it and the pool opens a new one. What the caller
+        got (rows, or the error that broke it) stands; a failed reset must not replace it."""
         try:
             await self.pool.release(conn)
-        except Exception as exc:  # noqa: BLE001 - a broken connection is dropped by asyncpg
-            log.debug("releasing an abandoned connection failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - any failed reset, see above
+            log.debug("released a broken connection (%s: %s)", type(exc).__name__, exc)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
@@ -227,12 +230,7 @@ class Database:
             # asyncpg resets the connection on release: a query of its own, named as such
             token = None if self.tracer is None else QUERY_NAME.set("pool_release_reset")
             try:
-                await self.pool.release(conn)
-            except Exception as exc:  # noqa: BLE001 - any failed reset; see below
-                # a connection broken mid-operation cannot be reset: asyncpg has already
-                # terminated it and the pool opens a new one. What the caller got (rows, or
-                # the error that broke it) stands; a failed reset must not replace it.
-                log.debug("released a broken connection (%s: %s)", type(exc).__name__, exc)
+                await self._release_quietly(conn)
             finally:
                 if token is not None:
                     QUERY_NAME.reset(token)
