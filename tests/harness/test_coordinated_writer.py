@@ -143,8 +143,11 @@ def test_freshness_polling_is_not_charged_to_the_next_task(tmp_path):
         raw, corrected = p99_ms(ep.histogram), p99_ms(ep.corrected_histogram)
         assert ep.count > 0 and ep.failures == {}, key
         assert corrected - raw < 200, (key, raw, corrected)  # not seconds
-    assert doc.pacing.shortfall_ratio is not None and doc.pacing.shortfall_ratio < 0.25, \
-        doc.pacing  # the moved schedule is the one counted
+    # the moved schedule is the one counted: at most the task due as the test stopped is
+    # missing (of ~4 intended, one short is a ratio of 0.25; the undeclared waits below
+    # leave more than 0.3 short)
+    assert doc.pacing.shortfall_ratio is not None, doc.pacing
+    assert doc.pacing.intended_tasks - doc.pacing.started_tasks <= 1, doc.pacing
     # every acknowledgement arrived, the repeated id once, counted as a duplicate
     assert len(handed) >= 3
     assert doc.writes.ids == sorted(set(handed))
