@@ -47,7 +47,8 @@
 #                      harness (PERF_INSTALL=0)                               [python3]
 #   PERF_EXTRA_ARGS    more options for `harness run` / `harness ab`, split on spaces  []
 #
-# Run from anywhere: the script works in the checkout it lives in. Example:
+# Run from anywhere: the script works in the checkout it lives in, and relative paths in
+# the knobs are relative to that checkout. Example:
 #   PERF_MODE=ab PERF_BASE_REF=origin/main PERF_DATASET=tiny bash ci/perf-gate.sh
 set -euo pipefail
 
@@ -108,15 +109,15 @@ duration PERF_DURATION "$DURATION"
 duration PERF_WARMUP "$WARMUP"
 if [ "$MODE" = ab ]; then ROUNDS="${PERF_ROUNDS:-3}"; else ROUNDS="${PERF_ROUNDS:-1}"; fi
 whole PERF_ROUNDS "$ROUNDS" 1
+if [ -n "$DATABASE_URL" ] && [[ ! "$DATABASE_URL" =~ ^postgres(ql)?:// ]]; then
+    bad_knob "PERF_DATABASE_URL must be a postgresql:// URL"  # never echoed: it may hold a password
+fi
 [ -z "$POLICY" ] || [ -f "$POLICY" ] || bad_knob "PERF_POLICY: no such file '$POLICY'"
 if [ "$MODE" = baseline ] && [[ "$BASELINE" == */* ]] && [ ! -d "$BASELINE" ]; then
     bad_knob "PERF_BASELINE: no such directory '$BASELINE'"
 fi
 if [ "$MODE" = baseline ] && [[ "$BASELINE" != */* ]] && [ ! -d "$STORE/$BASELINE" ]; then
     bad_knob "PERF_BASELINE: no baseline '$BASELINE' in $STORE/ (save one with: harness baseline save latest --name $BASELINE)"
-fi
-if [ -n "$DATABASE_URL" ] && [[ ! "$DATABASE_URL" =~ ^postgres(ql)?:// ]]; then
-    bad_knob "PERF_DATABASE_URL must be a postgresql:// URL"  # never echoed: it may hold a password
 fi
 if [ "$MODE" = ab ]; then
     command -v git >/dev/null 2>&1 || bad_knob "PERF_MODE=ab needs git on PATH"
