@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     Past the pool (10 connections) and the cores, more requests in flight only queue:
     at the ~5 ms a cached or indexed request takes, 64 is about 0.3 s of queue, well
     under a client's patience, and room for the bursts a paced load makes."""
+    service_floor_ms: float = Field(default=0.0, ge=0)
+    """A test and demonstration knob, off (0) by default: every request the shedding
+    middleware handles (all but /healthz, /readyz, /metrics) first waits this long, in an
+    `asyncio.sleep` (no CPU) inside its in-flight slot. It makes a starved service whose
+    capacity is known by arithmetic: one worker completes at most `max_in_flight /
+    service_floor_ms` requests a second, past which it sheds (`tests/e2e/test_capacity.py`
+    checks that `harness capacity` finds the break there). Reported with the other
+    settings (`target_settings_info`), so a run that used it says so."""
 
     gzip_minimum_size: int = Field(default=1_024, ge=0)
     gzip_level: int = Field(default=5, ge=1, le=9)

@@ -15,10 +15,15 @@ it, so a shed request is still timed and counted as a 503 of its route): no
 task or body buffering per request, and a shed costs one route match and one
 small JSON body. Liveness, readiness and metrics are never shed: a monitor
 must see an overloaded service as alive and say why it sheds.
+
+`Settings.service_floor_ms` (a test knob, off by default) makes every handled request
+wait that long inside its slot first, so a test can starve the service by a known
+amount: at most `max_in_flight / service_floor_ms` requests a second per worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from prometheus_client import CollectorRegistry, Counter
@@ -56,20 +61,34 @@ class LoadSheddingMiddleware:
         self.shed_total = shed
         self.limit = limit
         self.in_flight = 0
+        self.floor_s: float | None = None
+        """`Settings.service_floor_ms` in seconds, once the first request has read it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (self.limit is None or scope["type"] != "http"
-                or scope.get("path") in EXEMPT_PATHS):
+        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
             await self.app(scope, receive, send)
+            return
+        if self.limit is None:
+            await self.handle(scope, receive, send)
             return
         if self.in_flight >= self.limit:
             await self.shed(scope, send)
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await self.handle(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request, after `Settings.service_floor_ms` (a test knob, 0 by default) of
+        waiting inside its slot; the setting is read once, from the app's state."""
+        if self.floor_s is None:
+            settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+            self.floor_s = float(getattr(settings, "service_floor_ms", 0.0)) / 1000.0
+        if self.floor_s > 0:
+            await asyncio.sleep(self.floor_s)
+        await self.app(scope, receive, send)
 
     async def shed(self, scope: Scope, send: Send) -> None:
         """The 503, labelled with the route it would have reached (so the server's
