@@ -175,8 +175,17 @@ fi
     || say "database: external (PERF_DATABASE_URL)"
 
 before="$(ls -1 "$OUT/$kind" 2>/dev/null || true)"
+# in the background, so that a cancelled CI job (SIGINT/SIGTERM to this script) reaches
+# the harness, which stops the stack and keeps what it measured; then waited for
 rc=0
-"${cmd[@]}" ${extra[@]+"${extra[@]}"} 2>&1 | tee "$ARTIFACTS/harness.log" || rc=$?
+"${cmd[@]}" ${extra[@]+"${extra[@]}"} > >(tee "$ARTIFACTS/harness.log") 2>&1 &
+child=$!
+trap 'say "signal: stopping the harness"; kill -TERM "$child" 2>/dev/null || true' INT TERM
+while :; do
+    wait "$child" && rc=0 || rc=$?
+    kill -0 "$child" 2>/dev/null || break  # a signal interrupted the wait: wait again
+done
+trap - INT TERM
 newest="$(comm -13 <(printf '%s\n' "$before" | sort) <(ls -1 "$OUT/$kind" 2>/dev/null | sort) \
           | tail -n 1)"
 
@@ -186,14 +195,18 @@ if [ -n "$newest" ]; then
         [ ! -f "$OUT/$kind/$newest/$f" ] || cp "$OUT/$kind/$newest/$f" "$ARTIFACTS/$f"
     done
 fi
-if [ ! -f "$ARTIFACTS/summary.md" ]; then
+if [ ! -f "$ARTIFACTS/gate.json" ]; then  # no verdict: say so first, then the run's own summary
     case "$rc" in
         2) why="bad input or a refused comparison" ;;
         3) why="the run could not be carried out or cannot be judged" ;;
         *) why="no gate was written" ;;
     esac
-    printf '**PERF GATE NOT DECIDED** (exit %s): %s.\n\nSee harness.log in the artifacts.\n' \
-        "$rc" "$why" >"$ARTIFACTS/summary.md"
+    {
+        printf '**PERF GATE NOT DECIDED** (exit %s): %s; see harness.log in the artifacts.\n\n' \
+            "$rc" "$why"
+        cat "$ARTIFACTS/summary.md" 2>/dev/null || true
+    } >"$ARTIFACTS/summary.new"
+    mv "$ARTIFACTS/summary.new" "$ARTIFACTS/summary.md"
 fi
 echo "$rc" >"$ARTIFACTS/exit_code"
 say "exit $rc; artifacts in $ARTIFACTS${newest:+ ($kind/$newest)}"

@@ -150,3 +150,17 @@ def test_a_bad_knob_is_one_line_and_exit_2_before_anything_runs(root: Path, knob
         done.stderr
     assert "secret" not in done.stderr
     assert not done.artifacts.exists()
+
+
+def test_a_refused_comparison_exits_2_and_the_summary_says_no_verdict(root: Path, gated: Done):
+    """A run of another length than its baseline is measured, then refused (exit 2):
+    no gate.json, and the summary CI shows says so before the run's own figures."""
+    done = script(root, "refused", PERF_MODE="baseline", PERF_BASELINE="smoke",
+                  PERF_DURATION="5s")
+    assert done.code == 2, done.stderr[-3000:]
+    assert "refusing to compare runs that differ in duration" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (done.artifacts / "gate.json").exists()
+    summary = (done.artifacts / "summary.md").read_text()
+    assert summary.startswith("**PERF GATE NOT DECIDED** (exit 2)") and "## Run `" in summary
+    assert (done.artifacts / "exit_code").read_text().strip() == "2"
