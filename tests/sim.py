@@ -96,8 +96,12 @@ def ar1(rng: np.random.Generator, n: int, rho: float, sd: float, size: int = 1) 
 
 
 def draw(rng: np.random.Generator, model: Model = MODEL,
-         shift: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One run's requests: (endpoint number, window, latency in µs as clamped integers)."""
+         shift: dict[str, float] | None = None,
+         shifted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One run's requests: (endpoint number, window, latency in µs as clamped integers).
+
+    `shifted` (a bool per window) applies `shift` to those windows only (an
+    interleaved run whose every other block is slower); default: every window."""
     n_e, n_w = len(model.endpoints), model.seconds
     rates = np.array([e.rate for e in model.endpoints]) * model.rate_scale
     med = np.log([e.median_ms * 1000 for e in model.endpoints])
@@ -107,7 +111,8 @@ def draw(rng: np.random.Generator, model: Model = MODEL,
              + ar1(rng, n_w, model.rho, model.own_drift_sd, n_e))  # (n_e, n_w)
     burst = np.where(rng.random(n_w) < model.burst_p,
                      np.log(rng.uniform(model.burst_low, model.burst_high, n_w)), 0.0)
-    level = level + burst + med[:, None] + np.log(factor)[:, None]
+    mask = np.ones(n_w) if shifted is None else np.asarray(shifted, dtype=np.float64)
+    level = level + burst + med[:, None] + np.log(factor)[:, None] * mask[None, :]
     counts = rng.poisson(np.repeat(rates[:, None], n_w, axis=1))  # (n_e, n_w)
     cell = np.repeat(np.arange(n_e * n_w), counts.ravel())
     ep, window = np.divmod(cell, n_w)
@@ -147,11 +152,12 @@ def counts_index(us: np.ndarray) -> np.ndarray:
 
 def simulate_counts(rng: np.random.Generator, model: Model = MODEL,
                     shift: dict[str, float] | None = None,
-                    keys: tuple[str, ...] | None = None) -> dict[str, WindowCounts]:
+                    keys: tuple[str, ...] | None = None,
+                    shifted: np.ndarray | None = None) -> dict[str, WindowCounts]:
     """The same run as `simulate` (same draws), as `blocks.window_counts` would read it.
 
     `keys` keeps only those endpoints (the draws stay those of the whole run)."""
-    ep, window, us = draw(rng, model, shift)
+    ep, window, us = draw(rng, model, shift, shifted)
     wanted = [model.keys.index(k) for k in (keys or model.keys)]
     keep = np.isin(ep, wanted)
     ep, window, us = ep[keep], window[keep], us[keep]

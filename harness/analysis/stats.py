@@ -143,6 +143,17 @@ def _effect_from_sides(scale: Scale, est: float, base_point: float, cur_point: f
                   draws=c - b)
 
 
+def _effect_paired(est: float, base_point: float, cur_point: float, b: np.ndarray,
+                   c: np.ndarray, n: int) -> Effect:
+    """The effect of paired blocks: the spread of the resampled differences themselves
+    (what the two sides share cancels in each), df of n - 1 pairs."""
+    d = c - b
+    var, _ = _side_stats(d, n)
+    se = math.sqrt(var) if math.isfinite(var) and math.isfinite(est) else math.inf
+    return Effect("log_ratio", est, se, max(n - 1.0, 1.0) if math.isfinite(se) else 1.0,
+                  base_point, cur_point, n, n, draws=d, method="paired block bootstrap")
+
+
 def _weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Block multiplicities of `resamples` resamples with replacement of n blocks."""
     if n == 0:
@@ -256,8 +267,13 @@ def bootstrap_quantiles(base: Blocks, cur: Blocks, percentiles: Sequence[float] 
 def bootstrap_pairs(pairs: Sequence[tuple[Blocks, Blocks]],
                     percentiles: Sequence[float] = (50, 95, 99),
                     resamples: int = DEFAULT_RESAMPLES,
-                    seed: int = 0) -> list[dict[float, Effect]]:
+                    seed: int = 0, paired: bool = False) -> list[dict[float, Effect]]:
     """`bootstrap_quantiles` of several endpoints of the same two runs, at once.
+
+    `paired`: block j of one side belongs with block j of the other (interleaved
+    blocks of one run, `harness.analysis.interleave`), so both sides are resampled
+    with the same block indices and what drifts under both cancels in the ratio.
+    Both sides must then have as many blocks.
 
     The endpoints of a run are resampled with the same time blocks (a joint
     block bootstrap of the run, which keeps the dependence between endpoints:
@@ -266,7 +282,13 @@ def bootstrap_pairs(pairs: Sequence[tuple[Blocks, Blocks]],
     for b, c in pairs:
         if b.grid is not c.grid:
             raise ValueError("both sides must come from one block_pair (one bucket grid)")
-    gens = _generators(seed)
+    if paired:
+        if any(b.n_blocks != c.n_blocks for b, c in pairs):
+            raise ValueError("paired sides must have as many blocks")
+        same = np.random.SeedSequence(seed)
+        gens = (np.random.default_rng(same), np.random.default_rng(same))
+    else:
+        gens = _generators(seed)
     draws: list[list[np.ndarray]] = [[np.empty(0)] * len(percentiles) for _ in pairs]
     side_draws = [[list(draws[i]) for i in range(len(pairs))] for _ in range(2)]
     for side in (0, 1):
@@ -300,8 +322,9 @@ def bootstrap_pairs(pairs: Sequence[tuple[Blocks, Blocks]],
             c = np.where(ic >= 0, lv[np.maximum(ic, 0)], np.nan)
             qb, qc = _point(base, p), _point(cur, p)
             est = math.log(qc / qb) if qb > 0 and qc > 0 else math.nan
-            effects[p] = _effect_from_sides("log_ratio", est, qb, qc, b, c, base.n_blocks,
-                                            cur.n_blocks)
+            effects[p] = (_effect_paired(est, qb, qc, b, c, base.n_blocks) if paired else
+                          _effect_from_sides("log_ratio", est, qb, qc, b, c, base.n_blocks,
+                                             cur.n_blocks))
         out.append(effects)
     return out
 

@@ -108,6 +108,15 @@ def run(
     trace_sampling: Annotated[float | None, typer.Option(
         help="Share of requests traced (0..1; implies --trace). Default with --trace: "
              "0.1.")] = None,
+    trace_interleave: Annotated[str | None, typer.Option(
+        metavar="DURATION",
+        help="Measure tracing's own cost in this run: the clients sample only in every "
+             "other block of this length (e.g. 30s) and nothing between; result.json's "
+             "trace_overhead compares the two arms' latency quantiles (with intervals) "
+             "and the target's CPU per request. Implies --trace.")] = None,
+    trace_guard: Annotated[str, typer.Option(
+        metavar="DURATION", help="The first seconds of each interleave block left out of "
+                                 "that comparison (the exporter's spill).")] = "6s",
     rounds: Annotated[int, typer.Option(
         help="Repeat the run this many times as one run set (a baseline of rounds; "
              "5+ rounds a side compare run-level values).")] = 1,
@@ -141,8 +150,10 @@ def run(
     stack = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
                         state_dir=state_dir, port=port, target_workers=target_workers,
                         faults=faults, target_cpus=parse_cpus(target_cpus))
-    if trace_sampling is None and trace:
+    if trace_sampling is None and (trace or trace_interleave is not None):
         trace_sampling = DEFAULT_TRACE_SAMPLING
+    interleave_s = _whole_seconds("--trace-interleave", trace_interleave)
+    guard_s = _whole_seconds("--trace-guard", trace_guard)
     thresholds = parse_specs(abort_on or [])  # a bad spec is exit 2 before anything starts
     faults_of_run = tuple(parse_chaos(chaos)) if chaos is not None else ()
     configs = []
@@ -153,6 +164,7 @@ def run(
                            master_bind_host=master_bind_host, pace_scale=pace_scale,
                            locust_cpus=parse_cpus(locust_cpus), out=out,
                            stack=replace(stack, profile=name), trace_sampling=trace_sampling,
+                           trace_interleave_s=interleave_s, trace_guard_s=guard_s or 0,
                            abort_on=thresholds, chaos=faults_of_run)
         config.validate()  # every profile before the first run starts
         configs.append(config)
@@ -277,3 +289,16 @@ def runs(out: Annotated[Path, typer.Option(help="Reports directory.")] = Path("r
 
     stdout.print(runs_table(list_runs(out / "runs"), str(out / "runs")))
 
+
+
+def _whole_seconds(flag: str, text: str | None) -> int | None:
+    """A duration option that must be whole seconds (interleave blocks align to the epoch's
+    seconds, as the per-second histograms do)."""
+    from harness.run.config import parse_duration
+
+    if text is None:
+        return None
+    seconds = parse_duration(text)
+    if seconds != int(seconds):
+        raise UsageError(f"{flag} must be whole seconds, not {text!r}")
+    return int(seconds)

@@ -46,6 +46,11 @@ def _add_arguments(parser, **_kw) -> None:
                        env_var="HARNESS_TRACE_SAMPLING",
                        help="Send a W3C traceparent with every request, sampled with this "
                             "probability (0..1); absent: no traceparent")
+    group.add_argument("--harness-trace-interleave", type=str, default="",
+                       env_var="HARNESS_TRACE_INTERLEAVE",
+                       help="Sample only in every other block of this many seconds of the "
+                            "epoch (and nothing in the blocks between): tracing's overhead "
+                            "measured inside one run")
 
 
 def option(environment, name: str, default=None):

@@ -60,7 +60,7 @@ from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
 from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
 from harness.loadgen.samples import describe, manifest_keys
-from harness.loadgen.traces import TraceparentSource, parse_sampling
+from harness.loadgen.traces import TraceparentSource, parse_interleave, parse_sampling
 from harness.model.client import Delta
 from harness.model.endpoint import endpoint_key
 
@@ -150,7 +150,9 @@ class Plugin:
         self._server_window = {}
         self._start_scraped = False
         sampling = parse_sampling(option(self.env, "harness_trace_sampling"))
-        self.tracing = TraceparentSource(sampling) if sampling is not None else None
+        interleave = parse_interleave(option(self.env, "harness_trace_interleave"))
+        self.tracing = (TraceparentSource(sampling, interleave_s=interleave)
+                        if sampling is not None else None)
         if self.role == "worker":
             return
         self.aggregate = RunAggregate(self._warmup(), trace_sampling=sampling)

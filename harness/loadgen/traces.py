@@ -30,9 +30,11 @@ from __future__ import annotations
 import heapq
 import random
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from harness.model.client import ClientTraces, TraceSample
+from harness.model.overhead import arm_of
 
 SLOWEST_N = 5
 """Slowest sampled requests kept per endpoint."""
@@ -56,14 +58,28 @@ def rank(trace_id: str) -> float:
 class TraceparentSource:
     """Trace contexts for one Locust process's requests.
 
-    `rng` is for tests; by default the ids come from a generator seeded by the OS, so
-    two runs never share trace ids whatever `--harness-seed` says."""
+    `rng` and `clock` are for tests; by default the ids come from a generator seeded
+    by the OS, so two runs never share trace ids whatever `--harness-seed` says.
+    With `interleave_s` the source samples at `sampling` only in the `on` blocks of
+    `harness.model.overhead.arm_of` and at 0 in the others (`--trace-interleave`)."""
 
-    def __init__(self, sampling: float, rng: random.Random | None = None) -> None:
+    def __init__(self, sampling: float, rng: random.Random | None = None,
+                 interleave_s: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if not 0.0 <= sampling <= 1.0:
             raise ValueError(f"sampling must be within 0..1, not {sampling}")
+        if interleave_s is not None and interleave_s < 2:
+            raise ValueError(f"interleave blocks must be 2 s or longer, not {interleave_s}")
         self.sampling = float(sampling)
+        self.interleave_s = interleave_s
+        self._clock = clock
         self._rng = rng or random.Random(secrets.randbits(128))
+
+    def probability(self) -> float:
+        """The sampling probability of a request starting now."""
+        if self.interleave_s is None or arm_of(self._clock(), self.interleave_s) == "on":
+            return self.sampling
+        return 0.0
 
     def next(self) -> tuple[str, str, bool]:
         """`(header value, trace id as 32 hex digits, sampled)` of a new trace."""
@@ -71,7 +87,7 @@ class TraceparentSource:
         trace_id = rng.getrandbits(128) or 1
         span_id = rng.getrandbits(64) or 1
         # 1.0 always samples and 0.0 never does: random() is in [0, 1)
-        sampled = rng.random() < self.sampling
+        sampled = rng.random() < self.probability()
         return traceparent(trace_id, span_id, sampled), f"{trace_id:032x}", sampled
 
 
@@ -84,6 +100,15 @@ def parse_sampling(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return p if 0.0 <= p <= 1.0 else None
+
+
+def parse_interleave(value: object) -> int | None:
+    """The `--harness-trace-interleave` option: whole seconds >= 2, or None (off, unusable)."""
+    try:
+        n = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return n if n >= 2 else None
 
 
 class _Slowest:

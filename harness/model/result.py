@@ -40,6 +40,7 @@ from harness.model.chaos import FaultRecord, WriteCheck
 from harness.model.client import ClientWindow, Event
 from harness.model.endpoint import HistogramKind
 from harness.model.files import invalid, save_json
+from harness.model.overhead import TraceOverhead
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -148,6 +149,11 @@ class RunInfo(_Model):
     faults: str
     trace_sampling: float | None = None
     """`harness run --trace`: the sampling probability of the run's traces (None: untraced)."""
+    trace_interleave_s: int | None = None
+    """`--trace-interleave`: the clients sampled at `trace_sampling` only in every other
+    block of this many seconds, and nothing between (`trace_overhead` compares them)."""
+    trace_guard_s: int | None = None
+    """`--trace-guard`: the first seconds of each block left out of that comparison."""
     dataset: DatasetInfo
     database: Literal["embedded", "external"]
     git_commit: str | None
@@ -501,6 +507,8 @@ class RunResult(_Model):
     writes: WriteCheck | None = None
     """Runs whose scenario writes: every acknowledged call checked against the database
     at the end (`lost` > 0 fails the gate). None when nothing was written."""
+    trace_overhead: TraceOverhead | None = None
+    """`--trace-interleave` runs: sampled blocks against unsampled blocks, per endpoint."""
 
 
 def iso_time(ts: float | None) -> str | None:

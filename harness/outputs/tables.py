@@ -6,6 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from harness.model.overhead import TraceOverhead
 from harness.model.result import TRACE_CATEGORIES, EndpointResult, RunResult, TraceSummary
 
 
@@ -40,7 +41,36 @@ def run_table(result: RunResult) -> Group:
         notes.insert(0, trace_table(result.traces))
     if result.chaos:
         notes.insert(0, chaos_table(result))
+    if result.trace_overhead is not None:
+        notes.insert(0, overhead_table(result.trace_overhead))
     return Group(table, *notes)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f}%"
+
+
+def overhead_table(o: TraceOverhead) -> Table:
+    """`--trace-interleave`: each endpoint's quantiles, sampled blocks vs unsampled, with
+    the 95% interval, and the target's CPU per request of each arm."""
+    cpu = [a.cpu_ms_per_request for a in (o.off, o.on)]
+    cpu_text = ("" if None in cpu else
+                f"; target CPU {cpu[0]:.2f} → {cpu[1]:.2f} ms a request")
+    table = Table(title=(f"tracing overhead: sampling {o.on.sampling:g} vs 0, blocks of "
+                         f"{o.block_s} s ({o.guard_s} s guard), {o.off.blocks} + "
+                         f"{o.on.blocks} blocks{cpu_text}"))
+    for col in ("endpoint", "p50 off → on ms", "p50 change", "p95 off → on ms",
+                "p95 change [95% interval]"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for name, q in o.endpoints.items():
+        p50, p95 = q["p50"], q["p95"]
+        table.add_row(name, f"{p50.off_ms:.2f} → {p50.on_ms:.2f}", _pct(p50.change),
+                      f"{p95.off_ms:.2f} → {p95.on_ms:.2f}",
+                      f"{_pct(p95.change)} " + ("[no interval]" if p95.low is None else
+                                                f"[{_pct(p95.low)}, {_pct(p95.high)}]"))
+    for note in o.notes:
+        table.add_row(Text(note, style="yellow"))
+    return table
 
 
 def _s(value: float | None) -> str:

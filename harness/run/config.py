@@ -44,6 +44,12 @@ class RunConfig:
     """None: no tracing. Otherwise the target exports spans into the run directory
     (`spans.jsonl`) and every request carries a client-made W3C `traceparent`, sampled
     with this probability (the service's own traces use the same ratio)."""
+    trace_interleave_s: int | None = None
+    """`--trace-interleave`: sample at `trace_sampling` only in every other block of this
+    many seconds of the epoch, nothing between (`harness.analysis.interleave`)."""
+    trace_guard_s: int = 6
+    """The first seconds of each block the overhead comparison leaves out: the batch
+    span processor exports every 5 s, so a sampled block's export spills past its end."""
     abort_on: tuple[AbortSpec, ...] = ()
     """`--abort-on` thresholds: the runner judges them on the live figures of the
     measured phase and stops the run (status `aborted`, exit 1) when one fires."""
@@ -81,6 +87,17 @@ class RunConfig:
         if self.trace_sampling is not None and not 0.0 <= self.trace_sampling <= 1.0:
             raise UsageError(f"--trace-sampling must be between 0 and 1, not "
                              f"{self.trace_sampling}")
+        if self.trace_interleave_s is not None:
+            if self.trace_sampling is None:
+                raise UsageError("--trace-interleave needs tracing (--trace or "
+                                 "--trace-sampling)")
+            if not 0 <= self.trace_guard_s < self.trace_interleave_s - 1:
+                raise UsageError(f"--trace-interleave {self.trace_interleave_s}s must be at "
+                                 f"least 2 s longer than --trace-guard {self.trace_guard_s}s")
+            if self.duration_s < 6 * self.trace_interleave_s:
+                raise UsageError(f"--duration {self.duration_s:g}s holds fewer than 3 blocks "
+                                 f"of each arm of --trace-interleave "
+                                 f"{self.trace_interleave_s}s: run longer")
         for spec in self.abort_on:  # a spec that can never fire is a mistake, said now
             if spec.for_s >= self.duration_s:
                 raise UsageError(f"--abort-on {spec.text!r}: 'for' {spec.for_s:g}s is not "

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from harness import hdr
+from harness.analysis import blocks, interleave, recovery, server_metrics
 from harness.analysis import collect as assemble
-from harness.analysis import recovery, server_metrics
 from harness.analysis import traces as trace_summary
 from harness.analysis.memory import memory_growth
 from harness.errors import ConfigError
@@ -140,7 +140,33 @@ def collect(run: Path) -> RunResult:
     if wpath.exists():
         result = result.model_copy(update={
             "writes": WriteCheck.model_validate_json(wpath.read_bytes())})
-    return with_chaos(result, run, windows)
+    return with_overhead(with_chaos(result, run, windows), run, windows)
+
+
+def with_overhead(result: RunResult, run: Path, windows) -> RunResult:
+    """The record with `trace_overhead` when the run interleaved sampled and unsampled
+    blocks (`--trace-interleave`); unchanged otherwise."""
+    info = result.run
+    hlog = run / result.windows.interval_log if result.windows else None
+    if (info.trace_interleave_s is None or info.trace_sampling is None or hlog is None
+            or not hlog.exists()):
+        return result
+    log = intervals.load(hlog)
+    measured = [s.t for s in result.windows.seconds if s.phase == "measured"]
+    histograms = {key: blocks.window_counts(log.encoded(key, t) for t in measured)
+                  for key in result.endpoints}
+    counts = {w.t: sum(c.count for c in w.endpoints.values()) for w in windows}
+    samples, last = [], None
+    for t, name, _, cpu in sorted(read_csv(layout.processes_csv(run))):
+        if name != "target":
+            continue
+        if last is not None:
+            samples.append(interleave.CpuSample(t=t, interval=t - last, cpu_percent=cpu))
+        last = t
+    found = interleave.overhead(histograms, measured, counts, sampling=info.trace_sampling,
+                                block_s=info.trace_interleave_s,
+                                guard_s=info.trace_guard_s or 0, samples=samples)
+    return result.model_copy(update={"trace_overhead": found})
 
 
 def with_chaos(result: RunResult, run: Path, windows) -> RunResult:

@@ -259,6 +259,8 @@ class Run:
             args += ["--harness-shape", cfg.shape]
         if cfg.trace_sampling is not None:  # forwarded by the master to its workers
             args += ["--harness-trace-sampling", repr(float(cfg.trace_sampling))]
+        if cfg.trace_interleave_s is not None:
+            args += ["--harness-trace-interleave", str(cfg.trace_interleave_s)]
         return args
 
     def _start_locust(self, info: StackInfo) -> None:
@@ -370,6 +372,8 @@ class Run:
             spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, warmup_s=cfg.warmup_s,
             workers=cfg.workers + cfg.remote_workers, target_workers=cfg.stack.target_workers,
             faults=cfg.stack.faults, trace_sampling=cfg.trace_sampling,
+            trace_interleave_s=cfg.trace_interleave_s,
+            trace_guard_s=cfg.trace_guard_s if cfg.trace_interleave_s is not None else None,
             dataset=DatasetInfo(preset=manifest.get("preset", cfg.stack.dataset),
                                 seed=manifest.get("seed", cfg.stack.seed),
                                 generator_version=manifest.get("generator_version", 0),

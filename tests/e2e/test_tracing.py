@@ -141,3 +141,39 @@ def test_exemplars_link_sampled_requests_to_their_traces(state_dir: Path, tmp_pa
     traced = {s["traceId"] for s in spans if s["kind"] == 2}
     assert sampled <= traced and not traced & unsampled
     assert_no_secret((run_dir / "spans.jsonl").read_text(), keys)
+
+
+def test_an_interleaved_run_measures_tracings_cost_inside_the_run(state_dir: Path,
+                                                                  tmp_path: Path):
+    """`--trace-interleave`: the clients sample only in the `on` blocks of the epoch, and
+    `result.json` compares the arms: every sampled request started in an `on` block,
+    the overhead record has kept pairs of blocks, quantiles and CPU per request."""
+    from harness.model.overhead import arm_of
+
+    out = tmp_path / "reports"
+    proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "4",
+                       "--spawn-rate", "4", "--duration", "18s", "--warmup", "1s",
+                       "--trace-sampling", "1.0", "--trace-interleave", "3s",
+                       "--trace-guard", "1s")
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    run_dir, result = only_result(out)
+    assert (result["run"]["trace_interleave_s"], result["run"]["trace_guard_s"]) == (3, 1)
+    client = json.loads((run_dir / "client.json").read_text())
+    kept = [*client["traces"]["reservoir"],
+            *(s for v in client["traces"]["slowest"].values() for s in v)]
+    assert kept and all(arm_of(s["t"], 3) == "on" for s in kept)
+    # at sampling 1.0 in half the blocks, about half the requests were sent sampled
+    traced = sum(e["traced"] for e in client["endpoints"].values())
+    total = sum(e["count"] for e in client["endpoints"].values())
+    assert 0.25 < traced / total < 0.75, (traced, total)
+    o = result["trace_overhead"]
+    assert o["block_s"] == 3 and o["guard_s"] == 1
+    assert o["off"]["sampling"] == 0.0 and o["on"]["sampling"] == 1.0
+    assert o["off"]["blocks"] == o["on"]["blocks"] >= 2
+    assert o["off"]["requests"] > 0 and o["on"]["requests"] > 0
+    if o["off"]["blocks"] >= 3:
+        q = o["endpoints"]["GET /api/v1/dashboard/overview"]["p95"]
+        assert q["off_ms"] > 0 and q["on_ms"] > 0
+        assert q["low"] is None or q["low"] <= q["change"] <= q["high"]
+    assert "tracing overhead: sampling 1 vs 0" in stdout

@@ -37,3 +37,19 @@ def test_harness_debug_lets_the_traceback_through(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_DEBUG", "1")
     with pytest.raises(RuntimeError, match="exploded"):
         cli.main()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trace-interleave", "2.5s"], "--trace-interleave must be whole seconds, not '2.5s'"),
+    (["--trace-interleave", "30s", "--duration", "1m"], "fewer than 3 blocks of each arm"),
+    (["--trace-interleave", "soon"], "soon"),
+])
+def test_a_bad_interleave_is_exit_2_before_anything_starts(monkeypatch, capsys, tmp_path,
+                                                           args, message):
+    monkeypatch.setattr(sys, "argv", ["harness", "run", "--out", str(tmp_path), *args])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()

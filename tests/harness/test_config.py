@@ -106,6 +106,11 @@ def test_the_defaults_validate():
     ({"stack": StackConfig(target_workers=0)}, "--target-workers must be at least 1"),
     ({"stack": StackConfig(database_url="mysql://x")}, "--database-url must be a postgresql"),
     ({"stack": StackConfig(faults="gremlins")}, "unknown fault preset 'gremlins'"),
+    ({"trace_interleave_s": 30}, "--trace-interleave needs tracing"),
+    ({"trace_sampling": 0.1, "trace_interleave_s": 6, "trace_guard_s": 5},
+     "at least 2 s longer than --trace-guard"),
+    ({"trace_sampling": 0.1, "trace_interleave_s": 30, "duration_s": 120.0},
+     "fewer than 3 blocks of each arm"),
 ])
 def test_each_bad_field_is_a_usage_error(overrides: dict, message: str):
     with pytest.raises(UsageError) as info:
