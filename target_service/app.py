@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None,
                        compresslevel=settings.gzip_level)
     # outermost last: metrics time everything, shed 503s included, then shedding, then gzip
     app.add_middleware(LoadSheddingMiddleware, shed=shed_counter(metrics.registry),
-                       limit=settings.max_in_flight if settings.flags.load_shedding else None)
+                       limit=settings.max_in_flight if settings.flags.load_shedding else None,
+                       floor_ms=settings.service_floor_ms)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

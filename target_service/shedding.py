@@ -56,13 +56,14 @@ class LoadSheddingMiddleware:
     decrement happen around one `await`, so no lock is needed.
     """
 
-    def __init__(self, app: ASGIApp, shed: Counter, limit: int | None) -> None:
+    def __init__(self, app: ASGIApp, shed: Counter, limit: int | None,
+                 floor_ms: float = 0.0) -> None:
         self.app = app
         self.shed_total = shed
         self.limit = limit
         self.in_flight = 0
-        self.floor_s: float | None = None
-        """`Settings.service_floor_ms` in seconds, once the first request has read it."""
+        self.floor_s = floor_ms / 1000.0
+        """`Settings.service_floor_ms` in seconds (a test knob, 0 by default)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
@@ -82,10 +83,7 @@ class LoadSheddingMiddleware:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The request, after `Settings.service_floor_ms` (a test knob, 0 by default) of
-        waiting inside its slot; the setting is read once, from the app's state."""
-        if self.floor_s is None:
-            settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
-            self.floor_s = float(getattr(settings, "service_floor_ms", 0.0)) / 1000.0
+        waiting inside its slot."""
         if self.floor_s > 0:
             await asyncio.sleep(self.floor_s)
         await self.app(scope, receive, send)
