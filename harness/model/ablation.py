@@ -1,0 +1,121 @@
+"""`ablate.json`: what `harness ablate` ran, and each optimization's measured effect.
+
+`harness ablate` runs the scenario with every optimization toggle turned off alone
+(`toggles:NAME=false` over the optimized profile), with all of them on (profile
+`optimized`, the reference) and all off (profile `naive`), in interleaved rounds on
+one dataset. This record is written when the job starts (every run planned) and
+after every run, so an interrupted job still says what finished and where its run
+directories are (`reports/runs/<run_id>/`); `effects` holds the comparison over the
+runs measured so far (`harness.analysis.ablation`), and is written again after each
+complete round and at the end.
+
+Every effect reads the same way: `configuration` against the reference, paired by
+round, on one metric of one subject: `change` is `value / reference` (scale
+`ratio`: 1.3 is 30% more) or `value - reference` in points (scale `points`: cache
+hit ratios), and `low`..`high` its 95% interval (`confidence`) on the same scale.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ABLATION_SCHEMA_VERSION = 1
+ABLATE_FILE = "ablate.json"
+Metric = Literal["p95", "throughput", "db_time", "db_queries", "cache_hit_ratio"]
+METRIC_UNITS: dict[str, str] = {
+    "p95": "ms", "throughput": "req/s", "db_time": "ms/request",
+    "db_queries": "queries/request", "cache_hit_ratio": "%"}
+"""Metric -> the unit of `reference` and `value`."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AblationConfig(_Model):
+    """One configuration of the job."""
+
+    name: str
+    """`all on`, `all off` or `NAME off` (one toggle of `target_service.settings.Toggles`)."""
+    spec: str
+    """As `harness ab` spells a side: `profile:optimized`, `toggles:NAME=false`,
+    `profile:naive`."""
+    off: list[str]
+    """The toggles this configuration turns off (all of them for `all off`, whose naive
+    profile also runs without the optimization migrations: indexes, the KPI view)."""
+
+
+class AblationRun(_Model):
+    """One run of the job, in running order."""
+
+    round: int
+    """1-based."""
+    config: str
+    """`AblationConfig.name`."""
+    run_id: str | None = None
+    status: Literal["planned", "complete", "failed"] = "planned"
+
+
+class AblationEffect(_Model):
+    """One configuration against the reference on one metric of one subject."""
+
+    config: str
+    metric: Metric
+    subject: str
+    """The endpoint (`METHOD /route`) of p95, the cache of a hit ratio, `all requests`
+    (throughput), `named queries` (DB time and queries per request)."""
+    unit: str
+    """Of `reference` and `value` (`METRIC_UNITS`)."""
+    scale: Literal["ratio", "points"]
+    reference: float | None
+    """The reference configuration's value over the paired rounds (geometric mean of the
+    rounds for ratios, arithmetic for points); None: not measured."""
+    value: float | None
+    change: float | None
+    """`value / reference` (ratio) or `value - reference` in percentage points (points)."""
+    low: float | None
+    high: float | None
+    """The 95% interval of `change` (None when it cannot be bounded)."""
+    rounds: int
+    """Rounds that paired this configuration with the reference."""
+    method: str = ""
+    why_not: str = ""
+    """Why there is no estimate (e.g. a cache with no lookups in one configuration)."""
+
+    @property
+    def clear(self) -> bool:
+        """The interval excludes no change (one interval alone, not multiplicity-adjusted)."""
+        if self.low is None or self.high is None:
+            return False
+        none = 1.0 if self.scale == "ratio" else 0.0
+        return self.low > none or self.high < none
+
+
+class AblationRecord(_Model):
+    """The whole `ablate.json`."""
+
+    schema_version: int = ABLATION_SCHEMA_VERSION
+    kind: Literal["ablation"] = "ablation"
+    command: str
+    """The command line that made it (one command regenerates the table)."""
+    scenario: str
+    dataset: str
+    seed: int
+    users: int
+    duration_s: float
+    warmup_s: float
+    rounds: int
+    reference: str = "all on"
+    configurations: list[AblationConfig]
+    runs: list[AblationRun]
+    """In the order they ran: round 1 in the configurations' order, each later round
+    rotated by one more place."""
+    effects: list[AblationEffect] = []
+    confidence: float = 0.95
+    method: str = ""
+    """How the intervals were computed: the unit of resampling."""
+    notes: list[str] = []
+    created_at: str
+    analysed_at: str | None = None
