@@ -174,7 +174,7 @@ def _model(config: str, key: Key, effects: list[stats.Effect], why: list[str],
               "scale": "ratio" if ratio else "points", "rounds": rounds}
     if why or not effects:
         return AblationEffect(**common, reference=None, value=None, change=None, low=None,
-                              high=None, why_not="; ".join(dict.fromkeys(why)) or "not measured")
+                              high=None, why_not="; ".join(why) or "not measured")
     e = paired.combine(effects)
     lo, hi = e.interval(ALPHA)
     natural = (lambda v: v / 1000.0) if metric == "p95" else \
@@ -219,9 +219,11 @@ def ablation(rounds: Sequence[Mapping[str, RunData]], reference: str = "all on",
         keys.sort(key=lambda k: (order[k[0]], k[1]))
         for key in keys:
             effects = [f[key] for f in per_round if isinstance(f.get(key), stats.Effect)]
-            why = [f"{f[key]} (round {n})" if isinstance(f.get(key), str)
-                   else f"not measured (round {n})"
-                   for n, f in zip(numbers, per_round) if not isinstance(f.get(key), stats.Effect)]
+            missing: dict[str, list[int]] = {}
+            for n, f in zip(numbers, per_round, strict=True):
+                if not isinstance(f.get(key), stats.Effect):
+                    missing.setdefault(f.get(key) or "not measured", []).append(n)
+            why = [f"{text} (round {', '.join(map(str, ns))})" for text, ns in missing.items()]
             out.append(_model(name, key, effects, why, len(pairs)))
     return out
 

@@ -96,3 +96,4 @@ from harness.cli import alerts  # noqa: E402,F401 - harness alerts export|grafan
 from harness.cli import report  # noqa: E402,F401 - harness report
 from harness.cli import store  # noqa: E402,F401 - harness store push|list
 from harness.cli import capacity  # noqa: E402,F401 - harness capacity
+from harness.cli import ablate  # noqa: E402,F401 - harness ablate

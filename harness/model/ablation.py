@@ -6,8 +6,8 @@
 one dataset. This record is written when the job starts (every run planned) and
 after every run, so an interrupted job still says what finished and where its run
 directories are (`reports/runs/<run_id>/`); `effects` holds the comparison over the
-runs measured so far (`harness.analysis.ablation`), and is written again after each
-complete round and at the end.
+complete runs (`harness.analysis.ablation`), written at the end, or when a failed run
+or Ctrl-C stops the job early.
 
 Every effect reads the same way: `configuration` against the reference, paired by
 round, on one metric of one subject: `change` is `value / reference` (scale

@@ -1,0 +1,117 @@
+"""`ablate.md`: the ablation as Markdown tables, one row per configuration.
+
+The first table holds the client-side p95 of every endpoint, throughput, and
+DB time and queries per request; the second the cache hit ratios. The
+reference row (all on) shows the measured values; every other row shows its
+change against it with the 95% interval, bold when the interval excludes no
+change. What cannot be estimated is `n/a`, with why below the table.
+"""
+
+from __future__ import annotations
+
+from harness.model.ablation import AblationEffect, AblationRecord
+
+HITS_NOTE = ("Hits (stale hits included) per lookup, server side; changes in percentage "
+             "points.")
+MAIN = ("p95", "throughput", "db_time", "db_queries")
+HEADS = {"throughput": "throughput", "db_time": "DB time / request",
+         "db_queries": "DB queries / request", "cache_hit_ratio": "cache hit ratio"}
+
+
+def _short(endpoint: str) -> str:
+    method, _, route = endpoint.partition(" ")
+    return f"{method} {route.removeprefix('/api/v1')}"
+
+
+def _num(v: float, unit: str) -> str:
+    if unit == "%":
+        return f"{v:.1f}%"
+    digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
+    return f"{v:.{digits}f} {unit}"
+
+
+def _pct(v: float) -> str:
+    p = (v - 1) * 100
+    return f"{p:+.0f}" if abs(p) >= 10 else f"{p:+.1f}"
+
+
+def cell(e: AblationEffect | None) -> str:
+    """One effect as `+32% [+18, +47]` (ratios) or `-40.0 pt [-45.1, -34.9]` (points)."""
+    if e is None or e.change is None:
+        return "n/a"
+    if e.scale == "ratio":
+        text = f"{_pct(e.change)}%"
+        if e.low is not None and e.high is not None:
+            text += f" [{_pct(e.low)}, {_pct(e.high)}]"
+    else:
+        text = f"{e.change:+.1f} pt"
+        if e.low is not None and e.high is not None:
+            text += f" [{e.low:+.1f}, {e.high:+.1f}]"
+    return f"**{text}**" if e.clear else text
+
+
+def _table(record: AblationRecord, columns: list[tuple[str, str]], heads: list[str],
+           missing: list[str]) -> list[str]:
+    by = {(e.config, e.metric, e.subject): e for e in record.effects}
+    lines = ["| configuration | " + " | ".join(heads) + " |",
+             "|---|" + "---|" * len(heads)]
+    refs = []
+    for metric, subject in columns:
+        ref = next((e for e in record.effects if (e.metric, e.subject) == (metric, subject)
+                    and e.reference is not None), None)
+        refs.append(_num(ref.reference, ref.unit) if ref else "n/a")
+    lines.append(f"| {record.reference} (measured) | " + " | ".join(refs) + " |")
+    for config in record.configurations:
+        if config.name == record.reference:
+            continue
+        cells = []
+        for metric, subject in columns:
+            e = by.get((config.name, metric, subject))
+            cells.append(cell(e))
+            if e is not None and e.change is None and e.why_not:
+                missing.append(f"{config.name}, {HEADS.get(metric, metric)} {subject}: "
+                               f"{e.why_not}")
+        lines.append(f"| {config.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def ablation_markdown(record: AblationRecord) -> str:
+    """The whole `ablate.md`."""
+    effects = record.effects
+    endpoints = sorted({e.subject for e in effects if e.metric == "p95"})
+    columns = [("p95", k) for k in endpoints]
+    heads = [f"p95 {_short(k)}" for k in endpoints]
+    for metric in MAIN[1:]:
+        subjects = sorted({e.subject for e in effects if e.metric == metric})
+        columns += [(metric, s) for s in subjects]
+        heads += [HEADS[metric]] * len(subjects)
+    caches = sorted({e.subject for e in effects if e.metric == "cache_hit_ratio"})
+    done = sum(r.status == "complete" for r in record.runs)
+    when = (record.analysed_at or record.created_at)[:16].replace("T", " ") + " UTC"
+    facts = (f"{when} · {record.rounds} round(s) planned, {done} of {len(record.runs)} runs "
+             f"complete · {record.users} users, {record.duration_s:g} s measured per run "
+             f"after {record.warmup_s:g} s warm-up")
+    intro = (f"Each optimization turned off alone (and all off: the naive profile, which also "
+             f"lacks the optimization migrations), against {record.reference} (the optimized "
+             f"profile), paired by round. A cell is the change against {record.reference} "
+             f"with its {record.confidence:.0%} interval; **bold**: the interval excludes no "
+             f"change (each interval alone, not adjusted for the table's many).")
+    out = [f"# Ablation: scenario `{record.scenario}`, dataset `{record.dataset}`", "",
+           f"`{record.command}`", "", facts, "", intro, ""]
+    missing: list[str] = []
+    if not effects:
+        out += ["No configuration was measured against the reference in the same round yet.",
+                ""]
+    else:
+        out += _table(record, columns, heads, missing) + [""]
+        if caches:
+            out += ["## Cache hit ratio", "", HITS_NOTE, ""]
+            out += _table(record, [("cache_hit_ratio", c) for c in caches], caches,
+                          missing) + [""]
+    if missing:
+        out += ["n/a:", ""] + [f"- {m}" for m in missing] + [""]
+    if record.method:
+        out += [f"Method: {record.method}.", ""]
+    if record.notes:
+        out += ["Notes:", ""] + [f"- {n}" for n in record.notes] + [""]
+    return "\n".join(out)
