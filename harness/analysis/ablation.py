@@ -115,12 +115,17 @@ def _blocks(rows: tuple[Sequence[float], Sequence[float]], size: int):
 
 def _rate(ref: tuple[Sequence[float], Sequence[float]],
           cur: tuple[Sequence[float], Sequence[float]], size: int, scale: stats.Scale,
-          s: cmp.GateSettings) -> stats.Effect | None:
+          s: cmp.GateSettings, nothing: str) -> stats.Effect | str:
+    """A ratio of sums over blocks of `size` rows (an Effect), or why there is none."""
+    if not (sum(ref[1]) > 0 and sum(cur[1]) > 0) or (
+            scale == "log_ratio" and not (sum(ref[0]) > 0 and sum(cur[0]) > 0)):
+        return nothing
     a, b = _blocks(ref, size), _blocks(cur, size)
-    if not (a[1].sum() > 0 and b[1].sum() > 0):
-        return None
-    if scale == "log_ratio" and not (a[0].sum() > 0 and b[0].sum() > 0):
-        return None
+    if min(len(a[0]), len(b[0])) < 2:  # a point estimate from every row, no interval
+        pa, pb = sum(ref[0]) / sum(ref[1]), sum(cur[0]) / sum(cur[1])
+        est = math.log(pb / pa) if scale == "log_ratio" else pb - pa
+        return stats.Effect(scale, est, math.inf, 1.0, pa, pb, len(a[0]), len(b[0]),
+                            method=f"too short to bound: fewer than 2 blocks of {size} rows")
     return stats.bootstrap_rates(a, b, scale, s.resamples, s.seed)
 
 
@@ -151,17 +156,19 @@ def round_effects(ref: RunData, cur: RunData,
     for key in set(ref.result.endpoints) ^ set(cur.result.endpoints):
         out[("p95", key)] = "requested in one configuration only"
     rows = max(1, round(s.block_s / cmp.SCRAPE_S))
-    e = _rate(_client_rows(ref), _client_rows(cur), s.block_s, "log_ratio", s)
-    out[("throughput", THROUGHPUT_SUBJECT)] = e or "no measured windows"
+    out[("throughput", THROUGHPUT_SUBJECT)] = _rate(
+        _client_rows(ref), _client_rows(cur), s.block_s, "log_ratio", s, "no measured requests")
     (rm, rq, rr), (cm, cq, cr) = db_rows(ref), db_rows(cur)
     for metric, a, b in (("db_time", rm, cm), ("db_queries", rq, cq)):
-        e = _rate((a, rr), (b, cr), rows, "log_ratio", s)
-        out[(metric, DB_SUBJECT)] = e or "no named query or no request counted by the service"
+        out[(metric, DB_SUBJECT)] = _rate((a, rr), (b, cr), rows, "log_ratio", s,
+                                          "no named query or no request counted by the service")
     ref_caches, cur_caches = _caches(ref), _caches(cur)
     for name in sorted(ref_caches | cur_caches):
-        e = _rate(_cache_rows(ref, name), _cache_rows(cur, name), rows, "difference", s) \
-            if name in ref_caches and name in cur_caches else None
-        out[("cache_hit_ratio", name)] = e or "no lookups of this cache in one configuration"
+        out[("cache_hit_ratio", name)] = _rate(
+            _cache_rows(ref, name), _cache_rows(cur, name), rows, "difference", s,
+            "no lookups of this cache in one configuration") \
+            if name in ref_caches and name in cur_caches else \
+            "no lookups of this cache in one configuration"
     return out
 
 
@@ -176,7 +183,7 @@ def _model(config: str, key: Key, effects: list[stats.Effect], why: list[str],
         return AblationEffect(**common, reference=None, value=None, change=None, low=None,
                               high=None, why_not="; ".join(why) or "not measured")
     e = paired.combine(effects)
-    lo, hi = e.interval(ALPHA)
+    lo, hi = e.interval(ALPHA) if math.isfinite(e.se) else (math.nan, math.nan)
     natural = (lambda v: v / 1000.0) if metric == "p95" else \
         (lambda v: v * 100.0) if not ratio else (lambda v: v)
 

@@ -139,3 +139,19 @@ def test_effects_are_finite_json_values():
         for v in (e.change, e.low, e.high, e.reference, e.value):
             assert v is None or math.isfinite(v)
         AblationEffect.model_validate_json(e.model_dump_json())
+
+
+def test_a_run_shorter_than_two_blocks_has_an_estimate_but_no_interval():
+    def short(seed: int, ms: float) -> RunData:
+        b = build_run({OVERVIEW: EndpointSpec(rps=20, latency_ms=LogNormal(ms))}, seconds=4,
+                      seed=seed)
+        return RunData(b.result, b.log)
+
+    rounds = [{"all on": short(1, 20.0), "x off": short(2, 30.0)}]
+    p95 = find(ablation(rounds, resamples=100), "x off", "p95", OVERVIEW)
+    assert p95.change > 1.2 and p95.low is None and p95.high is None and not p95.clear
+    rps = find(ablation(rounds, resamples=100), "x off", "throughput", "all requests")
+    assert rps.change == pytest.approx(1.0) and rps.low is None and "too short" in rps.method
+    # one-second blocks: four of them, bounded
+    p95 = find(ablation(rounds, block_s=1, resamples=100), "x off", "p95", OVERVIEW)
+    assert p95.low is not None and p95.low < p95.change < p95.high
