@@ -59,8 +59,8 @@ def ablate(
     store: StoreOpt = Path("baselines"),
 ) -> None:
     """Measure every optimization's effect: each toggle off alone, all on and all off, in
-    interleaved rounds on one dataset; writes reports/ablate/<id>/ablate.json and
-    ablate.md. Exit 0 done, 2 bad input, 3 a run failed or was interrupted (what was
+    interleaved rounds on one dataset; writes reports/ablate/<id>/ablate.json,
+    ablate.md and report.html. Exit 0 done, 2 bad input, 3 a run failed or was interrupted (what was
     measured is kept and compared)."""
     from harness.cli.run import _record
     from harness.outputs.tables import run_table
@@ -93,6 +93,7 @@ def ablate(
         written = job.analyse(record, out / "runs", directory, gate_rules.block_s,
                               gate_rules.resamples, gate_rules.seed, allow_mismatch)
         err.print(f"[dim]•[/dim] {', '.join(str(p) for p in written)}", highlight=False)
+        _report(record, out, directory, store)
 
     try:
         for n, ((r, _), planned) in enumerate(zip(plan, record.runs, strict=True), 1):
@@ -122,3 +123,18 @@ def ablate(
     analyse()
     stdout.print((directory / job.MARKDOWN_FILE).read_text(encoding="utf-8"), markup=False,
                  highlight=False, soft_wrap=True)
+
+
+def _report(record, out: Path, directory: Path, store: Path) -> None:
+    """`report.html`: the compare page of all off against all on, each configuration's
+    effects as notes. A page that cannot be rendered is one line on stderr and changes no
+    exit code: the runs, `ablate.json` and `ablate.md` stand."""
+    from harness.outputs.ablation_report import write_ablation_report
+
+    try:
+        path = write_ablation_report(record, out / "runs", directory, store)
+    except Exception as exc:  # noqa: BLE001 - the measurements are written; say so, go on
+        err.print(f"no report: {exc}", highlight=False, soft_wrap=True)
+        return
+    err.print(f"[dim]•[/dim] report: {path} ({path.stat().st_size / 1e6:.2f} MB)",
+              highlight=False)

@@ -15,8 +15,9 @@ The edge around the pure comparison (`harness.analysis.ablation`), built on
   template lacks only the optimization migrations).
 * **Record**: `reports/ablate/<id>/ablate.json` (every run planned first, updated
   after every run; the effects over every complete run written at the end, or
-  when a failed run or Ctrl-C stops the job early) and `ablate.md`; the runs
-  themselves in `reports/runs/<run-id>/`.
+  when a failed run or Ctrl-C stops the job early), `ablate.md` and (the CLI,
+  `harness.outputs.ablation_report`) `report.html`; the runs themselves in
+  `reports/runs/<run-id>/`.
 """
 
 from __future__ import annotations

@@ -137,3 +137,20 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path: Path, args, s
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in done.stderr
     assert not (tmp_path / "reports").exists() and not (tmp_path / "state").exists()
+
+
+def test_the_comparison_page_is_all_off_against_all_on_with_every_effect_noted(tmp_path: Path):
+    from harness.outputs.ablation_report import write_ablation_report
+
+    out = tmp_path / "reports"
+    configs = ablate.configurations(["response_cache"])
+    job, record = ablate.new_job(out, RunConfig(), configs, 1, "harness ablate")
+    for n, r in enumerate(record.runs):
+        r.run_id = built(out / "runs", f"run{n}", n, 60.0 if r.config == "all off" else 20.0)
+        r.status = "complete"
+    ablate.analyse(record, out / "runs", job, resamples=200)
+    page = write_ablation_report(record, out / "runs", job, tmp_path / "store")
+    html = page.read_text()
+    assert page == job / "report.html" and "<html" in html
+    assert "profile:naive" in html and "profile:optimized" in html
+    assert "response_cache off against all on: p95 /api/v1/dashboard/overview" in html
