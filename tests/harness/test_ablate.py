@@ -154,3 +154,47 @@ def test_the_comparison_page_is_all_off_against_all_on_with_every_effect_noted(t
     assert page == job / "report.html" and "<html" in html
     assert "profile:naive" in html and "profile:optimized" in html
     assert "response_cache off against all on: p95 /api/v1/dashboard/overview" in html
+
+
+def test_ctrl_c_stops_the_job_and_compares_what_was_measured(tmp_path: Path, monkeypatch):
+    """The CLI loop with the runner replaced: the third of four runs is interrupted; the
+    job stops there (Interrupted, exit 3 through `main`), the two complete runs are
+    compared and both files written."""
+    from typer.testing import CliRunner
+
+    import harness.cli.run as cli_run
+    from harness.cli import app
+    from harness.errors import Interrupted
+    from harness.model import result as results
+    from harness.run import runner
+
+    out = tmp_path / "reports"
+    started: list[str] = []
+
+    class FakeRun:
+        def __init__(self, config, progress) -> None:
+            self.config = config
+
+        def execute(self) -> runner.RunOutcome:
+            n = len(started)
+            started.append(self.config.stack.target_env.get("TARGET_TOGGLES__KPI_VIEW", "on"))
+            name = built(out / "runs", f"run{n}", n, 20.0 if n == 0 else 30.0)
+            return runner.RunOutcome(out / "runs" / name,
+                                     Interrupted("interrupted by SIGINT") if n == 2 else None)
+
+    monkeypatch.setattr(runner, "Run", FakeRun)
+    monkeypatch.setattr(cli_run, "_record",
+                        lambda outcome: results.load(outcome.run_dir / "result.json"))
+    done = CliRunner().invoke(app, ["ablate", "--toggles", "kpi_view,response_cache",
+                                    "--no-all-off", "--rounds", "2", "--dataset", "tiny",
+                                    "--out", str(out), "--state-dir", str(tmp_path / "s"),
+                                    "--store", str(tmp_path / "store")])
+    assert isinstance(done.exception, Interrupted), done.output
+    assert started == ["on", "false", "on"]  # all on, kpi_view off, then response_cache off
+    job = next((out / "ablate").iterdir())
+    record = AblationRecord.model_validate_json((job / "ablate.json").read_text())
+    assert [r.status for r in record.runs] == ["complete", "complete", "failed", "planned",
+                                               "planned", "planned"]
+    assert {e.config for e in record.effects} == {"kpi_view off"}
+    assert next(e for e in record.effects if e.metric == "p95").change > 1.2
+    assert "kpi_view off" in (job / "ablate.md").read_text()
