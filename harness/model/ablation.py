@@ -30,6 +30,12 @@ METRIC_UNITS: dict[str, str] = {
 """Metric -> the unit of `reference` and `value`."""
 
 
+READING = ("each effect: `configuration` against `reference`, paired by round; `change` is "
+           "value / reference (scale ratio) or value - reference in percentage points "
+           "(scale points); `low`..`high` its 95% interval on the same scale, null when it "
+           "cannot be bounded; `why_not` says why an effect has no estimate")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,6 +119,10 @@ class AblationRecord(_Model):
     """In the order they ran: round 1 in the configurations' order, each later round
     rotated by one more place."""
     effects: list[AblationEffect] = []
+    units: dict[str, str] = METRIC_UNITS
+    """Metric -> the unit of an effect's `reference` and `value`."""
+    reading: str = READING
+    """How to read an effect, in the record itself."""
     confidence: float = 0.95
     method: str = ""
     """How the intervals were computed: the unit of resampling."""
