@@ -92,7 +92,7 @@ def new_job(out: Path, base: RunConfig, configs: list[AblationConfig], rounds: i
         reference=ALL_ON, configurations=configs,
         runs=[AblationRun(round=r, config=configs[i].name) for r, i in order(len(configs),
                                                                             rounds)],
-        method=ablation.method(0, 5), created_at=stamp.isoformat())
+        created_at=stamp.isoformat())
     save(record, job)
     return job, record
 
