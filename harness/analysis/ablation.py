@@ -172,15 +172,32 @@ def round_effects(ref: RunData, cur: RunData,
     return out
 
 
+def _reference_alone(key: Key, refs: Sequence[RunData]) -> float | None:
+    """The reference's own value where the other configuration has none to compare (a
+    cache it turned off, an endpoint it did not request): the mean over the rounds."""
+    metric, subject = key
+    values: list[float] = []
+    for ref in refs:
+        if metric == "cache_hit_ratio":
+            good, lookups = _cache_rows(ref, subject)
+            if sum(lookups) > 0:
+                values.append(100.0 * sum(good) / sum(lookups))
+        elif metric == "p95" and subject in ref.result.endpoints:
+            p95 = ref.result.endpoints[subject].latency_ms.p95
+            if p95 is not None:
+                values.append(p95)
+    return float(np.mean(values)) if values else None
+
+
 def _model(config: str, key: Key, effects: list[stats.Effect], why: list[str],
-           rounds: int) -> AblationEffect:
+           rounds: int, reference: float | None = None) -> AblationEffect:
     metric, subject = key
     unit = METRIC_UNITS[metric]
     ratio = metric != "cache_hit_ratio"
     common = {"config": config, "metric": metric, "subject": subject, "unit": unit,
               "scale": "ratio" if ratio else "points", "rounds": rounds}
     if why or not effects:
-        return AblationEffect(**common, reference=None, value=None, change=None, low=None,
+        return AblationEffect(**common, reference=reference, value=None, change=None, low=None,
                               high=None, why_not="; ".join(why) or "not measured")
     e = paired.combine(effects)
     lo, hi = e.interval(ALPHA) if math.isfinite(e.se) else (math.nan, math.nan)
@@ -231,7 +248,8 @@ def ablation(rounds: Sequence[Mapping[str, RunData]], reference: str = "all on",
                 if not isinstance(f.get(key), stats.Effect):
                     missing.setdefault(f.get(key) or "not measured", []).append(n)
             why = [f"{text} (round {', '.join(map(str, ns))})" for text, ns in missing.items()]
-            out.append(_model(name, key, effects, why, len(pairs)))
+            alone = _reference_alone(key, [a for a, _ in pairs]) if why else None
+            out.append(_model(name, key, effects, why, len(pairs), alone))
     return out
 
 

@@ -108,6 +108,7 @@ def test_a_cache_turned_off_has_no_estimate_and_says_why():
     hits = find(ablation(rounds, resamples=300), "response_cache off", "cache_hit_ratio",
                 "overview")
     assert hits.change is None and hits.low is None and not hits.clear
+    assert hits.reference == pytest.approx(90)  # all on's own ratio, for the table's first row
     assert "no lookups" in hits.why_not and "(round 1, 2)" in hits.why_not
 
 
