@@ -5,8 +5,8 @@ an ablation has many configurations. The page shows the widest pair, all off (B)
 against all on (A), paired by round as a `harness ab` job's page is (the paired gate
 run now, with the store's policy), every run of both sides in full; each other
 configuration's effects (from `ablate.json`) are one note each at the top, and the
-full table is `ablate.md` beside it. Without all off, the first toggle-off
-configuration takes B's place.
+full table is `ablate.md` beside it. Without all off (not run, or not complete in
+any round beside all on), the first toggle-off configuration that was takes B's place.
 """
 
 from __future__ import annotations
@@ -46,15 +46,22 @@ def write_ablation_report(record: AblationRecord, runs_dir: Path, job: Path,
     from harness.run import gate as run_gate
 
     names = [c.name for c in record.configurations if c.name != record.reference]
-    b_name = "all off" if "all off" in names else (names[0] if names else None)
     by_round: dict[int, dict[str, Path]] = {}
     for r in record.runs:
         if r.status == "complete" and r.run_id:
             by_round.setdefault(r.round, {})[r.config] = runs_dir / r.run_id
-    rounds = [(n, s[record.reference], s[b_name]) for n, s in sorted(by_round.items())
-              if b_name and record.reference in s and b_name in s]
-    if not rounds:
-        raise ConfigError(f"no round with both {record.reference} and {b_name} complete")
+
+    def paired_with(name: str) -> list[tuple[int, Path, Path]]:
+        return [(n, s[record.reference], s[name]) for n, s in sorted(by_round.items())
+                if record.reference in s and name in s]
+
+    # all off when it was measured beside all on, else the first configuration that was
+    b_name = next((n for n in sorted(names, key=lambda n: n != "all off") if paired_with(n)),
+                  None)
+    if b_name is None:
+        raise ConfigError(f"no round with {record.reference} and another configuration "
+                          "complete")
+    rounds = paired_with(b_name)
     sides_a = [read_side(a, "A") for _, a, _ in rounds]
     sides_b = [read_side(b, "B", traces=i == 0) for i, (_, _, b) in enumerate(rounds)]
     pairs = [(RunData(x.result, x.log), RunData(y.result, y.log))

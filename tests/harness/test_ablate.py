@@ -157,7 +157,7 @@ def test_the_comparison_page_is_all_off_against_all_on_with_every_effect_noted(t
 
 
 def test_ctrl_c_stops_the_job_and_compares_what_was_measured(tmp_path: Path, monkeypatch):
-    """The CLI loop with the runner replaced: the third of four runs is interrupted; the
+    """The CLI loop with the runner replaced: the third of eight runs is interrupted; the
     job stops there (Interrupted, exit 3 through `main`), the two complete runs are
     compared and both files written."""
     from typer.testing import CliRunner
@@ -186,15 +186,17 @@ def test_ctrl_c_stops_the_job_and_compares_what_was_measured(tmp_path: Path, mon
     monkeypatch.setattr(cli_run, "_record",
                         lambda outcome: results.load(outcome.run_dir / "result.json"))
     done = CliRunner().invoke(app, ["ablate", "--toggles", "kpi_view,response_cache",
-                                    "--no-all-off", "--rounds", "2", "--dataset", "tiny",
+                                    "--rounds", "2", "--dataset", "tiny",
                                     "--out", str(out), "--state-dir", str(tmp_path / "s"),
                                     "--store", str(tmp_path / "store")])
     assert isinstance(done.exception, Interrupted), done.output
     assert started == ["on", "false", "on"]  # all on, kpi_view off, then response_cache off
     job = next((out / "ablate").iterdir())
     record = AblationRecord.model_validate_json((job / "ablate.json").read_text())
-    assert [r.status for r in record.runs] == ["complete", "complete", "failed", "planned",
-                                               "planned", "planned"]
+    assert [r.status for r in record.runs] == ["complete", "complete", "failed",
+                                               *["planned"] * 5]
     assert {e.config for e in record.effects} == {"kpi_view off"}
     assert next(e for e in record.effects if e.metric == "p95").change > 1.2
     assert "kpi_view off" in (job / "ablate.md").read_text()
+    # all off never ran: the page shows the configuration that did beside all on
+    assert "toggles:kpi_view=false" in (job / "report.html").read_text()
