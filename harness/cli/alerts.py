@@ -93,7 +93,7 @@ def export_cmd(
                          "prometheus/v1 spec of the SLOs.")] = Format.prometheus,
     for_scale: Annotated[float, typer.Option(
         "--for-scale", metavar="X",
-        help="Multiply every alert's `for` (policy [alerts]) by X; 0 fires on the first "
+        help="Multiply every alert's `for` (policy \\[alerts]) by X; 0 fires on the first "
              "breaching evaluation. For tests and demos: production keeps 1.")] = 1.0,
     store: StoreOpt = Path("baselines"),
 ) -> None:

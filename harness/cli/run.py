@@ -68,7 +68,7 @@ class RunAborted(HarnessError):
 @app.command("run")
 def run(
     scenario: Annotated[str, typer.Option(help="dashboard | agents | writer | mixed | "
-                                                "upstream_faults")] = "mixed",
+                                                "upstream_faults | healthz")] = "mixed",
     profile: Annotated[str, typer.Option(
         help="optimized | naive, or both as 'optimized,naive': one run each, then a "
              "side-by-side table")] = "optimized",
