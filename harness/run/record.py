@@ -157,8 +157,10 @@ def with_overhead(result: RunResult, run: Path, windows) -> RunResult:
                   for key in result.endpoints}
     counts = {w.t: sum(c.count for c in w.endpoints.values()) for w in windows}
     samples, last = [], None
+    # the sampler watches the target's first process: with several uvicorn workers that
+    # is their supervisor, whose CPU is not the requests'
     for t, name, _, cpu in sorted(read_csv(layout.processes_csv(run))):
-        if name != "target":
+        if name != "target" or info.target_workers > 1:
             continue
         if last is not None:
             samples.append(interleave.CpuSample(t=t, interval=t - last, cpu_percent=cpu))
@@ -166,6 +168,9 @@ def with_overhead(result: RunResult, run: Path, windows) -> RunResult:
     found = interleave.overhead(histograms, measured, counts, sampling=info.trace_sampling,
                                 block_s=info.trace_interleave_s,
                                 guard_s=info.trace_guard_s or 0, samples=samples)
+    if info.target_workers > 1:
+        found.notes.append("no CPU per request: with several target workers the sampled "
+                           "process is their supervisor")
     return result.model_copy(update={"trace_overhead": found})
 
 
