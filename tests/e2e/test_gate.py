@@ -19,6 +19,17 @@ OVERVIEW = "p95 GET /api/v1/dashboard/overview"
 # 8 blocks of 5 s is the least the gate judges on: 45 s measured leaves room
 LOAD = ("--scenario", "dashboard", "--users", "10", "--spawn-rate", "10", "--duration", "45s",
         "--warmup", "3s")
+# This module shares a 2-core machine with another e2e module (pytest-xdist): once, the
+# same build's overview p95 read +168% [+35%, +432%] against its own baseline. The gate's
+# statistics are tested on simulated runs with known truth (tests/analysis/
+# test_gate_truth.py); this test is about its wiring, so its latency tolerances are wide
+# enough for that noise (the A/A interval's lower end must pass +150% to fail the gate)
+# and still far inside the naive profile's (on tiny, overview p95 x19, p50 x28).
+SHARED_MACHINE_POLICY = """
+[tolerances]
+p50 = "+150%"
+p95 = "+150%"
+"""
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -47,8 +58,10 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     assert saved.returncode == 0, saved.stderr
     assert (store / "main" / "baseline.json").exists()
 
+    policy = tmp_path / "policy.toml"
+    policy.write_text(SHARED_MACHINE_POLICY)
     naive = harness_run(state_dir, out, *LOAD, "--profile", "naive", "--baseline", "main",
-                        "--store", str(store))
+                        "--store", str(store), "--policy", str(policy))
     stdout, stderr = naive.communicate(timeout=300)
     assert naive.returncode == 1, stderr
     assert "Traceback" not in stderr and "gate:" in stderr
@@ -61,7 +74,8 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     assert suite.failures >= 1
     assert (newest(out) / "summary.md").read_text().startswith("**REGRESSED**")
 
-    again = harness_run(state_dir, out, *LOAD, "--baseline", "main", "--store", str(store))
+    again = harness_run(state_dir, out, *LOAD, "--baseline", "main", "--store", str(store),
+                        "--policy", str(policy))
     _, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
     gate = json.loads((newest(out) / "gate.json").read_text())
