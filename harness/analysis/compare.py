@@ -381,6 +381,8 @@ def _result(f: Found, tol: Tolerance, advisory: bool, v: vd.Verdict | None) -> C
     reason = {"regressed": "beyond the tolerance", "improved": "better beyond the tolerance",
               "pass": "within the tolerance",
               "inconclusive": "the interval reaches past the tolerance"}[v.verdict]
+    if v.too_short:
+        reason = "too few blocks (or rounds) a side to judge"
     return CheckResult(
         **common, baseline=_natural(f.unit, v.baseline), current=_natural(f.unit, v.current),
         change=change, interval=interval, confidence=v.confidence, verdict=v.verdict,

@@ -81,6 +81,9 @@ class Verdict:
     """Inconclusive: about this many times the data would decide (inf: cannot tell)."""
     advice: str = ""
     method: str = "block bootstrap"
+    too_short: bool = False
+    """Fewer blocks (or rounds) a side than the gate judges on: inconclusive whatever the
+    interval says."""
 
 
 def one_sided(effect: Effect, tolerance: Tolerance) -> tuple[float, float, float]:
@@ -177,13 +180,14 @@ def decide(checks: Sequence[Check], misrate: float = 0.01,
             name, level = "inconclusive", min(lev)
             distance = abs(m - abs(e.estimate)) if math.isfinite(e.estimate) else 0.0
             factor = e.more_data(distance, level) if math.isfinite(e.se) else math.inf
-            if lacking[i] is not None:
-                factor = max(factor, lacking[i])
+            if lacking[i] is not None:  # the length it lacks, whatever the interval says
+                factor = lacking[i]
         lo, hi = e.interval(level)
         out.append(Verdict(
             name=check.name, verdict=name, baseline=e.baseline, current=e.current,
             estimate=_natural(e, e.estimate), interval=(_natural(e, lo), _natural(e, hi)),
             confidence=1 - 2 * level, tolerance=check.tolerance, p_regressed=adj[0],
             p_improved=adj[1], p_equivalent=adj[2], raw_p=tuple(raw[i]), more_data=factor,
-            advice=_advice(e, factor) if factor is not None else "", method=e.method))
+            advice=_advice(e, factor) if factor is not None else "", method=e.method,
+            too_short=lacking[i] is not None and math.isfinite(lacking[i])))
     return out

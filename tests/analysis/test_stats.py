@@ -253,6 +253,19 @@ def test_verdicts_on_known_truth():
         assert v.confidence == pytest.approx(1 - 2 * 0.01 / 4, abs=0.01 / 4 * 2 * 3)
 
 
+def test_a_check_with_too_few_blocks_says_so_and_how_much_longer_whatever_its_interval():
+    # 6 blocks a side against the 8 the gate judges on: a change far beyond the tolerance
+    # and a change of exactly nothing (se 0) both lack the same length, a third more
+    far = vd.decide([vd.Check("far", effect(20.0, 0.2, n=6), LATENCY)], min_blocks=8)[0]
+    zero = vd.decide([vd.Check("zero", st.Effect("difference", 0.0, 0.0, 5.0, 0.0, 0.0, 6, 6),
+                               vd.Tolerance(0.01, relative=False))], min_blocks=8)[0]
+    for v in (far, zero):
+        assert v.verdict == "inconclusive" and v.too_short
+        assert v.more_data == pytest.approx(8 / 6) and v.advice == "run about 1.3x longer"
+    enough = vd.decide([vd.Check("far", effect(20.0, 0.2, n=8), LATENCY)], min_blocks=8)[0]
+    assert enough.verdict == "regressed" and not enough.too_short
+
+
 def test_holm_makes_a_borderline_check_inconclusive_among_many():
     border = effect(1.25, 0.025)  # alone: beyond +15% at 1%; not at 1% / 18
     assert vd.decide([vd.Check("p95", border, LATENCY)])[0].verdict == "regressed"
