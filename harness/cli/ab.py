@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -59,13 +60,9 @@ def ab(
     round: exit 0 pass, 1 regressed, 2 bad input, 3 a run failed or cannot judge."""
     from dataclasses import replace
 
-    from harness.cli.run import _record
     from harness.outputs.gate_table import gate_table
-    from harness.outputs.tables import run_table
     from harness.run import ab as job
     from harness.run.config import RunConfig, parse_duration
-    from harness.run.progress import Progress
-    from harness.run.runner import Run
     from harness.stack.stack import StackConfig
 
     specs = job.parse_spec(a), job.parse_spec(b)
@@ -90,20 +87,10 @@ def ab(
     directory, record = job.new_job(out, *specs, rounds, (commits[0], commits[1]))
     err.print(f"A/B job {directory}: {len(plan)} runs, A = {a}, B = {b}", highlight=False)
     for n, ((r, side), planned) in enumerate(zip(plan, record.runs), 1):
-        with Progress(err) as progress:
-            progress.phase(f"run {n} of {len(plan)}: round {r}, side {side} "
-                           f"({specs[0 if side == 'A' else 1].text})")
-            outcome = Run(sides[side], progress).execute()
-            planned.run_id = outcome.run_dir.name
-            planned.status = "failed"
-            job.save(record, directory)
-            progress.phase("writing the run record")
-            result = _record(outcome)
-        stdout.print(run_table(result))
-        if outcome.error is not None:
-            raise outcome.error
-        planned.status = "complete"
-        job.save(record, directory)
+        run_planned(sides[side], planned,
+                    f"run {n} of {len(plan)}: round {r}, side {side} "
+                    f"({specs[0 if side == 'A' else 1].text})",
+                    lambda: job.save(record, directory))
     outcome = job.judge(record, out / "runs", directory, rules, allow_mismatch,
                         job.expected_differences(specs))
     stdout.print(gate_table(outcome.gate))
@@ -112,6 +99,31 @@ def ab(
     _report(directory, out, store)  # before the exit code: a failed gate's page matters most
     if outcome.gate.exit_code:
         raise GateFailed(outcome.gate)
+
+
+def run_planned(config, planned, label: str, save: Callable[[], None]) -> None:
+    """One planned run of a job (`harness ab`, `harness ablate`): run it, mark it `failed`
+    with its run id and save the job's record before the run record is built (so an
+    interrupted job still names it), then `complete` once it was; a run that failed raises
+    its error after its table is shown."""
+    from harness.cli.run import _record
+    from harness.outputs.tables import run_table
+    from harness.run.progress import Progress
+    from harness.run.runner import Run
+
+    with Progress(err) as progress:
+        progress.phase(label)
+        outcome = Run(config, progress).execute()
+        planned.run_id = outcome.run_dir.name
+        planned.status = "failed"
+        save()
+        progress.phase("writing the run record")
+        result = _record(outcome)
+    stdout.print(run_table(result))
+    if outcome.error is not None:
+        raise outcome.error
+    planned.status = "complete"
+    save()
 
 
 def _report(directory: Path, out: Path, store: Path) -> None:

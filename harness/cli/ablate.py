@@ -62,12 +62,9 @@ def ablate(
     interleaved rounds on one dataset; writes reports/ablate/<id>/ablate.json,
     ablate.md and report.html. Exit 0 done, 2 bad input, 3 a run failed or was interrupted (what was
     measured is kept and compared)."""
-    from harness.cli.run import _record
-    from harness.outputs.tables import run_table
+    from harness.cli.ab import run_planned
     from harness.run import ablate as job
     from harness.run.config import RunConfig, parse_duration
-    from harness.run.progress import Progress
-    from harness.run.runner import Run
     from harness.stack.stack import StackConfig
 
     names = None if toggles is None else [t.strip() for t in toggles.split(",") if t.strip()]
@@ -98,20 +95,9 @@ def ablate(
     try:
         for n, ((r, _), planned) in enumerate(zip(plan, record.runs, strict=True), 1):
             config = by_name[planned.config]
-            with Progress(err) as progress:
-                progress.phase(f"run {n} of {len(plan)}: round {r}, {config.name} "
-                               f"({config.spec})")
-                outcome = Run(runs[config.name], progress).execute()
-                planned.run_id = outcome.run_dir.name
-                planned.status = "failed"
-                job.save(record, directory)
-                progress.phase("writing the run record")
-                result = _record(outcome)
-            stdout.print(run_table(result))
-            if outcome.error is not None:
-                raise outcome.error
-            planned.status = "complete"
-            job.save(record, directory)
+            run_planned(runs[config.name], planned,
+                        f"run {n} of {len(plan)}: round {r}, {config.name} ({config.spec})",
+                        lambda: job.save(record, directory))
     except HarnessError as stopped:  # Ctrl-C or a failed run: compare what was measured
         try:
             err.print("stopping: comparing the runs measured so far", highlight=False)
