@@ -35,9 +35,12 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
 
 
 def running_as(pid: int, name: str) -> bool:
-    """True once the wrapper has exec'd into the real program."""
+    """True once the wrapper has exec'd into the real program. The kernel names the
+    process before it lays out the new argv, so for a moment mid-exec the name is the
+    program's and the command line still empty: wait for both."""
     try:
-        return psutil.Process(pid).name() == name
+        proc = psutil.Process(pid)
+        return proc.name() == name and bool(proc.cmdline())
     except psutil.NoSuchProcess:
         return False
 
