@@ -13,16 +13,26 @@ Every effect reads the same way: `configuration` against the reference, paired b
 round, on one metric of one subject: `change` is `value / reference` (scale
 `ratio`: 1.3 is 30% more) or `value - reference` in points (scale `points`: cache
 hit ratios), and `low`..`high` its 95% interval (`confidence`) on the same scale.
+
+The models here are the schema, as for `result.json` and `gate.json`:
+`harness/model/ablation.schema.json` is generated from them
+(`python -m harness.model.ablation > harness/model/ablation.schema.json`) and a test
+keeps the committed file in sync and validates real records against it, so a script
+in any language can check an `ablate.json` before it pastes a figure from one.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 ABLATION_SCHEMA_VERSION = 1
 ABLATE_FILE = "ablate.json"
+SCHEMA_PATH = Path(__file__).parent / "ablation.schema.json"
 Metric = Literal["p95", "throughput", "db_time", "db_queries", "cache_hit_ratio"]
 METRIC_UNITS: dict[str, str] = {
     "p95": "ms", "throughput": "req/s", "db_time": "ms/request",
@@ -102,7 +112,8 @@ class AblationEffect(_Model):
 class AblationRecord(_Model):
     """The whole `ablate.json`."""
 
-    schema_version: int = ABLATION_SCHEMA_VERSION
+    schema_version: Literal[1] = ABLATION_SCHEMA_VERSION
+    """Pinned: a record of another version is refused, never half-read."""
     kind: Literal["ablation"] = "ablation"
     command: str
     """The command line that made it (one command regenerates the table)."""
@@ -129,3 +140,23 @@ class AblationRecord(_Model):
     notes: list[str] = []
     created_at: str
     analysed_at: str | None = None
+
+
+def json_schema() -> dict:
+    """The JSON Schema of `ablate.json` (draft 2020-12), as the siblings' are made.
+
+    One addition to what pydantic derives: `schema_version` and `kind` are required.
+    The model fills them in when it builds a record, so it need not insist, but a file
+    is only self-describing if it says what it is and in which version; the writer
+    always writes both, so a file without them did not come from it."""
+    schema = AblationRecord.model_json_schema()
+    schema["required"] = ["schema_version", "kind",
+                          *(f for f in schema["required"] if f not in ("schema_version", "kind"))]
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://example.invalid/harness/ablation.schema.json"
+    return schema
+
+
+if __name__ == "__main__":
+    json.dump(json_schema(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
