@@ -5,7 +5,6 @@ against it, and broken ones do not - as for `result.json` and `gate.json`."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
