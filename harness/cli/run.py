@@ -82,7 +82,16 @@ def run(
     remote_workers: Annotated[int, typer.Option(
         help="Extra workers expected from other machines (harness worker).")] = 0,
     master_bind_host: Annotated[str, typer.Option(
-        help="Where the Locust master listens (0.0.0.0 for remote workers).")] = "127.0.0.1",
+        help="Where the Locust master and the target service listen: 0.0.0.0 (every "
+             "interface) or this machine's address for remote workers.")] = "127.0.0.1",
+    master_bind_port: Annotated[int, typer.Option(
+        help="The Locust master's port (0: a free one); fix it to open a firewall for "
+             "remote workers.")] = 0,
+    advertise_host: Annotated[str | None, typer.Option(
+        metavar="ADDRESS",
+        help="The address other machines reach this one at: remote workers are told to "
+             "connect to the master and send requests to the target there. Default: "
+             "--master-bind-host, or with 0.0.0.0 this machine's primary IPv4 address.")] = None,
     target_workers: TargetWorkersOpt = 1,
     port: Annotated[int, typer.Option(help="Target port (0: a free one).")] = 0,
     target_cpus: Annotated[str | None, typer.Option(
@@ -149,7 +158,8 @@ def run(
 
     stack = StackConfig(dataset=dataset, seed=seed, database_url=database_url,
                         state_dir=state_dir, port=port, target_workers=target_workers,
-                        faults=faults, target_cpus=parse_cpus(target_cpus))
+                        faults=faults, target_cpus=parse_cpus(target_cpus),
+                        bind_host=master_bind_host, advertise_host=advertise_host)
     if trace_sampling is None and (trace or trace_interleave is not None):
         trace_sampling = DEFAULT_TRACE_SAMPLING
     interleave_s = _whole_seconds("--trace-interleave", trace_interleave)
@@ -161,7 +171,7 @@ def run(
         config = RunConfig(scenario=scenario, shape=shape, users=users, spawn_rate=spawn_rate,
                            duration_s=parse_duration(duration), warmup_s=parse_duration(warmup),
                            workers=workers, remote_workers=remote_workers,
-                           master_bind_host=master_bind_host, pace_scale=pace_scale,
+                           master_bind_port=master_bind_port, pace_scale=pace_scale,
                            locust_cpus=parse_cpus(locust_cpus), out=out,
                            stack=replace(stack, profile=name), trace_sampling=trace_sampling,
                            trace_interleave_s=interleave_s, trace_guard_s=guard_s or 0,

@@ -78,16 +78,25 @@ def worker(
     scenario: Annotated[str, typer.Option(help="The run's scenario.")] = "mixed",
     shape: Annotated[str | None, typer.Option(help="The run's shape, if any.")] = None,
 ) -> None:
-    """Join a running `harness run` from this machine as a Locust worker."""
+    """Join a running `harness run` from this machine as a Locust worker.
+
+    Only the locustfiles come from this checkout: the master hands the worker the
+    target's URL, the run's `--harness-*` options (seed, pacing, trace sampling) and the
+    dataset manifest, so this machine needs the same checkout installed and nothing of
+    the run's directory."""
     import subprocess
 
-    from scenarios import SCENARIOS, locustfiles_arg
+    from harness.stack.address import check_connect_host
+    from scenarios import SCENARIOS, SHAPE_NAMES, locustfiles_arg
 
     host, _, port = master.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
         raise UsageError(f"--master must be HOST:PORT, not {master!r}")
+    check_connect_host(host, "--master")  # e.g. 0.0.0.0: where it listens, not an address
     if scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if shape is not None and shape not in SHAPE_NAMES:
+        raise UsageError(f"unknown shape {shape!r}; choose from {', '.join(SHAPE_NAMES)}")
     argv = [sys.executable, "-m", "locust", "-f", locustfiles_arg(scenario, shape), "--worker",
             "--master-host", host, "--master-port", port]
     proc = subprocess.Popen(argv)

@@ -418,11 +418,14 @@ class Plugin:
         the exact instant the window opens (the tick at `measure_from`) and the
         instant every worker's last request has completed (after the final
         reports), so the service's counts cover the same requests as ours.
+        `HARNESS_METRICS_URL` (set by `harness run`) overrides the URL: the host the
+        workers are given is the advertised address, which need not route back to
+        this machine (a NAT address).
         """
         out, host = self.out_dir, getattr(self.env, "host", None)
-        if out is None or not host:
+        url = os.environ.get("HARNESS_METRICS_URL") or (host and host.rstrip("/") + "/metrics")
+        if out is None or not url:
             return
-        url = host.rstrip("/") + "/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 text = response.read().decode("utf-8", "replace")

@@ -35,7 +35,9 @@ class RunConfig:
     warmup_s: float = 10.0
     workers: int = 1
     remote_workers: int = 0
-    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int = 0
+    """The Locust master's port; 0: a free one. A fixed one is what a firewall between
+    the machines of a distributed run can be opened for."""
     pace_scale: float = 1.0
     locust_cpus: set[int] | None = None
     out: Path = Path("reports")
@@ -62,6 +64,12 @@ class RunConfig:
         return self.trace_sampling is not None
 
     @property
+    def master_bind_host(self) -> str:
+        """Where the Locust master listens: the target's bind host (`--master-bind-host`
+        sets both), since remote workers reach both at the one advertised address."""
+        return self.stack.bind_host
+
+    @property
     def profile(self) -> str:
         return self.stack.profile
 
@@ -82,6 +90,12 @@ class RunConfig:
             raise UsageError("--duration must be positive and --warmup not negative")
         if self.workers < 0 or self.remote_workers < 0:
             raise UsageError("--workers must not be negative")
+        if not 0 <= self.master_bind_port <= 65535:
+            raise UsageError(f"--master-bind-port must be between 0 and 65535, not "
+                             f"{self.master_bind_port}")
+        if self.master_bind_port and self.master_bind_port == self.stack.port:
+            raise UsageError(f"--master-bind-port and --port are both {self.stack.port}: the "
+                             "Locust master and the target need a port each")
         if self.pace_scale < 0:
             raise UsageError("--pace-scale must not be negative")
         if self.trace_sampling is not None and not 0.0 <= self.trace_sampling <= 1.0:

@@ -27,8 +27,17 @@ spawn on; the watch loop starts it, and restarts a single-worker target that a
 `target-kill` took down (on this, the main, thread). The teardown stops it before
 anything else (a paused database is continued first of all) and writes `chaos.json`.
 
+A run across machines (`--master-bind-host` beyond loopback) binds the Locust master
+and the target to that host; Locust is given the target's advertised URL, which its
+master hands every worker, remote ones included, with the `--harness-*` options (in
+each spawn message: Locust forwards a master's custom options to its workers); the
+master scrapes the window edges at the local URL (`HARNESS_METRICS_URL`), which
+answers here whatever address is advertised. Workers on other machines get the
+dataset manifest from the master (the plugin's `harness_manifest` message), so they
+need no access to the run directory.
+
 `Run.execute()` returns on every path: success, Ctrl-C, SIGTERM, a component
-dying. Locust, the monitors, the service, the stub and the database are
+dying (only input the user must fix, found before anything starts, raises). Locust, the monitors, the service, the stub and the database are
 stopped in that order first; signals that arrive during that teardown are
 noted and do not interrupt it (a second Ctrl-C, SIGTERM from a CI runner).
 """
@@ -62,14 +71,18 @@ from harness.run import layout, machine
 from harness.run.config import RunConfig
 from harness.run.monitor import ProcessSampler, Scraper
 from harness.run.progress import Progress
+from harness.stack.address import local_host
 from harness.stack.chaos import Chaos, ChaosTarget, save_log
 from harness.stack.database import redact_text
-from harness.stack.process import ManagedProcess, free_port
+from harness.stack.process import ManagedProcess, check_port_free, free_port
 from harness.stack.stack import Stack, StackInfo
 from harness.stack.writes import check_writes
 from scenarios import locustfiles_arg
 
 log = logging.getLogger(__name__)
+REMOTE_JOIN_TIMEOUT_S = 900.0
+"""How long a run waits for workers expected from other machines (started there by hand)
+before its load starts."""
 
 
 def git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
@@ -140,18 +153,24 @@ class Run:
         self._late_signal: str | None = None
         self.aborted: Firing | None = None
         self.chaos: Chaos | None = None
+        self.advertised = local_host(config.master_bind_host)
+        """The address remote workers use for the master and the target."""
 
     # ---- orchestration -------------------------------------------------------
 
     def execute(self) -> RunOutcome:
         cfg = self.config
+        stack = Stack(cfg.stack_for(self.run_dir), on_phase=self.progress.phase,
+                      on_seed_progress=self.progress.seed)
+        # what the user must fix is exit 2 before anything starts or is written
+        self.advertised = stack.preflight()
+        if cfg.master_bind_port:
+            check_port_free(cfg.master_bind_host, cfg.master_bind_port)
         try:
             (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the run directory {self.run_dir}: "
                               f"{exc.strerror or exc}") from exc
-        stack = Stack(cfg.stack_for(self.run_dir), on_phase=self.progress.phase,
-                      on_seed_progress=self.progress.seed)
         failure: BaseException | None = None
         scraper: Scraper | None = None
         info: StackInfo | None = None
@@ -270,39 +289,55 @@ class Run:
         expected = cfg.workers + cfg.remote_workers
         self.progress.phase(f"starting Locust ({expected} worker(s))" if expected
                             else "starting Locust")
+        # the window-edge scrapes go where this machine reaches the target, whatever
+        # address is advertised (a NAT address may not route back here)
+        env = {"HARNESS_METRICS_URL": info.metrics_url}
         if expected == 0:
             self.locust.append(ManagedProcess("locust", base + self._locust_args(info),
-                                              logs / "locust.log", cpus=cfg.locust_cpus).start())
+                                              logs / "locust.log", env=env,
+                                              cpus=cfg.locust_cpus).start())
             return
-        port = free_port(cfg.master_bind_host)
+        port = cfg.master_bind_port or free_port(cfg.master_bind_host)
         master = base + self._locust_args(info) + [
             "--master", "--expect-workers", str(expected),
             "--master-bind-host", cfg.master_bind_host, "--master-bind-port", str(port)]
         self.locust.append(ManagedProcess("locust master", master, logs / "locust-master.log",
-                                          cpus=cfg.locust_cpus).start())
+                                          env=env, cpus=cfg.locust_cpus).start())
         if cfg.remote_workers:
             self.progress.phase(f"waiting for {cfg.remote_workers} remote worker(s): "
-                                f"harness worker --master {cfg.master_bind_host}:{port} "
-                                f"--scenario {cfg.scenario}")
-        for n in range(cfg.workers):
+                                f"{self.worker_command(port)}")
+        for n in range(cfg.workers):  # a master bound to one address answers only there
             worker = base + ["-f", locustfiles_arg(cfg.scenario, cfg.shape), "--worker",
-                             "--master-host", "127.0.0.1", "--master-port", str(port)]
+                             "--master-host", local_host(cfg.master_bind_host),
+                             "--master-port", str(port)]
             self.locust.append(ManagedProcess(f"locust worker {n + 1}", worker,
                                               logs / f"locust-worker-{n + 1}.log",
                                               cpus=cfg.locust_cpus).start())
 
+    def worker_command(self, port: int) -> str:
+        """What to run on another machine to join this run (printed while it waits)."""
+        cfg = self.config
+        shape = f" --shape {cfg.shape}" if cfg.shape else ""
+        return (f"harness worker --master {self.advertised}:{port} --scenario "
+                f"{cfg.scenario}{shape}")
+
     def _watch(self, stack: Stack) -> None:
         """Until Locust's master exits (or an `--abort-on` threshold fires): progress,
-        component health and the thresholds."""
+        component health and the thresholds. The run's own deadline counts from the first
+        live figures: before them the master may be waiting for workers started by hand."""
         cfg = self.config
         master = self.locust[0]
-        deadline = time.monotonic() + cfg.warmup_s + cfg.duration_s + 120
+        run_s = cfg.warmup_s + cfg.duration_s + 120
+        deadline = time.monotonic() + (REMOTE_JOIN_TIMEOUT_S if cfg.remote_workers else run_s)
         live_path = layout.live_json(self.run_dir)
         started = time.time()
         thresholds = AbortEvaluator(cfg.abort_on) if cfg.abort_on else None
+        running = False
         try:
             while master.alive:
                 live = _read_live(live_path)
+                if live is not None and not running:  # the load started: the run's own time
+                    running, deadline = True, time.monotonic() + run_s
                 self.progress.live(live, time.time() - started, cfg.warmup_s + cfg.duration_s)
                 self._tick_chaos(stack, live)
                 self._check_components(stack)  # a dead target fails the run, not a threshold
@@ -312,7 +347,11 @@ class Run:
                         self._abort(firing)
                         return
                 if time.monotonic() > deadline:
-                    raise master.fail("did not finish in time")
+                    if running or not cfg.remote_workers:
+                        raise master.fail("did not finish in time")
+                    raise master.fail(f"no load started: the {cfg.remote_workers} remote "
+                                      f"worker(s) did not join within "
+                                      f"{REMOTE_JOIN_TIMEOUT_S:.0f}s")
                 time.sleep(0.25)
         finally:
             if thresholds is not None:

@@ -3,8 +3,10 @@
 `Stack` is a context manager: whatever it started is stopped on the way out,
 in reverse order, whether the block ended normally, raised, or was
 interrupted (Ctrl-C, SIGTERM). The database clone made for the run is dropped;
-the embedded server stops when its last user exits. Every component listens
-on 127.0.0.1.
+the embedded server stops when its last user exits. The database and the stub
+listen on 127.0.0.1 (only the target talks to them); the target on
+`StackConfig.bind_host`, 127.0.0.1 unless a run spans machines, and its URL
+for the load generators names the advertised address (`harness.stack.address`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import asyncpg
 import httpx
 
 from harness.errors import ConfigError, DatabaseError, HarnessError, UsageError
-from harness.stack import database
+from harness.stack import address, database
 from harness.stack.process import ManagedProcess, check_port_free, free_port
 from harness.stubs.elevenlabs.faults import PRESETS as FAULT_PRESETS
 from target_service.db.seed_data import PRESETS
@@ -55,6 +57,13 @@ class StackConfig:
     target_source: Path | None = None
     """Another revision's checkout (`harness ab --b ref:...`): its `target_service` is
     started, and its migrations are applied to the run's clone of the dataset."""
+    bind_host: str = address.LOOPBACK
+    """Where the target listens: 0.0.0.0 or this machine's address when workers on other
+    machines send it requests (`harness run --master-bind-host`)."""
+    advertise_host: str | None = None
+    """The address other machines reach the target at, in the URL Locust is given
+    (`--advertise-host`); None: the bind host, or this machine's primary IPv4 address
+    when bound to 0.0.0.0 (`address.advertised_host`)."""
 
     def validate(self) -> None:
         """A `UsageError` for a value that cannot work; opens no socket, starts nothing."""
@@ -72,6 +81,9 @@ class StackConfig:
         if self.faults not in FAULT_PRESETS:
             raise UsageError(f"unknown fault preset {self.faults!r}; choose from "
                              f"{', '.join(sorted(FAULT_PRESETS))}")
+        address.check_bind_host(self.bind_host)
+        if self.advertise_host is not None:
+            address.check_advertise_host(self.advertise_host, self.bind_host)
 
 
 @dataclass
@@ -79,12 +91,20 @@ class StackInfo:
     """Where the running stack can be reached (printed by `harness stack up --json`)."""
 
     target_url: str
+    """The URL the load generators are given, on every machine: the advertised address."""
     stub_url: str
     metrics_url: str
+    """The target's `/metrics` as this machine reaches it (`local_url`)."""
     database_url: str
     manifest: str
     postgres_version: str
     """What the server says in `SHOW server_version`, e.g. "16.4"."""
+    local_url: str = ""
+    """The target as this machine reaches it (readiness, scrapes): the same as
+    `target_url` unless the target is bound beyond loopback; empty: `target_url`."""
+
+    def __post_init__(self) -> None:
+        self.local_url = self.local_url or self.target_url
 
     def as_json(self) -> str:
         return json.dumps({"target_url": self.target_url, "stub_url": self.stub_url,
@@ -110,6 +130,8 @@ class Stack:
         self._run_dsn: str | None = None
         self.target: ManagedProcess | None = None
         self._target_port: int | None = None
+        self.advertised: str | None = None
+        """The target's advertised address, once `preflight` found it."""
         self.stub: ManagedProcess | None = None
         self.stub_url: str | None = None
         self._stub_key = secrets.token_urlsafe(24)
@@ -129,11 +151,23 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
+    def preflight(self) -> str:
+        """The advertised address; first, as a `UsageError` before anything starts or is
+        written, what the user must fix: a bind host that is not this machine's, a taken
+        `--port`, no address to advertise. `up` calls it; a caller may call it earlier."""
+        cfg = self.config
+        address.check_listenable(cfg.bind_host)
+        if cfg.port:
+            check_port_free(cfg.bind_host, cfg.port)
+        if self.advertised is None:
+            self.advertised = address.advertised_host(cfg.bind_host, cfg.advertise_host,
+                                                      address.primary_ipv4)
+        return self.advertised
+
     def up(self) -> StackInfo:
         """Start everything; the caller must call `down` (also when this raises)."""
         cfg = self.config
-        if cfg.port:  # before any seeding: a taken port is the user's to fix, at once
-            check_port_free(HOST, cfg.port)
+        self.preflight()  # before any seeding: a taken port is the user's to fix, at once
         self.logs.mkdir(parents=True, exist_ok=True)
         self._admin_dsn, postgres_version = self._start_database()
         self.on_phase(f"preparing dataset {cfg.dataset} (seed {cfg.seed})")
@@ -152,11 +186,11 @@ class Stack:
         self.on_phase(f"starting the ElevenLabs stub (faults: {cfg.faults})")
         self.stub_url = self._start_stub(manifest_path)
         self.on_phase(f"starting the target service ({cfg.profile})")
-        target_url = self._start_target()
-        self.info = StackInfo(target_url=target_url, stub_url=self.stub_url,
-                              metrics_url=f"{target_url}/metrics", database_url=self._run_dsn,
-                              manifest=str(manifest_path.resolve()),
-                              postgres_version=postgres_version)
+        local_url = self._start_target()
+        self.info = StackInfo(target_url=f"http://{self.advertised}:{self._target_port}",
+                              stub_url=self.stub_url, metrics_url=f"{local_url}/metrics",
+                              database_url=self._run_dsn, manifest=str(manifest_path.resolve()),
+                              postgres_version=postgres_version, local_url=local_url)
         return self.info
 
     def down(self) -> None:
@@ -238,14 +272,15 @@ class Stack:
         return found["stub_url"]
 
     def _start_target(self, port: int | None = None) -> str:
+        """Start the target on the bind host; its URL as this machine reaches it."""
         cfg = self.config
-        port = port or cfg.port or free_port(HOST)
+        port = port or cfg.port or free_port(cfg.bind_host)
         self._target_port = port
-        url = f"http://{HOST}:{port}"
+        url = f"http://{address.local_host(cfg.bind_host)}:{port}"
         env = {
             "TARGET_DATABASE_URL": self._run_dsn or "",
             "TARGET_PROFILE": cfg.profile,
-            "TARGET_HOST": HOST,
+            "TARGET_HOST": cfg.bind_host,
             "TARGET_PORT": str(port),
             "TARGET_WORKERS": str(cfg.target_workers),
             "TARGET_ELEVENLABS_ENABLED": "true",

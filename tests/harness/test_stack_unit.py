@@ -70,7 +70,7 @@ def test_never_set_fields_are_gone():
     assert not names & {"host", "keep_database", "stub"}
     assert names == {"dataset", "seed", "profile", "database_url", "state_dir", "run_dir",
                      "port", "target_workers", "faults", "target_cpus", "target_env",
-                     "target_source"}
+                     "target_source", "bind_host", "advertise_host"}
 
 
 def test_stack_info_json_names_the_postgres_version():
