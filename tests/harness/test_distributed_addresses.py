@@ -5,11 +5,13 @@ sockets opened are bound and closed again (or a UDP socket connected, which send
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from pathlib import Path
 from typing import ClassVar
 
+import psutil
 import pytest
 
 from harness import cli
@@ -29,6 +31,16 @@ def keep_pytests_signal_handlers(monkeypatch):
 
 def never(*_args, **_kwargs):
     raise AssertionError("called when it should not be")
+
+
+def _foreign_address() -> str:
+    """A documentation address (RFC 5737) that is not one of this machine's."""
+    mine = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    return next(a for a in ("203.0.113.254", "198.51.100.254", "192.0.2.254")
+                if a not in mine)
+
+
+FOREIGN = _foreign_address()
 
 
 # ---- the pure choices -----------------------------------------------------------------
@@ -156,8 +168,9 @@ def test_discovery_on_this_machine_is_an_address_or_nothing():
 
 def test_a_foreign_address_cannot_be_listened_on():
     address.check_listenable("127.0.0.1")
-    with pytest.raises(UsageError, match=r"cannot listen on 192\.0\.2\.1: .*this machine"):
-        address.check_listenable("192.0.2.1")  # TEST-NET-1: nobody's address
+    with pytest.raises(UsageError, match=rf"cannot listen on {re.escape(FOREIGN)}: .*this "
+                                         "machine"):
+        address.check_listenable(FOREIGN)
 
 
 # ---- the stack and the run's configuration ----------------------------------------------
@@ -312,7 +325,7 @@ def exit_code_and_stderr(monkeypatch, capsys, argv: list[str]) -> tuple[int, str
     (["--master-bind-host", "0.0.0.0", "--advertise-host", "0.0.0.0"], "--advertise-host"),
     (["--advertise-host", "10.0.0.5"], "listen on 127.0.0.1 only"),
     (["--master-bind-host", "0.0.0.0", "--advertise-host", "10.0.0.5:80"], "without a port"),
-    (["--master-bind-host", "192.0.2.1"], "cannot listen on 192.0.2.1"),
+    (["--master-bind-host", FOREIGN], f"cannot listen on {FOREIGN}"),
     (["--master-bind-port", "99999"], "--master-bind-port must be between"),
 ])
 def test_harness_run_refuses_an_address_that_cannot_work(monkeypatch, capsys, tmp_path,
