@@ -139,7 +139,8 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path: Path, args, s
     assert not (tmp_path / "reports").exists() and not (tmp_path / "state").exists()
 
 
-def test_the_comparison_page_is_all_off_against_all_on_with_every_effect_noted(tmp_path: Path):
+def test_the_comparison_page_shows_every_configuration_then_all_off_against_all_on(
+        tmp_path: Path):
     from harness.outputs.ablation_report import write_ablation_report
 
     out = tmp_path / "reports"
@@ -153,7 +154,12 @@ def test_the_comparison_page_is_all_off_against_all_on_with_every_effect_noted(t
     html = page.read_text()
     assert page == job / "report.html" and "<html" in html
     assert "profile:naive" in html and "profile:optimized" in html
-    assert "response_cache off against all on: p95 /api/v1/dashboard/overview" in html
+    # every configuration in the table first (tests/harness/test_ablate_report.py reads
+    # its numbers back), then the pair in full
+    assert '<tr data-config="response_cache off">' in html
+    assert '<tr data-config="all off">' in html
+    assert html.index('id="configurations"') < html.index('id="verdict"')
+    assert "B: all off (profile:naive)" in html
 
 
 def test_ctrl_c_stops_the_job_and_compares_what_was_measured(tmp_path: Path, monkeypatch):
