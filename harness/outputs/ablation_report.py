@@ -20,8 +20,9 @@ own in front (`templates/ablation.html.j2` extends `compare.html.j2`):
   run, or not complete in any round beside all on), the first toggle-off configuration
   that was takes B's place.
 
-The gates cost about what the analysis did (one paired comparison per configuration);
-a configuration never complete beside all on has no verdict, and says so.
+The verdicts cost one paired gate per configuration, each what `harness ab`'s gate of
+one job costs (every run is read once); a configuration never complete beside all on has
+no verdict, and says so.
 """
 
 from __future__ import annotations
