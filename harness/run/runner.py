@@ -27,19 +27,16 @@ spawn on; the watch loop starts it, and restarts a single-worker target that a
 `target-kill` took down (on this, the main, thread). The teardown stops it before
 anything else (a paused database is continued first of all) and writes `chaos.json`.
 
-A run across machines (`--master-bind-host` beyond loopback) binds the Locust master
-and the target to that host; Locust is given the target's advertised URL, which its
-master hands every worker, remote ones included, with the `--harness-*` options (in
-each spawn message: Locust forwards a master's custom options to its workers); the
-master scrapes the window edges at the local URL (`HARNESS_METRICS_URL`), which
-answers here whatever address is advertised. Workers on other machines get the
-dataset manifest from the master (the plugin's `harness_manifest` message), so they
-need no access to the run directory.
+Across machines the master and the target bind `--master-bind-host`; Locust's master
+hands every worker the target's advertised URL and the `--harness-*` options (in each
+spawn message), the plugin the dataset manifest, so a remote worker needs nothing of
+the run directory; the master scrapes at the local URL (`HARNESS_METRICS_URL`).
 
 `Run.execute()` returns on every path: success, Ctrl-C, SIGTERM, a component
-dying (only input the user must fix, found before anything starts, raises). Locust, the monitors, the service, the stub and the database are
-stopped in that order first; signals that arrive during that teardown are
-noted and do not interrupt it (a second Ctrl-C, SIGTERM from a CI runner).
+dying; only input the user must fix (`Stack.preflight`: an address or a port), found
+before anything starts or is written, raises. Locust, the monitors, the service, the
+stub and the database are stopped in that order first; signals that arrive during that
+teardown are noted and do not interrupt it (a second Ctrl-C, SIGTERM from a CI runner).
 """
 
 from __future__ import annotations
