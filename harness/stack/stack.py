@@ -36,6 +36,7 @@ from target_service.db.seed_data import PRESETS
 log = logging.getLogger(__name__)
 PROFILES = ("optimized", "naive")
 HOST = "127.0.0.1"
+"""Where the stub listens: only the target, on this machine, talks to it."""
 
 
 @dataclass
