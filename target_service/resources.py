@@ -26,7 +26,12 @@ from target_service.cache.invalidation import InvalidationListener
 from target_service.db.kpi_refresher import KpiRefresher
 from target_service.db.pool import Database
 from target_service.jobs import JobMetrics, JobQueue
-from target_service.runtime import RuntimeMetrics, RuntimeMonitor
+from target_service.runtime import (
+    RuntimeMetrics,
+    RuntimeMonitor,
+    freeze_startup_heap,
+    thaw_heap,
+)
 from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
@@ -101,7 +106,9 @@ class Resources:
                                                          and res.refresher.connected)
         if res.warmer is not None and flags.kpi_view:
             await res.warmer.warm_top(settings.cache.warm_top_users)
+        frozen = freeze_startup_heap() if settings.gc_freeze else 0
         res.runtime = RuntimeMonitor(RuntimeMetrics(metrics.registry))
+        res.runtime.metrics.frozen.set(frozen)
         res.runtime.start()
         metrics.render_hooks.append(res.runtime.sample)
         log.info("target service ready (profile=%s)", settings.profile)
@@ -119,4 +126,6 @@ class Resources:
         await self.upstream.close()
         await self.caches.close()
         await self.db.close()
+        if self.settings.gc_freeze:
+            thaw_heap()
         self.metrics.retire_process()

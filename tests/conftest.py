@@ -121,6 +121,9 @@ async def running_app(dsn: str, profile: str = "optimized",
     no test ever reaches for the real API.
     """
     overrides.setdefault("elevenlabs_enabled", "elevenlabs" in overrides)
+    # a test process builds hundreds of apps: freezing would collect its whole heap each
+    # time (tests/target_service/test_runtime_metrics.py checks the freeze itself)
+    overrides.setdefault("gc_freeze", False)
     settings = Settings(database_url=dsn, profile=profile, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
