@@ -120,12 +120,13 @@ def run(
     trace_interleave: Annotated[str | None, typer.Option(
         metavar="DURATION",
         help="Measure tracing's own cost in this run: the clients sample only in every "
-             "other block of this length (e.g. 30s) and nothing between; result.json's "
+             "other block of this length (e.g. 10s) and nothing between; result.json's "
              "trace_overhead compares the two arms' latency quantiles (with intervals) "
              "and the target's CPU per request. Implies --trace.")] = None,
     trace_guard: Annotated[str, typer.Option(
         metavar="DURATION", help="The first seconds of each interleave block left out of "
-                                 "that comparison (the exporter's spill).")] = "6s",
+                                 "that comparison (the exporter's spill; an "
+                                 "interleaved run exports every second).")] = "2s",
     rounds: Annotated[int, typer.Option(
         help="Repeat the run this many times as one run set (a baseline of rounds; "
              "5+ rounds a side compare run-level values).")] = 1,

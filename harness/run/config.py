@@ -23,6 +23,13 @@ from harness.stubs.elevenlabs.faults import PRESETS as STUB_PRESETS
 from scenarios import SCENARIOS, SHAPE_NAMES
 
 
+INTERLEAVE_EXPORT_DELAY_MS = 1_000
+"""The batch span processor's export interval in an interleaved run (its default is
+5 s): the same spans in smaller, more frequent batches, so a sampled block's export
+lands inside it or within the guard after it, and blocks can be short (10 s blocks
+with a 2 s guard give three times the pairs of 30 s blocks with a 6 s one)."""
+
+
 @dataclass
 class RunConfig:
     """The load of one run, and its stack."""
@@ -49,9 +56,10 @@ class RunConfig:
     trace_interleave_s: int | None = None
     """`--trace-interleave`: sample at `trace_sampling` only in every other block of this
     many seconds of the epoch, nothing between (`harness.analysis.interleave`)."""
-    trace_guard_s: int = 6
-    """The first seconds of each block the overhead comparison leaves out: the batch
-    span processor exports every 5 s, so a sampled block's export spills past its end."""
+    trace_guard_s: int = 2
+    """The first seconds of each block the overhead comparison leaves out: a sampled
+    block's last export (and its garbage) spills past the block's end. An interleaved run
+    exports every second (`INTERLEAVE_EXPORT_DELAY_MS`), so the spill is about a second."""
     abort_on: tuple[AbortSpec, ...] = ()
     """`--abort-on` thresholds: the runner judges them on the live figures of the
     measured phase and stops the run (status `aborted`, exit 1) when one fires."""
@@ -156,10 +164,13 @@ class RunConfig:
         and its exporter thread competes for the same core as the requests."""
         if self.trace_sampling is None:
             return {}
-        return {"TARGET_TRACING__EXPORTER": "jsonl",
-                "TARGET_TRACING__JSONL_PATH": str(layout.spans_jsonl(run_dir).resolve()),
-                "TARGET_TRACING__SAMPLING": repr(float(self.trace_sampling)),
-                "OTEL_BSP_MAX_QUEUE_SIZE": "65536"}
+        env = {"TARGET_TRACING__EXPORTER": "jsonl",
+               "TARGET_TRACING__JSONL_PATH": str(layout.spans_jsonl(run_dir).resolve()),
+               "TARGET_TRACING__SAMPLING": repr(float(self.trace_sampling)),
+               "OTEL_BSP_MAX_QUEUE_SIZE": "65536"}
+        if self.trace_interleave_s is not None:
+            env["OTEL_BSP_SCHEDULE_DELAY"] = str(INTERLEAVE_EXPORT_DELAY_MS)
+        return env
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")

@@ -143,3 +143,15 @@ def test_validate_opens_no_socket_and_touches_no_file(monkeypatch, tmp_path: Pat
 
 def test_the_profile_is_the_stack_profile():
     assert RunConfig(stack=StackConfig(profile="naive")).profile == "naive"
+
+
+def test_an_interleaved_run_exports_every_second_so_short_blocks_keep_their_spans(tmp_path):
+    """The SDK's 5 s export interval would spill a sampled block's spans far into the
+    unsampled block after it; an interleaved run exports every second (2 s guard)."""
+    from harness.run.config import INTERLEAVE_EXPORT_DELAY_MS
+    plain = RunConfig(trace_sampling=0.1).tracing_env(tmp_path)
+    interleaved = RunConfig(trace_sampling=0.1, trace_interleave_s=10,
+                            duration_s=600).tracing_env(tmp_path)
+    assert "OTEL_BSP_SCHEDULE_DELAY" not in plain
+    assert interleaved["OTEL_BSP_SCHEDULE_DELAY"] == str(INTERLEAVE_EXPORT_DELAY_MS) == "1000"
+    assert RunConfig().trace_guard_s == 2 and INTERLEAVE_EXPORT_DELAY_MS < 2_000
