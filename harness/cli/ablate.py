@@ -112,8 +112,8 @@ def ablate(
 
 
 def _report(record, out: Path, directory: Path, store: Path) -> None:
-    """`report.html`: the compare page of all off against all on, each configuration's
-    effects as notes. A page that cannot be rendered is one line on stderr and changes no
+    """`report.html`: every configuration against all on (with the gate's verdict each),
+    then the compare page of all off against all on. A page that cannot be rendered is one line on stderr and changes no
     exit code: the runs, `ablate.json` and `ablate.md` stand."""
     from harness.outputs.ablation_report import write_ablation_report
 
