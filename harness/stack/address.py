@@ -32,6 +32,9 @@ _PROBE = ("192.0.2.1", 9)
 which source address its route would use; nothing is sent."""
 
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
 def _ipv4(text: str) -> ipaddress.IPv4Address | None:
     try:
         return ipaddress.IPv4Address(text)
@@ -43,7 +46,7 @@ def check_bind_host(host: str) -> None:
     """A `UsageError` unless `host` is an IPv4 address a socket can be bound to: a literal
     (so the URLs built from it need no resolving), neither multicast nor broadcast."""
     ip = _ipv4(host)
-    if ip is None or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+    if ip is None or ip.is_multicast or ip == _BROADCAST:
         raise UsageError(f"--master-bind-host must be an IPv4 address of this machine, "
                          f"e.g. 0.0.0.0 (every interface) or 10.0.0.5, not {host!r}")
 
@@ -59,7 +62,7 @@ def check_connect_host(host: str, flag: str) -> None:
         labels = host.rstrip(".").split(".")
         if not _HOSTNAME.fullmatch(host) or all(label.isdigit() for label in labels):
             raise UsageError(f"{flag} {host!r} is neither an IPv4 address nor a DNS name")
-    elif ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+    elif ip.is_unspecified or ip.is_multicast or ip == _BROADCAST:
         raise UsageError(f"{flag} {host!r} is not an address a machine can connect to; give "
                          "the machine's own address, e.g. 10.0.0.5")
 

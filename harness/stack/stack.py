@@ -155,14 +155,16 @@ class Stack:
     def preflight(self) -> str:
         """The advertised address; first, as a `UsageError` before anything starts or is
         written, what the user must fix: a bind host that is not this machine's, a taken
-        `--port`, no address to advertise. `up` calls it; a caller may call it earlier."""
+        `--port`, no address to advertise. `up` calls it; a caller may call it earlier, and
+        then `up` does not check again."""
+        if self.advertised is not None:
+            return self.advertised
         cfg = self.config
         address.check_listenable(cfg.bind_host)
         if cfg.port:
             check_port_free(cfg.bind_host, cfg.port)
-        if self.advertised is None:
-            self.advertised = address.advertised_host(cfg.bind_host, cfg.advertise_host,
-                                                      address.primary_ipv4)
+        self.advertised = address.advertised_host(cfg.bind_host, cfg.advertise_host,
+                                                  address.primary_ipv4)
         return self.advertised
 
     def up(self) -> StackInfo:
