@@ -2,6 +2,11 @@
 
 Routers declare what they need with these `Annotated` aliases and never reach
 for globals; tests can override any of them through `app.dependency_overrides`.
+
+Every dependency is `async def`, even those that only read an attribute: FastAPI
+runs a plain `def` dependency in the threadpool (a thread hand-off and a GIL
+round trip per call, several per request), which showed as a fifth of the
+service's busy CPU in a py-spy profile of the overview (docs/tracing-notes.md).
 """
 
 from __future__ import annotations
@@ -22,32 +27,33 @@ from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
 from target_service.settings import Settings
+from target_service.tracing import lookup_event
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     return request.app.state.resources
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+async def get_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-def get_dashboard(resources: ResourcesDep) -> DashboardService:
+async def get_dashboard(resources: ResourcesDep) -> DashboardService:
     return resources.dashboard
 
 
-def get_agents(resources: ResourcesDep) -> AgentsService:
+async def get_agents(resources: ResourcesDep) -> AgentsService:
     return resources.agents
 
 
-def get_activity(resources: ResourcesDep) -> ActivityService:
+async def get_activity(resources: ResourcesDep) -> ActivityService:
     return resources.activity
 
 
-def get_tracer(resources: ResourcesDep) -> Tracer | None:
+async def get_tracer(resources: ResourcesDep) -> Tracer | None:
     """The service's tracer (None with tracing off), for the `serialize` spans of routes."""
     return resources.tracing.tracer
 
@@ -98,14 +104,14 @@ async def get_current_user(
 
 
 def _cached_user(cache: MemoryCache, key_hash: bytes) -> CurrentUser | None:
-    """The auth cache's user for a key hash; traced as `cache.lookup auth` (never the key)."""
+    """The auth cache's user for a key hash; traced as the event `cache.lookup auth` on
+    the request's span (never the key: `tracing.lookup_event`)."""
     if cache.tracer is None:
         return cache.get(key_hash)
-    with cache.tracer.start_as_current_span("cache.lookup auth",
-                                            attributes={"cache.name": cache.name}) as span:
-        found = cache.lookup(key_hash)
-        span.set_attribute("cache.result", "miss" if found is None else found[1].lower())
-        return None if found is None else found[0]
+    found = cache.lookup(key_hash)
+    lookup_event(cache.name, {"cache.name": cache.name,
+                              "cache.result": "miss" if found is None else found[1].lower()})
+    return None if found is None else found[0]
 
 
 UserDep = Annotated[CurrentUser, Depends(get_current_user)]

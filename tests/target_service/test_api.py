@@ -216,3 +216,24 @@ async def test_a_chart_that_times_out_is_empty_and_flagged(shared_dbs, user, pro
     assert body["partial"] is True
     assert set(body["partial_charts"]) == set(body["charts"])
     assert all(v == [] for v in body["charts"].values())
+
+
+async def test_no_request_runs_anything_in_the_threadpool(shared_dbs, user, monkeypatch):
+    """FastAPI runs a plain `def` dependency or endpoint in the threadpool (a thread
+    hand-off per call, several per request): every one of the service's is `async def`."""
+    import fastapi.dependencies.utils
+    import fastapi.routing
+
+    def refuse(func, *args, **kwargs):
+        raise AssertionError(f"{func} ran in the threadpool")
+
+    monkeypatch.setattr(fastapi.dependencies.utils, "run_in_threadpool", refuse)
+    monkeypatch.setattr(fastapi.routing, "run_in_threadpool", refuse)
+    headers = auth(user["api_key"])
+    async with running_app(shared_dbs["optimized"]) as (_, client):
+        agent_id = user["agent_ids"][0]
+        for path in ("/api/v1/agents", "/api/v1/dashboard/overview", "/api/v1/dashboard/analytics",
+                     "/api/v1/activity", f"/api/v1/agents/{agent_id}", "/healthz",
+                     "/readyz", "/metrics"):
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 200, (path, response.text)
