@@ -56,6 +56,11 @@ class Toggles(BaseModel):
     load_shedding: bool = True
     """Answer 503 with `Retry-After` at once past `max_in_flight` requests in flight per
     worker (`target_service/shedding.py`), instead of queueing without bound."""
+    light_reset: bool = True
+    """Give connections back to the pool without asyncpg's session-reset query (`RESET
+    ALL; UNLISTEN *; CLOSE ALL; ...`, a database round trip per checkout): pooled
+    connections never change session state (LISTEN and the advisory lock live on the
+    refresher's own connection). An open transaction is still rolled back."""
 
 
 PROFILES: dict[str, Toggles] = {
@@ -75,6 +80,7 @@ PROFILES: dict[str, Toggles] = {
         auth_cache=False,
         warm_cache=False,
         load_shedding=False,
+        light_reset=False,
     ),
 }
 
@@ -113,8 +119,10 @@ class TracingSettings(BaseModel):
     instrumented, so tracing costs nothing. See `target_service/tracing.py`.
     """
 
-    exporter: Literal["none", "console", "otlp", "jsonl"] = "none"
-    """Where spans go: nowhere, stdout, an OTLP/HTTP collector, or a JSON-lines file."""
+    exporter: Literal["none", "console", "otlp", "jsonl", "spool"] = "none"
+    """Where spans go: nowhere, stdout, an OTLP/HTTP collector, a JSON-lines file, or a
+    spool file that a harness run turns into JSON lines afterwards
+    (`target_service/span_spool.py`: the cheapest to write)."""
     sampling: float = Field(default=1.0, ge=0.0, le=1.0)
     """Share of new traces recorded (ParentBased(TraceIdRatioBased)): a caller's
     `traceparent` decides for its own trace, sampled or not."""
@@ -123,6 +131,8 @@ class TracingSettings(BaseModel):
     jsonl_path: str = "spans.jsonl"
     """OTLP-JSON lines file for `exporter="jsonl"`, appended to; `{pid}` is replaced by the
     worker's process id (one file per worker), otherwise workers share the file."""
+    spool_path: str = "spans.spool"
+    """The spool file for `exporter="spool"`, appended to; `{pid}` as for `jsonl_path`."""
     excluded_urls: str = "/healthz,/readyz,/metrics"
     """Comma-separated regular expressions of URLs whose requests are not traced."""
 
