@@ -8,9 +8,11 @@ resource `service.name`, `service.version`, `voice.profile`, `voice.workers`,
 `service.instance.id` and `process.pid` (the uvicorn worker); sampler
 `ParentBased(TraceIdRatioBased(sampling))`, so a caller's `traceparent`
 decides for its trace (the server span continues it) and the ratio decides
-for new ones; exporter console, OTLP/HTTP or OTLP-JSON lines in a file
+for new ones; exporter console, OTLP/HTTP, OTLP-JSON lines in a file
 (`opentelemetry-exporter-otlp-json-file`, each line one `O_APPEND` write so
-workers can share the file; `{pid}` in the path gives each its own). A
+workers can share the file; `{pid}` in the path gives each its own) or a spool
+that the harness turns into those lines after a run (`span_spool.py`: what a
+traced harness run uses, because encoding OTLP in the service is its cost). A
 `ServiceSpanProcessor` in front of the exporter names asyncpg spans after the
 `Database` query that ran them (`db.query.name`) and strips query strings,
 credential headers and SQL parameters from every span and event.
@@ -116,6 +118,17 @@ def background_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, An
     (jobs, cache refreshes: as children they would stretch a request's trace past its end)."""
     return tracer.start_as_current_span(name, context=ROOT, attributes=attributes,
                                         links=(link,) if link is not None else ())
+
+
+def lookup_event(cache: str, attributes: Mapping[str, Any]) -> None:
+    """A cache lookup answered from memory, as an event `cache.lookup <cache>` on the
+    current span (when it records). Such a lookup takes microseconds and has no child
+    work: a span of its own cost more than the lookup (~40 µs to make, then to export,
+    where an event is a few) and nothing to break down. A lookup that misses, and so
+    waits for a load, is a span (`MemoryCache.get_or_load`)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(f"cache.lookup {cache}", attributes)
 
 
 def cache_attributes(cache: str, key: object) -> dict[str, Any]:
@@ -241,6 +254,11 @@ def jsonl_path(settings: TracingSettings) -> Path:
     return Path(settings.jsonl_path.replace("{pid}", str(os.getpid())))
 
 
+def spool_path(settings: TracingSettings) -> Path:
+    """The spool this process appends spans to (`{pid}` replaced by its process id)."""
+    return Path(settings.spool_path.replace("{pid}", str(os.getpid())))
+
+
 def jsonl_exporter(path: Path) -> SpanExporter:
     """OTLP-JSON lines (one `{"resourceSpans": [...]}` object per exported batch)."""
     from opentelemetry.exporter.otlp.json.file import FileSpanExporter
@@ -265,6 +283,9 @@ def build_exporter(settings: TracingSettings) -> SpanExporter:
         return OTLPSpanExporter(endpoint=settings.otlp_endpoint)
     if settings.exporter == "jsonl":
         return jsonl_exporter(jsonl_path(settings))
+    if settings.exporter == "spool":
+        from target_service.span_spool import SpoolSpanExporter
+        return SpoolSpanExporter(spool_path(settings))
     raise ValueError(f"no exporter for tracing.exporter={settings.exporter!r}")
 
 

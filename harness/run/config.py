@@ -157,15 +157,16 @@ class RunConfig:
         return replace(self.stack, run_dir=run_dir, target_env=env)
 
     def tracing_env(self, run_dir: Path) -> dict[str, str]:
-        """The target's tracing settings: OTLP-JSON lines appended to `spans.jsonl` in the
-        run directory (one file shared by every uvicorn worker; flushed when the target
-        stops gracefully). The batch processor's queue is raised from its default 2048
+        """The target's tracing settings: a span spool in the run directory, turned into
+        `spans.jsonl` when the target has stopped (`harness.run.spans`: encoding OTLP-JSON
+        in the target was a fifth of what tracing cost it; one file shared by every
+        uvicorn worker, flushed when the target stops gracefully). The batch processor's queue is raised from its default 2048
         spans (a full queue drops spans): a fully sampled run makes ~250 spans a second,
         and its exporter thread competes for the same core as the requests."""
         if self.trace_sampling is None:
             return {}
-        env = {"TARGET_TRACING__EXPORTER": "jsonl",
-               "TARGET_TRACING__JSONL_PATH": str(layout.spans_jsonl(run_dir).resolve()),
+        env = {"TARGET_TRACING__EXPORTER": "spool",
+               "TARGET_TRACING__SPOOL_PATH": str(layout.spans_spool(run_dir).resolve()),
                "TARGET_TRACING__SAMPLING": repr(float(self.trace_sampling)),
                "OTEL_BSP_MAX_QUEUE_SIZE": "65536"}
         if self.trace_interleave_s is not None:

@@ -9,7 +9,8 @@ reports/runs/<run-id>/
   live.json       the last seconds, for progress (the plugin)
   metrics/        window-start.prom, window-end.prom, scrape-NNNNN.prom.gz, scrapes.jsonl
   processes.csv   RSS and CPU of every process, every 2 s
-  spans.jsonl     the target's spans, OTLP-JSON lines (traced runs: harness run --trace)
+  spans.jsonl     the target's spans, OTLP-JSON lines (traced runs: harness run --trace),
+                  written at the end from spans.spool, what the target wrote meanwhile
   chaos.json      the faults injected (harness run --chaos)
   writes.json     every acknowledged write looked up at the end (runs that write)
   logs/           one log per process
@@ -35,6 +36,9 @@ RUN_INFO = "run.json"
 RESULT = "result.json"
 GATE = "gate.json"
 SPANS = "spans.jsonl"
+SPOOL = "spans.spool"
+"""What a traced target writes during the run (`target_service/span_spool.py`); turned
+into `spans.jsonl` when the target has stopped, then removed."""
 WRITES = "writes.json"
 """The end-of-run check of acknowledged writes (`harness.model.chaos.WriteCheck`)."""
 
@@ -53,6 +57,10 @@ def processes_csv(run: Path) -> Path:
 
 def spans_jsonl(run: Path) -> Path:
     return run / SPANS
+
+
+def spans_spool(run: Path) -> Path:
+    return run / SPOOL
 
 
 def live_json(run: Path) -> Path:

@@ -10,10 +10,11 @@ where). Turning the directory into `result.json` and the other outputs is a
 separate step (`harness.run.record`), so a run directory can be collected
 again later and a failure while writing outputs never leaves processes behind.
 
-A traced run (`RunConfig.trace_sampling`) starts the target with the JSON-lines
-span exporter writing `spans.jsonl` into the run directory and tells the plugin
-to send a client-made `traceparent` with every request; the target is stopped
-with SIGTERM like every run, so its exporter flushes before `record` reads the file.
+A traced run (`RunConfig.trace_sampling`) starts the target with the span spool
+exporter writing into the run directory and tells the plugin to send a client-made
+`traceparent` with every request; the target is stopped with SIGTERM like every
+run, so its exporter flushes, and the teardown turns the spool into `spans.jsonl`
+(`harness.run.spans`) before `record` reads it.
 
 `--abort-on` thresholds (`RunConfig.abort_on`) are judged by
 `harness.analysis.abort.AbortEvaluator` on every `live.json` the watch loop reads;
@@ -64,7 +65,7 @@ from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
 from harness.model.client import LiveStatus, load_client
 from harness.model.files import save_json
 from harness.model.result import DatasetInfo, RunInfo, iso_time
-from harness.run import layout, machine
+from harness.run import layout, machine, spans
 from harness.run.config import RunConfig
 from harness.run.monitor import ProcessSampler, Scraper
 from harness.run.progress import Progress
@@ -251,6 +252,7 @@ class Run:
         # database is still up until "the stack" below
         steps.append(("the write check", lambda: self._check_writes(stack)))
         steps += [("the stack", lambda: (self.progress.phase("stopping the stack"), stack.down())),
+                  ("the spans", self._write_spans),
                   ("process table", lambda: self.sampler.write_csv(
                       layout.processes_csv(self.run_dir)))]
         for what, step in steps:
@@ -259,6 +261,13 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - the other steps must still run
                 log.warning("stopping %s failed: %s", what, exc)
                 self.notes.append(redact_text(f"stopping {what} failed: {exc}"))
+
+    def _write_spans(self) -> None:
+        """The target's span spool as `spans.jsonl` (traced runs), now that it has
+        stopped and flushed."""
+        note = spans.write_jsonl(self.run_dir, self.progress.phase)
+        if note is not None:
+            self.notes.append(note)
 
     def _locust_args(self, info: StackInfo) -> list[str]:
         cfg = self.config

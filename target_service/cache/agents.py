@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from target_service.cache.memory import CacheStatus, Generation, MemoryCache, user_tag
+from target_service.tracing import lookup_event
 
 SCHEMA_VERSION = 1
 
@@ -62,15 +63,11 @@ class AgentCache:
         than the freshness TTL (as good as live), STALE means only a fallback.
         """
         keys = [("config", i) for i in agent_ids]
-        tracer = self.cache.tracer
-        if tracer is None:
-            found = self.cache.get_many(keys)
-        else:
-            with tracer.start_as_current_span(
-                    "cache.lookup agents", attributes={"cache.name": self.cache.name,
-                                                       "cache.namespace": "config"}) as span:
-                found = self.cache.get_many(keys)
-                span.set_attributes(batch_result(len(keys), found.values()))
+        found = self.cache.get_many(keys)
+        if self.cache.tracer is not None:  # an event on the request's span: lookup_event
+            lookup_event(self.cache.name, {"cache.name": self.cache.name,
+                                           "cache.namespace": "config",
+                                           **batch_result(len(keys), found.values())})
         return {key[1]: value for key, value in found.items()}
 
     def generation(self) -> Generation:

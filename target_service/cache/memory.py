@@ -57,7 +57,12 @@ from typing import TypeVar
 
 from opentelemetry.trace import Span, Tracer
 
-from target_service.tracing import background_span, cache_attributes, current_link
+from target_service.tracing import (
+    background_span,
+    cache_attributes,
+    current_link,
+    lookup_event,
+)
 
 from .bounded import BoundedCache, CacheStatus, pickled_size, tags_from_key, user_tag
 from .generations import Generation
@@ -159,27 +164,27 @@ class MemoryCache(BoundedCache[K, V]):
         inside the loader), never borrow the caller's connection or session.
         Keys must not collide across tenants: put the user id in every key.
         """
-        if self.tracer is None:
-            return await self._get_or_load(key, loader, ttl, soft_ttl, tags, size, None)
-        with self.tracer.start_as_current_span(f"cache.lookup {self.name}",
-                                               attributes=cache_attributes(self.name, key)) as span:
-            return await self._get_or_load(key, loader, ttl, soft_ttl, tags, size, span)
-
-    async def _get_or_load(self, key: K, loader: Loader[V], ttl: float | None,
-                           soft_ttl: float | None, tags: Iterable[Hashable], size: int | None,
-                           span: Span | None) -> tuple[V, CacheStatus]:
         now = self._clock()
         found = self._counted_find(key, now)
-        if found is not None:
+        if found is not None:  # traced as an event: see tracing.lookup_event
             entry, status = found
-            if span is not None:
-                span.set_attribute("cache.result", status.lower())
+            if self.tracer is not None:
+                lookup_event(self.name, {**cache_attributes(self.name, key),
+                                         "cache.result": status.lower()})
             if (status is CacheStatus.STALE and now >= entry.refresh_after and not self._closed
                     and self._live_flight(key) is None):
                 self._start_flight(key, loader, ttl, soft_ttl, tags, size, refresh=True)
             return entry.value, status
-        if span is not None:
+        if self.tracer is None:
+            return await self._miss(key, loader, ttl, soft_ttl, tags, size, None)
+        with self.tracer.start_as_current_span(f"cache.lookup {self.name}",
+                                               attributes=cache_attributes(self.name, key)) as span:
             span.set_attribute("cache.result", "miss")
+            return await self._miss(key, loader, ttl, soft_ttl, tags, size, span)
+
+    async def _miss(self, key: K, loader: Loader[V], ttl: float | None,
+                    soft_ttl: float | None, tags: Iterable[Hashable], size: int | None,
+                    span: Span | None) -> tuple[V, CacheStatus]:
         if self._closed:  # shutting down: no new tasks, load inline
             generation = self._log.current()
             value = await loader()

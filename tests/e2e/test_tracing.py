@@ -16,6 +16,8 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from harness.loadgen.traces import TraceparentSource
+from harness.run import layout
+from harness.run import spans as run_spans
 from harness.run.config import RunConfig
 from harness.stack.stack import Stack, StackConfig
 from tests.e2e.test_run import harness_run, only_result
@@ -136,7 +138,11 @@ def test_exemplars_link_sampled_requests_to_their_traces(state_dir: Path, tmp_pa
     assert all(set(e.labels) == {"trace_id", "span_id"} for e in exemplars)
     keys = api_keys(manifest)
     assert_no_secret(" ".join(json.dumps(e.labels) for e in exemplars), keys)
-    # the target stopped gracefully: its spans are flushed, only the sampled requests'
+    # the target stopped gracefully: its spans are flushed (to the spool, which the run's
+    # teardown turns into spans.jsonl), only the sampled requests'
+    assert_no_secret(layout.spans_spool(run_dir).read_bytes().decode("utf-8", "replace"),
+                     keys)
+    assert run_spans.write_jsonl(run_dir) is None
     spans = spans_of(run_dir / "spans.jsonl")
     traced = {s["traceId"] for s in spans if s["kind"] == 2}
     assert sampled <= traced and not traced & unsampled

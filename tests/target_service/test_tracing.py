@@ -111,6 +111,12 @@ def assert_tree(spans: list[ReadableSpan], root: ReadableSpan) -> None:
             assert s.parent is not None and s.parent.span_id in ids, s.name
 
 
+def lookup_events(span: ReadableSpan) -> dict[str, str]:
+    """The span's cache-lookup events: name -> `cache.result`."""
+    return {e.name: e.attributes["cache.result"] for e in span.events
+            if e.name.startswith("cache.lookup")}
+
+
 def db_spans(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     return [s for s in spans if s.attributes.get("db.system") == "postgresql"]
 
@@ -158,11 +164,13 @@ async def test_a_request_is_one_trace_of_server_db_pool_and_cache_spans(shared_d
     mine = trace_of(spans, root)
     assert_tree(mine, root)
     names = {s.name for s in mine}
-    assert {"cache.lookup auth", "cache.lookup dashboard", "cache.load dashboard",
-            "db.pool.acquire"} <= names
+    assert {"cache.lookup dashboard", "cache.load dashboard"} <= names
+    # a lookup that waits for a load is a span; one answered at once (the auth cache
+    # is asked synchronously, hit or miss) an event on the span it happened in
     lookups = {s.name: s.attributes["cache.result"] for s in mine
                if s.name.startswith("cache.lookup")}
-    assert lookups == {"cache.lookup auth": "miss", "cache.lookup dashboard": "miss"}
+    assert lookups == {"cache.lookup dashboard": "miss"}
+    assert lookup_events(root) == {"cache.lookup auth": "miss"}
     queries = {s.attributes.get("db.query.name") for s in db_spans(mine)}
     assert {"auth_user_by_key", "recent_activity"} <= queries
     for s in db_spans(mine):
@@ -188,11 +196,46 @@ async def test_a_request_is_one_trace_of_server_db_pool_and_cache_spans(shared_d
     assert resource["process.pid"] == os.getpid()
     assert resource["service.version"]
 
-    # the second request is answered from memory: both lookups hit, no query for the page
-    hit = trace_of(again, server_span(again, OVERVIEW))
-    assert {s.attributes["cache.result"] for s in hit if s.name.startswith("cache.lookup")} \
-        == {"hit"}
-    assert db_spans(hit) == []
+    # the second request is answered from memory: both lookups hit (events on the server
+    # span, no span of their own), no query for the page
+    hit_root = server_span(again, OVERVIEW)
+    hit = trace_of(again, hit_root)
+    assert [s.name for s in hit] == [hit_root.name]
+    assert lookup_events(hit_root) == {"cache.lookup auth": "hit",
+                                       "cache.lookup dashboard": "hit"}
+    dashboard_hit = next(e for e in hit_root.events if e.name == "cache.lookup dashboard")
+    assert dashboard_hit.attributes["cache.namespace"] == "overview"
+
+
+async def test_a_pool_acquire_is_a_span_only_when_it_waited(shared_dbs):
+    """Served from an idle connection it is not traced (it takes less than its span
+    would); one that found no idle connection is, from when it asked."""
+    exporter = InMemorySpanExporter()
+    async with traced_app(shared_dbs["optimized"], exporter,
+                          pool={"min_size": 1, "max_size": 1},
+                          toggles={"warm_cache": False, "kpi_refresher": False}) as (app, _):
+        db = app.state.resources.db
+        exporter.clear()
+        async with db.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        assert [s.name for s in exporter.get_finished_spans()
+                if s.name == "db.pool.acquire"] == []
+
+        got = asyncio.Event()
+
+        async def second() -> None:
+            async with db.acquire():
+                got.set()
+
+        async with db.acquire():
+            waiter = asyncio.create_task(second())
+            for _ in range(50):  # until it is queued behind the held connection
+                await asyncio.sleep(0.01)
+            assert not got.is_set()
+        await waiter
+    (acquire,) = [s for s in exporter.get_finished_spans() if s.name == "db.pool.acquire"]
+    assert acquire.attributes["db.pool.idle"] == 0
+    assert acquire.attributes["db.pool.waiting"] == 1
 
 
 async def test_the_lifespan_run_through_the_built_stack_still_traces(shared_dbs, user):
@@ -613,12 +656,16 @@ async def test_single_flight_waits_and_stale_refreshes_are_spans():
     clock.advance(11)  # past the soft TTL: served stale, refreshed in a trace of its own
     fresh = GatedLoader("w")
     fresh.open()
-    assert await cache.get_or_load(key, fresh) == ("v", "STALE")
+    with provider.get_tracer("test").start_as_current_span("request"):
+        assert await cache.get_or_load(key, fresh) == ("v", "STALE")
     await asyncio.sleep(0.01)
     spans = list(exporter.get_finished_spans())
-    (stale,) = by_name(spans, "cache.lookup t")
-    assert stale.attributes["cache.result"] == "stale"
+    assert by_name(spans, "cache.lookup t") == []  # answered at once: an event
+    (request,) = by_name(spans, "request")
+    (stale,) = request.events
+    assert stale.name == "cache.lookup t" and stale.attributes["cache.result"] == "stale"
+    assert stale.attributes["cache.namespace"] == "overview"
     (refresh,) = by_name(spans, "cache.refresh t")
-    assert refresh.parent is None and refresh.links[0].context == stale.context
+    assert refresh.parent is None and refresh.links[0].context == request.context
     await cache.close()
     provider.shutdown()
