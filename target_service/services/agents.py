@@ -88,12 +88,17 @@ class AgentsService:
 
     async def get(self, user_id: int, agent_id: int) -> schemas.AgentResponse:
         if self.cache is not None:  # the user's agent list is cached: no query
-            row = next((r for r in await self._agents(user_id) if r["id"] == agent_id), None)
+            rows = await self._agents(user_id)
+            row = next((r for r in rows if r["id"] == agent_id), None)
+            # cached stats are the user's, every agent's: a load for one agent would
+            # leave the others without stats in the list (batch_queries off)
+            ids = [r["id"] for r in rows]
         else:
             row = await self.db.fetchrow("agent_by_id", q.AGENT_BY_ID, user_id, agent_id)
+            ids = [agent_id]
         if row is None:
             raise NotFound(f"agent {agent_id} not found")
-        stats = (await self._stats(user_id, [agent_id])).get(agent_id)
+        stats = (await self._stats(user_id, ids)).get(agent_id)
         config = (await self.resolver.resolve([row]))[row["elevenlabs_agent_id"]]
         detail = self._detail(row, stats, config)
         return schemas.AgentResponse(user_id=user_id, agent=detail,

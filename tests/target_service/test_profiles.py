@@ -43,3 +43,22 @@ async def test_same_data_in_both_profiles(shared_dbs, datasets, rank):
                 bodies[profile][path] = comparable(r.json())
     for path, optimized in bodies["optimized"].items():
         assert optimized == bodies["naive"][path], path
+
+
+async def test_one_agent_first_then_the_list_with_per_agent_queries_and_the_cache(
+        shared_dbs, datasets):
+    """batch_queries off, response_cache on (one toggle off, as `harness ablate` runs it):
+    the stats an agent's page caches are the user's, so the list after it has every
+    agent's, as the optimized profile computes them."""
+    user = max((u for u in datasets.manifest["users"] if len(u["agent_ids"]) > 1),
+               key=lambda u: u["weight"])
+    headers = auth(user["api_key"])
+    async with running_app(shared_dbs["optimized"]) as (_, client):
+        expected = (await client.get("/api/v1/agents", headers=headers)).json()
+    async with running_app(shared_dbs["optimized"],
+                           toggles={"batch_queries": False, "warm_cache": False}) as (_, client):
+        one = await client.get(f"/api/v1/agents/{user['agent_ids'][0]}", headers=headers)
+        assert one.status_code == 200
+        listed = (await client.get("/api/v1/agents", headers=headers)).json()
+    assert {a["agent_id"]: a["stats"] for a in listed["agents"]} \
+        == {a["agent_id"]: a["stats"] for a in expected["agents"]}
