@@ -27,7 +27,7 @@ from target_service.services.activity import ActivityService
 from target_service.services.agents import AgentsService
 from target_service.services.dashboard import DashboardService
 from target_service.settings import Settings
-from target_service.tracing import lookup_event
+from target_service.tracing import lookup_event, recording_span
 
 
 async def get_resources(request: Request) -> Resources:
@@ -109,8 +109,10 @@ def _cached_user(cache: MemoryCache, key_hash: bytes) -> CurrentUser | None:
     if cache.tracer is None:
         return cache.get(key_hash)
     found = cache.lookup(key_hash)
-    lookup_event(cache.name, {"cache.name": cache.name,
-                              "cache.result": "miss" if found is None else found[1].lower()})
+    if (span := recording_span()) is not None:
+        lookup_event(span, cache.name, {
+            "cache.name": cache.name,
+            "cache.result": "miss" if found is None else found[1].lower()})
     return None if found is None else found[0]
 
 

@@ -120,15 +120,20 @@ def background_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, An
                                         links=(link,) if link is not None else ())
 
 
-def lookup_event(cache: str, attributes: Mapping[str, Any]) -> None:
-    """A cache lookup answered from memory, as an event `cache.lookup <cache>` on the
-    current span (when it records). Such a lookup takes microseconds and has no child
-    work: a span of its own cost more than the lookup (~40 µs to make, then to export,
-    where an event is a few) and nothing to break down. A lookup that misses, and so
-    waits for a load, is a span (`MemoryCache.get_or_load`)."""
+def recording_span() -> trace.Span | None:
+    """The current span if it records (a sampled request's), else None: the check to make
+    before building attributes for it."""
     span = trace.get_current_span()
-    if span.is_recording():
-        span.add_event(f"cache.lookup {cache}", attributes)
+    return span if span.is_recording() else None
+
+
+def lookup_event(span: trace.Span, cache: str, attributes: Mapping[str, Any]) -> None:
+    """A cache lookup answered from memory, as the event `cache.lookup <cache>` on `span`
+    (`recording_span()`). Such a lookup takes microseconds and has no child work: a span
+    of its own cost more than the lookup (~40 µs to make, then to export, where an event
+    is a few) and had nothing to break down. A lookup that misses, and so waits for a
+    load, is a span (`MemoryCache.get_or_load`)."""
+    span.add_event(f"cache.lookup {cache}", attributes)
 
 
 def cache_attributes(cache: str, key: object) -> dict[str, Any]:

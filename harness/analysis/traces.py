@@ -10,8 +10,11 @@ the client's span, which is not in the file). Every span under it falls into
 one category:
 
 * `db`: client spans with a `db.system` (asyncpg: `db.system=postgresql`);
-* `pool_wait`: `db.pool.acquire`;
-* `cache`: `cache.*` (lookups, loads, single-flight waits);
+* `pool_wait`: `db.pool.acquire` (the service makes one only for an acquire that
+  waited: one served at once from an idle connection stays in its parent's time);
+* `cache`: `cache.*` (lookups that missed, loads, single-flight waits; a lookup
+  answered from memory is an event on its parent, its microseconds in the parent's
+  category);
 * `upstream`: other client spans (the ElevenLabs httpx client) and `elevenlabs.*`
   (attempts, retry back-off, breaker rejections);
 * `serialization`: spans named `serialize*` or `render*` (the service's

@@ -415,9 +415,11 @@ class TimeBreakdown(_Model):
     db: float = 0.0
     """Database client spans (asyncpg queries)."""
     pool_wait: float = 0.0
-    """Waiting for a pooled connection (`db.pool.acquire`)."""
+    """Waiting for a pooled connection (`db.pool.acquire`: made only for an acquire that
+    waited, so an acquire served at once counts in its parent's category)."""
     cache: float = 0.0
-    """`cache.*` spans' own time: lookups, loads around their queries, single-flight waits."""
+    """`cache.*` spans' own time: lookups that missed, loads around their queries,
+    single-flight waits (a lookup answered from memory is an event, not a span)."""
     upstream: float = 0.0
     """ElevenLabs: `elevenlabs.*` spans and the HTTP client spans under them."""
     serialization: float = 0.0
@@ -480,7 +482,8 @@ class TraceSummary(_Model):
     """Kept client trace ids without a server span (the first 20)."""
     unmatched_count: int = 0
     no_spans: list[str] = []
-    """Categories no span of the file belongs to: 0 because unmeasured, not because free."""
+    """Categories no span of the file belongs to: 0 because unmeasured or never slow
+    enough to be traced (`pool_wait` when no acquire waited), not because free."""
     malformed_lines: int = 0
     notes: list[str] = []
 

@@ -27,6 +27,7 @@ from harness.model.result import RunInfo, RunResult, TraceSummary, iso_time, sav
 from harness.model.scrape import INDEX_FILE, load_index
 from harness.outputs import markdown, timeseries
 from harness.run import layout
+from harness.run import spans as span_files
 from harness.run.monitor import read_csv
 from harness.stack import chaos as chaos_log
 
@@ -86,9 +87,15 @@ def traces(run: Path, info: RunInfo, client: ClientDoc, notes: list[str]) -> Tra
     path = layout.spans_jsonl(run)
     if info.trace_sampling is None and not path.exists():
         return None
+    if not path.exists() and layout.spans_spool(run).exists():
+        # the teardown never got to it (the harness was killed): do it now
+        note = span_files.write_jsonl(run)
+        if note is not None:
+            notes.append(note)
     if not path.exists():
-        notes.append(f"the run was traced but {path.name} is missing (the target never "
-                     "exported, or was killed before it flushed)")
+        if not layout.spans_spool(run).exists():
+            notes.append(f"the run was traced but {path.name} is missing (the target never "
+                         "exported, or was killed before it flushed)")
         return None
     spans, bad = read_spans(path)
     traced = {k: e.traced for k, e in client.endpoints.items() if e.traced}

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from target_service.cache.memory import CacheStatus, Generation, MemoryCache, user_tag
-from target_service.tracing import lookup_event
+from target_service.tracing import lookup_event, recording_span
 
 SCHEMA_VERSION = 1
 
@@ -64,10 +64,10 @@ class AgentCache:
         """
         keys = [("config", i) for i in agent_ids]
         found = self.cache.get_many(keys)
-        if self.cache.tracer is not None:  # an event on the request's span: lookup_event
-            lookup_event(self.cache.name, {"cache.name": self.cache.name,
-                                           "cache.namespace": "config",
-                                           **batch_result(len(keys), found.values())})
+        if self.cache.tracer is not None and (span := recording_span()) is not None:
+            lookup_event(span, self.cache.name, {  # an event on the request's span
+                "cache.name": self.cache.name, "cache.namespace": "config",
+                **batch_result(len(keys), found.values())})
         return {key[1]: value for key, value in found.items()}
 
     def generation(self) -> Generation:

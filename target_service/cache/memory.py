@@ -22,12 +22,14 @@ view refreshed *after* the commit, a load between the commit and the refresh
 starts after the first eviction and reads old numbers, so evict that user again
 once the refresh has completed (or evict only then).
 
-Traced when given a `tracer` (None: no tracing work at all): each
-`get_or_load` is a `cache.lookup <name>` span with `cache.result`
-hit/miss/stale and, on a miss, `cache.single_flight` leader/joined; a joined
-caller's wait is a `cache.single_flight.wait` span, a load a `cache.load`
-span (its queries nest under it), and a stale entry's background refresh a
-`cache.refresh` span in a trace of its own, linked to the lookup.
+Traced when given a `tracer` (None: no tracing work at all): a `get_or_load`
+answered from memory (hit or stale) is an event `cache.lookup <name>` with its
+`cache.result` on the caller's span (`tracing.lookup_event`: a span would cost
+more than the lookup); one that misses is a `cache.lookup <name>` span with
+`cache.result` miss and `cache.single_flight` leader/joined; a joined caller's
+wait is a `cache.single_flight.wait` span, a load a `cache.load` span (its
+queries nest under it), and a stale entry's background refresh a
+`cache.refresh` span in a trace of its own, linked to the caller's span.
 
 Concurrency model: one event loop, no threads. All bookkeeping is synchronous
 code between awaits; the only awaits are on loaders and load tasks.
@@ -62,6 +64,7 @@ from target_service.tracing import (
     cache_attributes,
     current_link,
     lookup_event,
+    recording_span,
 )
 
 from .bounded import BoundedCache, CacheStatus, pickled_size, tags_from_key, user_tag
@@ -168,9 +171,9 @@ class MemoryCache(BoundedCache[K, V]):
         found = self._counted_find(key, now)
         if found is not None:  # traced as an event: see tracing.lookup_event
             entry, status = found
-            if self.tracer is not None:
-                lookup_event(self.name, {**cache_attributes(self.name, key),
-                                         "cache.result": status.lower()})
+            if self.tracer is not None and (span := recording_span()) is not None:
+                lookup_event(span, self.name, {**cache_attributes(self.name, key),
+                                               "cache.result": status.lower()})
             if (status is CacheStatus.STALE and now >= entry.refresh_after and not self._closed
                     and self._live_flight(key) is None):
                 self._start_flight(key, loader, ttl, soft_ttl, tags, size, refresh=True)

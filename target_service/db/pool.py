@@ -12,7 +12,8 @@ also owns the session settings that matter for correctness and speed:
   partial index's literal cutoff. Custom plans see the value and can.
 
 Traced when given a `tracer`: a wait for a pooled connection is a
-`db.pool.acquire` span (waiters, size, idle; an error on timeout), and the
+`db.pool.acquire` span (waiters, size, idle; an error on timeout; not made for
+an acquire served at once from an idle connection, see `acquire`), and the
 asyncpg spans of a named query carry its name as `db.query.name`
 (`tracing.QUERY_NAME`). Without one, none of that work is done.
 """
@@ -195,13 +196,21 @@ class Database:
         """Check out a connection, recording the wait, with a bounded acquire timeout.
 
         Traced as `db.pool.acquire` only when it waited: no idle connection when it
-        asked, at least `ACQUIRE_SPAN_MIN_S`, or a failure. An acquire served from an
-        idle connection takes tens of microseconds, less than making its span; the
-        span is made afterwards, with the acquire's own start time."""
+        asked, at least `ACQUIRE_SPAN_MIN_S`, or a failure (an error status) or a
+        cancellation. An acquire served from an idle connection takes tens of
+        microseconds, less than making its span; the span is made afterwards, with the
+        acquire's own start time.
+
+        With toggle `light_reset` a released connection keeps its session state (see
+        `keep_session`): code that sets a session variable, takes a session advisory lock
+        or opens a cursor outside a transaction on a pooled connection must undo it, or
+        use a connection of its own as the refresher and the listener do."""
         start = time.perf_counter()
-        started_ns = time.time_ns()
-        attrs = {"db.pool.waiting": self._waiting + 1, "db.pool.size": self.pool.get_size(),
-                 "db.pool.idle": self.pool.get_idle_size()}
+        attrs: dict[str, Any] | None = None
+        if self.tracer is not None:
+            started_ns = time.time_ns()
+            attrs = {"db.pool.waiting": self._waiting + 1, "db.pool.size": self.pool.get_size(),
+                     "db.pool.idle": self.pool.get_idle_size()}
         self._waiting += 1
         self._update_pool_gauges()
         failure: str | None = None
@@ -211,19 +220,21 @@ class Database:
             self.metrics.db_pool_acquire_timeouts.inc()
             failure = "timed out waiting for a connection"
             raise DatabaseUnavailable("timed out waiting for a database connection") from exc
+        except asyncio.CancelledError:
+            failure = "cancelled while waiting for a connection"
+            raise
         except Exception as exc:
+            failure = type(exc).__name__
             # opening a new pooled connection while the server restarts raises any of
             # _LOST (CannotConnectNowError, ConnectionRefusedError, ...); a closing pool
             # raises InterfaceError
             if not (database_lost(exc) or isinstance(exc, asyncpg.InterfaceError)):
                 raise
-            failure = type(exc).__name__
             raise DatabaseUnavailable(f"cannot acquire a database connection: {exc}") from exc
         finally:
             self._waiting -= 1
-            if self.tracer is not None and (failure is not None or attrs["db.pool.idle"] == 0
-                                            or time.perf_counter() - start
-                                            >= ACQUIRE_SPAN_MIN_S):
+            if attrs is not None and (failure is not None or attrs["db.pool.idle"] == 0
+                                      or time.perf_counter() - start >= ACQUIRE_SPAN_MIN_S):
                 span = self.tracer.start_span("db.pool.acquire", attributes=attrs,
                                               start_time=started_ns)
                 if failure is not None:
@@ -246,7 +257,8 @@ class Database:
                 raise DatabaseUnavailable(f"the database connection was lost: {exc}") from exc
             raise
         finally:
-            # asyncpg resets the connection on release: a query of its own, named as such
+            # asyncpg's reset on release (without `light_reset`, or the rollback of an open
+            # transaction) is a query of its own, named as such
             token = None if self.tracer is None else QUERY_NAME.set("pool_release_reset")
             try:
                 await self._release_quietly(conn)
