@@ -50,7 +50,11 @@ def assert_no_secret(text: str, keys: list[str]) -> None:
 
 
 def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: Path,
-                                                                     tmp_path: Path):
+                                                                     tmp_path: Path,
+                                                                     monkeypatch):
+    # no start-up warming (the target inherits the environment): each user's first
+    # overview misses the cache, so the file holds a miss's lookup, load and queries
+    monkeypatch.setenv("TARGET_TOGGLES__WARM_CACHE", "false")
     out = tmp_path / "reports"
     proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "4",
                        "--spawn-rate", "4", "--duration", "5s", "--warmup", "1s",
@@ -78,7 +82,9 @@ def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: 
     traces = result["traces"]
     assert traces["sampling"] == 1.0 and traces["unmatched_count"] == 0
     assert traces["traces"] > 0
-    assert traces["shares"]["db"] > 0 and traces["shares"]["cache"] > 0
+    # cache time is a miss's (a hit is an event), so it is there only if a measured
+    # request missed: the miss's trace is checked below, from the whole file
+    assert traces["shares"]["db"] > 0
     assert traces["shares"]["serialization"] > 0 and "serialization" not in traces["no_spans"]
     assert sum(traces["shares"].values()) == pytest.approx(1.0, abs=1e-3)
     for key in ("GET /api/v1/dashboard/overview", "GET /api/v1/dashboard/analytics"):
