@@ -76,10 +76,6 @@ def _attrs(attributes: Any) -> dict[str, Any]:
     return dict(attributes) if attributes else {}
 
 
-def _dropped(container: Any) -> int:
-    return getattr(container, "dropped", 0) or 0
-
-
 def _span_record(span: ReadableSpan) -> tuple:
     ctx = span.context
     parent = span.parent
@@ -115,22 +111,33 @@ def encode_batch(spans: Sequence[ReadableSpan]) -> bytes:
     return _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 
+def open_append(path: Path) -> int:
+    """An `O_APPEND` descriptor on `path` (its folder made): what both file exporters
+    write through, so processes appending to one file never interleave a write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """`data` written whole; normally one `os.write` (a short write continues it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class SpoolSpanExporter(SpanExporter):
     """Appends each exported batch to `path` as one spool frame (one `os.write`)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = open_append(path)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
         if self._fd is None:
             return SpanExportResult.FAILURE
-        data = memoryview(encode_batch(spans))
         try:  # a short write (a full disk) tears the frame: the reader skips it
-            while data:
-                data = data[os.write(self._fd, data):]
+            write_all(self._fd, encode_batch(spans))
         except OSError:
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

@@ -57,6 +57,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from starlette.background import BackgroundTask
 
+from target_service.span_spool import SpoolSpanExporter, open_append, write_all
 from target_service.trace_gate import (
     GatedAsyncPGInstrumentor,
     GatedTracer,
@@ -236,16 +237,13 @@ class _AppendLines(io.TextIOBase):
     exporter writes a whole line per call, so workers appending to one file never mix lines."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_append(path)
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        data = memoryview(text.encode("utf-8"))
-        while data:
-            data = data[os.write(self._fd, data):]
+        write_all(self._fd, text.encode("utf-8"))
         return len(text)
 
     def close(self) -> None:
@@ -289,7 +287,6 @@ def build_exporter(settings: TracingSettings) -> SpanExporter:
     if settings.exporter == "jsonl":
         return jsonl_exporter(jsonl_path(settings))
     if settings.exporter == "spool":
-        from target_service.span_spool import SpoolSpanExporter
         return SpoolSpanExporter(spool_path(settings))
     raise ValueError(f"no exporter for tracing.exporter={settings.exporter!r}")
 
