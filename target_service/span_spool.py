@@ -5,7 +5,7 @@ The OTLP encoders are written in Python: turning one span into OTLP-JSON (the
 protobuf 39 µs, against ~38 µs to create the span at all (measured with the
 SDK's in-memory exporter; docs/tracing-notes.md). In the service that work runs
 in the batch processor's thread, but under the GIL it is CPU taken from the
-event loop, and at sampling 0.1 it was a fifth of what tracing cost a request.
+event loop, and at sampling 0.1 it was about a sixth of what a sampled request cost.
 
 So a traced harness run exports to a spool instead: each batch is one frame
 (`encode_batch`: a 4-byte magic, the body's length and CRC-32, then a pickle of

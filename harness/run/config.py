@@ -159,8 +159,9 @@ class RunConfig:
     def tracing_env(self, run_dir: Path) -> dict[str, str]:
         """The target's tracing settings: a span spool in the run directory, turned into
         `spans.jsonl` when the target has stopped (`harness.run.spans`: encoding OTLP-JSON
-        in the target was a fifth of what tracing cost it; one file shared by every
-        uvicorn worker, flushed when the target stops gracefully). The batch processor's queue is raised from its default 2048
+        in the target was about a sixth of what a sampled request cost it; one file
+        shared by every uvicorn worker, flushed when the target stops gracefully). The
+        batch processor's queue is raised from its default 2048
         spans (a full queue drops spans): a fully sampled run makes ~250 spans a second,
         and its exporter thread competes for the same core as the requests."""
         if self.trace_sampling is None:

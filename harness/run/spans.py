@@ -1,9 +1,10 @@
 """`spans.jsonl` from the target's span spool, once the target has stopped.
 
 A traced run's target writes its spans to `spans.spool` (`target_service/span_spool.py`
-says why: encoding OTLP-JSON inside the measured process was a fifth of what tracing
-cost it). The runner calls `write_jsonl` in its teardown, after the stack is down (and
-`record.traces` calls it for a run directory whose teardown never got there): the
+says why: encoding OTLP-JSON inside the measured process was about a sixth of what a
+sampled request cost it). The runner calls `write_jsonl` in its teardown, after the
+stack is down (and `record.traces` calls it for a run directory whose teardown never
+got there): the
 spool's batches become OTLP-JSON lines, exactly as the target's `jsonl` exporter writes
 them, and the spool is removed. Nothing is lost silently: a spool with damaged frames
 (a worker killed mid-write) is kept beside the lines read from it, and a spool that
