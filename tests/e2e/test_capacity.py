@@ -27,7 +27,9 @@ MAX_ERRORS = 0.05
 START, FACTOR = 8.0, 6.0
 """Step 1 asks 8 tasks/s (a dashboard task makes 1 to 4 requests, 1.3 to 1.6 on average: about
 2 requests in flight on average against 8 slots, so nearly nothing is shed and the p95 is
-the 200 ms floor); step 2 asks 48, more requests a second than CEILING_RPS."""
+the 200 ms floor); step 2 asks 48, more requests a second than CEILING_RPS. Steps run 8 s:
+at 5 s (40 / 8, the least `--min-requests 40` allows) a busy CI machine started 39
+requests in step 1's window once, and a step short of its requests is "cannot tell"."""
 
 
 def test_capacity_on_a_starved_service_breaks_where_arithmetic_says(state_dir, tmp_path):
@@ -36,7 +38,7 @@ def test_capacity_on_a_starved_service_breaks_where_arithmetic_says(state_dir, t
     argv = [sys.executable, "-m", "harness.cli", "capacity", "--dataset", "tiny",
             "--scenario", "dashboard", "--slo", "p95<800ms", "--errors", "<5%",
             "--min-requests", "40", "--start-rate", str(START), "--factor", str(FACTOR),
-            "--max-steps", "2", "--step-duration", "5s", "--max-step-duration", "8s",
+            "--max-steps", "2", "--step-duration", "8s", "--max-step-duration", "8s",
             "--warmup", "2s", "--state-dir", str(state_dir), "--out", str(tmp_path)]
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=300,
                           env=env)
