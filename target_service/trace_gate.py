@@ -31,10 +31,13 @@ bypasses the instrumentation when the answer is already known:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
+from cachetools import LRUCache
 from opentelemetry import context, trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -125,19 +128,52 @@ class UnsampledBypass:
         await self.traced(scope, receive, send)
 
 
+class SpanDetailsCache:
+    """The FastAPI instrumentation's span name and `http.route` for a request, remembered
+    per method and path.
+
+    Its `_get_default_span_details` finds the route by matching the scope against every
+    route of the app in turn (Starlette's `matches`, which builds a child scope each
+    time), for each sampled request before it starts the server span: about a quarter
+    of what the server span cost (docs/tracing-notes.md). The answer depends only on
+    the scope's type, method, root path and path (the service routes on nothing else),
+    so a bounded LRU of them answers a repeated path without matching.
+    """
+
+    def __init__(self, details: Callable[[Scope], tuple[str, dict[str, Any]]],
+                 size: int = 4096) -> None:
+        self._details = details
+        self._cache: LRUCache = LRUCache(size)
+
+    def __call__(self, scope: Scope) -> tuple[str, dict[str, Any]]:
+        key = (scope["type"], scope.get("method"), scope.get("root_path", ""), scope["path"])
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._details(scope)
+        name, attributes = found
+        return name, dict(attributes)  # the caller's to change
+
+
 def gate_app(app: Any) -> None:
-    """Put `UnsampledBypass` in front of an instrumented FastAPI app's middleware stack.
+    """Put `UnsampledBypass` in front of an instrumented FastAPI app's middleware stack,
+    and a `SpanDetailsCache` in its OpenTelemetry middleware.
 
     `FastAPIInstrumentor.instrument_app` replaced `app.build_middleware_stack` and kept
     the original as `app._original_build_middleware_stack`; both stacks share the
-    app's router and middleware classes. `uninstrument_app` restores the original, which
-    removes this gate too.
+    app's router and middleware classes. The instrumented stack is a
+    `ServerErrorMiddleware` around the `OpenTelemetryMiddleware`, whose
+    `default_span_details` (a constructor argument instrument_app does not pass on) is
+    the route lookup. `uninstrument_app` restores the original, which removes both.
     """
     instrumented = app.build_middleware_stack
     original = app._original_build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return UnsampledBypass(traced=instrumented(), untraced=original())
+        traced = instrumented()
+        otel = getattr(traced, "app", None)
+        if isinstance(otel, OpenTelemetryMiddleware):
+            otel.default_span_details = SpanDetailsCache(otel.default_span_details)
+        return UnsampledBypass(traced=traced, untraced=original())
 
     app.build_middleware_stack = build_middleware_stack
 

@@ -149,18 +149,45 @@ def cache_attributes(cache: str, key: object) -> dict[str, Any]:
 
 def strip_query(url: str) -> str:
     """The URL or path without its query string, fragment and credentials."""
+    if "?" not in url and "#" not in url and "@" not in url:
+        return url  # nothing to strip: the common case, kept off the regex engine
     return _USERINFO.sub(r"\1", re.split(r"[?#]", url, maxsplit=1)[0])
+
+
+_KEEP, _URL, _TEXT = "keep", "url", "text"
+_KINDS: dict[str, object] = {}
+"""What redaction does with each attribute key, decided once per key (`_kind`): every
+sampled span's ~15 attributes went through prefix checks each time it ended."""
+_MAX_KINDS = 4096  # keys are the instrumentations' attribute names; this only bounds it
+
+
+def _kind(key: str) -> object:
+    """`_DROP`, `_KEEP` (an allowed header), `_URL` (a URL attribute) or `_TEXT` (any
+    other: a string in it may still hold a URL with a query)."""
+    kind = _KINDS.get(key)
+    if kind is not None:
+        return kind
+    if key in _DROP_KEYS or key.startswith("db.query.parameter"):
+        kind = _DROP
+    elif key.startswith(_HEADER_PREFIXES):
+        header = key.split(".", 3)[3].replace("_", "-").lower()
+        kind = _DROP if header in SENSITIVE_HEADERS else _KEEP
+    else:
+        kind = _URL if key in _URL_KEYS else _TEXT
+    if len(_KINDS) < _MAX_KINDS:
+        _KINDS[key] = kind
+    return kind
 
 
 def _clean(key: str, value: Any) -> Any:
     """The value to export for an attribute, or `_DROP`."""
-    if key in _DROP_KEYS or key.startswith("db.query.parameter"):
+    kind = _kind(key)
+    if kind is _DROP:
         return _DROP
-    if key.startswith(_HEADER_PREFIXES):
-        header = key.split(".", 3)[3].replace("_", "-").lower()
-        return _DROP if header in SENSITIVE_HEADERS else value
+    if kind is _KEEP:
+        return value
     if isinstance(value, str):
-        if key in _URL_KEYS:
+        if kind is _URL:
             return strip_query(value)
         return _URL_IN_TEXT.sub(r"\1", value) if "://" in value else value
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):

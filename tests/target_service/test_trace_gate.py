@@ -12,7 +12,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from target_service.trace_gate import GatedTracer, parent_dropped, unsampled_parent
+from target_service.trace_gate import (
+    GatedTracer,
+    SpanDetailsCache,
+    gate_app,
+    parent_dropped,
+    unsampled_parent,
+)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -104,3 +110,88 @@ def test_under_a_sampled_parent_or_at_the_root_it_traces_as_the_sdk(tracer_and_s
     assert [s.name for s in spans] == ["cache.lookup", "job kpi_refresh", "cache.refresh"]
     assert format(spans[0].context.trace_id, "032x") == TRACE
     assert spans[2].parent is None
+
+
+# ---- the route lookup, remembered --------------------------------------------------------------
+
+@pytest.fixture
+def instrumented_app():
+    """A small FastAPI app instrumented as `Tracing.instrument_app` does it, sampling all."""
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"id": item_id}
+
+    @app.post("/items")
+    async def create() -> dict:
+        return {}
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
+                                       meter_provider=NoOpMeterProvider(),
+                                       exclude_spans=["receive", "send"])
+    gate_app(app)
+    yield app, exporter
+    FastAPIInstrumentor.uninstrument_app(app)
+    provider.shutdown()
+
+
+async def test_span_names_come_from_the_route_and_each_path_is_matched_once(instrumented_app):
+    import httpx
+
+    app, exporter = instrumented_app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        assert (await client.get("/items/1")).status_code == 200  # builds the stack
+        cache = app.middleware_stack.traced.app.default_span_details
+        assert isinstance(cache, SpanDetailsCache)
+        looked_up: list[str] = []
+        inner = cache._details
+
+        def counting(scope):
+            looked_up.append(f"{scope['method']} {scope['path']}")
+            return inner(scope)
+
+        cache._details = counting
+        for path in ("/items/2", "/items/2", "/items/1", "/items/2"):
+            assert (await client.get(path)).status_code == 200
+        assert (await client.post("/items")).status_code == 200
+        assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.get("/items")).status_code == 405  # the route, another method
+        assert (await client.get("/nowhere")).status_code == 404
+
+    # /items/1 was remembered from the first request; each other path was matched once
+    assert looked_up == ["GET /items/2", "POST /items", "GET /nowhere", "GET /items"]
+    servers = [s for s in exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    names = [(s.name, s.attributes.get("http.route")) for s in servers]
+    assert names == [("GET /items/{item_id}", "/items/{item_id}")] * 5 + [
+        ("POST /items", "/items"), ("GET", None), ("GET /items", "/items"), ("GET", None)]
+    assert [s.attributes["http.status_code"] for s in servers][-4:] == [200, 404, 405, 404]
+
+
+def test_the_remembered_details_are_bounded_and_a_copy():
+    calls = []
+
+    def details(scope):
+        calls.append(scope["path"])
+        return f"GET {scope['path']}", {"http.route": scope["path"]}
+
+    cache = SpanDetailsCache(details, size=2)
+    scope = {"type": "http", "method": "GET", "path": "/a"}
+    _, attrs = cache(scope)
+    attrs["changed"] = True  # the middleware adds to what it is given
+    assert cache(scope) == ("GET /a", {"http.route": "/a"})
+    cache({**scope, "path": "/b"})
+    cache({**scope, "path": "/c"})  # evicts /a, the least recently used
+    cache(scope)
+    assert calls == ["/a", "/b", "/c", "/a"]
+    cache({**scope, "method": "POST"})  # another method is another key
+    cache({**scope, "root_path": "/api"})  # so is another mount point
+    assert calls[-2:] == ["/a", "/a"]
