@@ -6,6 +6,16 @@ handshake, a query whose cancel request is itself waiting on the server) may
 not, and a shutdown that waits on it forever leaves a process nobody can
 stop cleanly. So: cancel, wait a bounded time, then pull the rug (abort the
 task's connection), wait a little more, and give up loudly rather than hang.
+
+And a task must not lose the cancel itself. Python 3.11's `asyncio.wait_for`
+swallows a cancellation that arrives in the same loop iteration as the
+awaited thing completing (gh-86296, fixed in 3.12): a listener waiting for
+its connection to close with `wait_for(closed.wait(), keepalive)`, cancelled
+as the server goes away, carries on reconnecting forever, and an event loop
+closing over it (a shutdown, a test session's end) hangs in its final
+cancel-all. So these tasks wait with `asyncio.timeout()`, which does not, and
+their reconnect loops also stop when `cancel_requested()` says a cancel came
+and something below them lost it.
 """
 
 from __future__ import annotations
@@ -39,6 +49,13 @@ async def cancel_and_wait(task: asyncio.Task | None, *, timeout: float = 2.0,
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
     return True
+
+
+def cancel_requested() -> bool:
+    """The current task has been asked to stop (even if an await swallowed the
+    `CancelledError`: the request count stays up until someone uncancels)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class ConnectionTask:
@@ -93,5 +110,6 @@ class ConnectionTask:
         self._on_close()
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
+                async with asyncio.timeout(2):
+                    await self._conn.close()
             self._conn = None

@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from target_service.background import ConnectionTask
+from target_service.background import ConnectionTask, cancel_requested
 from target_service.cache.caches import Caches
 from target_service.telemetry import ServiceMetrics
 
@@ -83,6 +83,8 @@ class InvalidationListener(ConnectionTask):
         self.keepalive = keepalive
         self.probe_timeout = probe_timeout
         self.connected = asyncio.Event()
+        self.closed = asyncio.Event()
+        """Set when the current connection closes under the task (its termination callback)."""
         self.connections = 0
 
     # ---- notification handlers (run on the event loop, never block) -------------
@@ -135,7 +137,9 @@ class InvalidationListener(ConnectionTask):
                 await self._listen()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the task must outlive any failure
+            except Exception as exc:  # the task must outlive any failure
+                if cancel_requested():  # a cancel something below us lost
+                    raise asyncio.CancelledError from exc
                 log.warning("cache invalidation feed lost (%s: %s); reconnecting",
                             type(exc).__name__, exc)
             if self.connected.is_set():  # it had worked: a loss, and the backoff restarts
@@ -150,7 +154,7 @@ class InvalidationListener(ConnectionTask):
         self._conn = conn = await asyncpg.connect(
             self.dsn, timeout=CONNECT_TIMEOUT_S,
             server_settings={"application_name": "target_service:cache_listener"})
-        closed = asyncio.Event()
+        self.closed = closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         await conn.add_listener("user_data_changed", self.on_user_changed)
         await conn.add_listener("kpi_refreshed", self.on_kpi_refreshed)
@@ -163,7 +167,9 @@ class InvalidationListener(ConnectionTask):
         log.info("cache invalidation feed connected (cleared %d entries)", cleared)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closed.wait(), self.keepalive)
+                async with asyncio.timeout(self.keepalive):  # not wait_for: background.py
+                    await closed.wait()
             if closed.is_set() or conn.is_closed():
                 raise ConnectionError("the invalidation feed's connection was closed")
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), self.probe_timeout)
+            async with asyncio.timeout(self.probe_timeout):
+                await conn.fetchval("SELECT 1")

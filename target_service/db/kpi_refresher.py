@@ -51,7 +51,7 @@ import asyncpg
 from opentelemetry.trace import Span, Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from target_service.background import ConnectionTask
+from target_service.background import ConnectionTask, cancel_requested
 from target_service.db.pool import Database
 from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
@@ -186,7 +186,9 @@ class KpiRefresher(ConnectionTask):
                 await self._lead_and_refresh()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the task must outlive any failure
+            except Exception as exc:  # the task must outlive any failure
+                if cancel_requested():  # a cancel something below us lost
+                    raise asyncio.CancelledError from exc
                 log.warning("kpi refresher lost its connection (%s: %s); reconnecting",
                             type(exc).__name__, exc)
             if self.connections > before:  # it had worked: a loss, and the backoff restarts
@@ -204,7 +206,8 @@ class KpiRefresher(ConnectionTask):
     async def _probe(self, sql: str, *args: object) -> object:
         """A query on the dedicated connection, bounded: a server that hangs is lost."""
         assert self._conn is not None
-        return await asyncio.wait_for(self._conn.fetchval(sql, *args), PROBE_TIMEOUT_S)
+        async with asyncio.timeout(PROBE_TIMEOUT_S):  # not wait_for: see background.py
+            return await self._conn.fetchval(sql, *args)
 
     def _check_open(self) -> None:
         if self._conn is None or self._conn.is_closed():
@@ -233,7 +236,8 @@ class KpiRefresher(ConnectionTask):
             self._check_open()
             timeout = max(0.05, min(next_rollover, next_probe) - time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(timeout, 0.5))
+                async with asyncio.timeout(min(timeout, 0.5)):  # not wait_for: background.py
+                    await self._wake.wait()
             self._check_open()
             self._update_staleness()
             if time.monotonic() >= next_probe:

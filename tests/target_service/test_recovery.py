@@ -136,3 +136,23 @@ async def test_the_refresher_alone_losing_its_connection_refreshes_at_once(fresh
             await asyncio.sleep(0.05)
         assert metric(app, "kpi_refresher_reconnects_total") == 1
         assert metric(app, "cache_listener_reconnects_total") == 0
+
+
+async def test_a_cancel_that_lands_as_the_connection_closes_still_stops_the_task(shared_dbs):
+    """Python 3.11's `asyncio.wait_for` loses a cancel that lands in the same loop
+    iteration as what it waits for (gh-86296). The listener and the refresher wait for
+    their connection to close; cancelled just as the server went away, they reconnected
+    forever, and the event loop's final cancel-all hung (a CI run's 600 s timeout).
+    Here the wake-up and the cancel land together on purpose, with each task parked in
+    that wait (an asyncio.Event's waiters are private, but the only way to know)."""
+    async with running_app(shared_dbs["optimized"]) as (app, _client):
+        res = app.state.resources
+        await settled(app)
+        for task, wake in ((res.listener, res.listener.closed),
+                           (res.refresher, res.refresher._wake)):
+            running = task._task
+            await until(lambda w=wake: bool(w._waiters), f"{task.task_name} parked")
+            wake.set()
+            running.cancel()
+            done, _ = await asyncio.wait([running], timeout=3)
+            assert done, f"{task.task_name} lost a cancel and kept running"
