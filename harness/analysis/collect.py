@@ -10,6 +10,7 @@ died) into a result as long as the pieces exist.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from harness import hdr
@@ -111,13 +112,27 @@ def windows(seconds: Iterable[ClientWindow], endpoints: Iterable[str],
         seconds=merged)
 
 
-def agreement(endpoints: dict[str, EndpointResult], server_total: int | None) -> Agreement:
+def agreement(endpoints: dict[str, EndpointResult], server_total: int | None,
+              edge_users: int | None = None) -> Agreement:
     """Client and server counts of the same requests: everything that started from the
-    window's opening on, cool-down included, against the service's count over the window."""
+    window's opening on, cool-down included, against the service's count over the window;
+    `edge_users` were running at the opening (`users_at_opening`)."""
     client_count = sum(e.count + e.cooldown_count for e in endpoints.values())
     diff = (round(abs(client_count - server_total) / client_count, 6)
             if server_total is not None and client_count else None)
-    return Agreement(client_count=client_count, server_count=server_total, diff_ratio=diff)
+    return Agreement(client_count=client_count, server_count=server_total, diff_ratio=diff,
+                     edge_users=edge_users)
+
+
+def users_at_opening(seconds: Iterable[ClientWindow], measure_from: float | None) -> int | None:
+    """Users running as the measured window opened: the last warm-up second's count (a
+    second's users are those at its end), or the first measured second's when there was
+    no warm-up; the larger of the two, as a ramp may still be adding users then."""
+    if measure_from is None:
+        return None
+    opening = math.floor(measure_from)
+    near = [w.users for w in seconds if opening - 1 <= w.t <= opening]
+    return max(near) if near else None
 
 
 def build(info: RunInfo, client: ClientDoc, seconds: list[ClientWindow],
@@ -140,5 +155,7 @@ def build(info: RunInfo, client: ClientDoc, seconds: list[ClientWindow],
         run=info, endpoints=endpoints, totals=total,
         windows=windows(seconds, endpoints, interval_log), server=server,
         correctness=correctness(client), generator=generator(client, memory or {}),
-        agreement=agreement(endpoints, server_total), events=list(client.events),
+        agreement=agreement(endpoints, server_total,
+                            users_at_opening(seconds, client.measure_from)),
+        events=list(client.events),
         artifacts=artifacts or {}, traces=traces)

@@ -421,11 +421,14 @@ def hard_failures(cur: Sequence[RunResult], settings: GateSettings) -> list[Hard
             out.append(HardFailure(kind="error_rate", detail=(
                 f"error rate {r.totals.failure_rate:.2%} in {rid} "
                 f"(limit {settings.error_rate_max:.2%})")))
-        diff = r.agreement.diff_ratio
-        if diff is not None and diff > settings.agreement_max:
+        a = r.agreement
+        beyond = a.unexplained_ratio
+        if beyond is not None and beyond > settings.agreement_max:
+            edge = (f", {beyond:.2%} beyond the {a.edge_users} request(s) the window's "
+                    "opening can explain" if a.edge_users else "")
             out.append(HardFailure(kind="agreement", detail=(
-                f"clients counted {r.agreement.client_count}, the service "
-                f"{r.agreement.server_count} ({diff:.2%} apart) in {rid}")))
+                f"clients counted {a.client_count}, the service {a.server_count} "
+                f"({a.diff_ratio:.2%} apart{edge}) in {rid}")))
     return out
 
 

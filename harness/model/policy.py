@@ -249,7 +249,8 @@ class HardLimits(_Model):
     error_rate_max: float = Field(0.05, ge=0, le=1)
     """The current run's error rate (a share of requests) above this fails the gate."""
     agreement_max: float = Field(0.01, ge=0, le=1)
-    """Client and server request counts further apart than this share fail the gate."""
+    """Client and server request counts further apart than this share fail the gate,
+    beyond the one request per user that may be in flight as the window opens."""
     tenant_leaks_max: int = Field(0, ge=0)
     """More responses carrying another tenant's data than this fail the gate."""
 

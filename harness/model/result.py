@@ -381,6 +381,21 @@ class Agreement(_Model):
     client_count: int
     server_count: int | None
     diff_ratio: float | None
+    edge_users: int | None = None
+    """Users running when the window opened (None in results written before it was
+    recorded). Each may have had a request in flight as the service was scraped, which
+    one side counts and the other does not (the clients count by start time, the
+    service on completion; the end edge is scraped after the last request, so it has
+    none): the counts may differ by this many with nothing wrong."""
+
+    @property
+    def unexplained_ratio(self) -> float | None:
+        """The share of the gap beyond what the window's opening can explain; the gate's
+        agreement limit applies to it (to `diff_ratio` in older results)."""
+        if self.server_count is None or not self.client_count:
+            return None
+        gap = abs(self.client_count - self.server_count) - (self.edge_users or 0)
+        return round(max(0, gap) / self.client_count, 6)
 
 
 Window = ClientWindow
