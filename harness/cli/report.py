@@ -1,11 +1,14 @@
 """`harness report RUN [--baseline NAME|DIR]`, `harness report --compare RUN_A RUN_B` and
-`harness report --history [--scenario NAME] [--last N] [--results-store URL|DIR]`.
+`harness report --history [--scenario NAME] [--last N] [--results-store URL|DIR]` and
+`harness report --scaling RUN... [-o FILE.md]`.
 
 Only wiring: a run reference is resolved as every command resolves it (an id in
 `--out`/runs, a directory, `latest`); the single-run page is made by
 `harness.outputs.report.write_report`, the compare page (two runs, two run sets
 `JOB:A`/`JOB:B`, or one `harness ab` job alone) by `comparison.write_compare`, the
-trend page across a results store's runs by `history.write_history`. Bad input
+trend page across a results store's runs by `history.write_history`, the scaling
+table and chart of runs on several datasets by `scaling_markdown` and `scaling_svg`
+(the chart beside the table, same name, `.svg`). Bad input
 (no such run, a record that does not load, an unknown schema version, no such
 baseline, the same run twice, `--compare` with `--baseline`) is a ConfigError or
 UsageError: one line, exit 2, nothing written (`harness.cli.main` catches it once).
@@ -39,6 +42,11 @@ def report_cmd(
         "--history", help="A trend page across the runs in the results store: p95 per "
                           "endpoint, throughput, hit ratios, retry rates, change points; "
                           "default -o: OUT/history.html.")] = False,
+    scaling: Annotated[bool, typer.Option(
+        "--scaling", help="How each endpoint's p95 grows with the dataset: RUN... are runs "
+                          "of one scenario on several datasets (both profiles, any rounds); "
+                          "writes a Markdown table and an SVG chart beside it; default -o: "
+                          "OUT/scaling/scaling.md.")] = False,
     scenario: Annotated[str | None, typer.Option(
         help="--history: this scenario's runs (default: the newest stored run's).")] = None,
     last: Annotated[int | None, typer.Option(
@@ -70,6 +78,12 @@ def report_cmd(
         stdout.print(f"history: {path} ({path.stat().st_size / 1024:,.0f} KB)",
                      highlight=False)
         return
+    if scaling:
+        if compare or baseline is not None:
+            raise UsageError("--scaling takes runs only, not --compare or --baseline")
+        md, svg = _write_scaling(runs or [], out, output)
+        stdout.print(f"scaling: {md} and {svg.name}", highlight=False)
+        return
     if not runs:
         raise UsageError("no run given: harness report RUN, harness report --compare "
                          "RUN_A RUN_B, or harness report --history")
@@ -87,3 +101,18 @@ def report_cmd(
         run_dir = baselines.resolve_run(runs[0], out / "runs")
         path = write_report(run_dir, baseline=baseline, out=output, store=store)
     stdout.print(f"report: {path} ({path.stat().st_size / 1024:,.0f} KB)", highlight=False)
+
+
+def _write_scaling(runs: list[str], out: Path, output: Path | None) -> tuple[Path, Path]:
+    from harness.model.result import load
+    from harness.outputs import scaling_markdown, scaling_svg
+    from harness.run.layout import RESULT
+
+    table = scaling_markdown.build([load(baselines.resolve_run(r, out / "runs") / RESULT)
+                                    for r in runs])
+    md = output or out / "scaling" / "scaling.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
+    svg = md.with_suffix(".svg")
+    md.write_text(scaling_markdown.render(table), encoding="utf-8")
+    svg.write_text(scaling_svg.render(table), encoding="utf-8")
+    return md, svg
