@@ -37,6 +37,16 @@ def split_endpoint(key: str) -> tuple[str, str]:
     return method, route
 
 
+API_PREFIX = "/api/v1"
+
+
+def short_label(key: str) -> str:
+    """`"GET /api/v1/agents"` -> `"GET /agents"`: a table heading or chart legend, where
+    every route sharing the prefix would only make the columns wide."""
+    method, route = split_endpoint(key)
+    return key if not route else f"{method} {route.removeprefix(API_PREFIX)}"
+
+
 def interval_tag(key: str, kind: HistogramKind = "raw") -> str:
     """The interval-log tag of an endpoint's histograms: `raw:GET:/api/v1/agents`.
 

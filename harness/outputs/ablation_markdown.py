@@ -10,6 +10,7 @@ change. What cannot be estimated is `n/a`, with why below the table.
 from __future__ import annotations
 
 from harness.model.ablation import AblationEffect, AblationRecord
+from harness.model.endpoint import short_label
 
 HITS_NOTE = ("Hits (stale hits included) per lookup, server side; changes in percentage "
              "points.")
@@ -20,11 +21,6 @@ HEADS = {"throughput": "throughput", "db_time": "DB time / request",
 
 Column = tuple[str, str, str]
 """(metric, subject, heading) of one column of a table."""
-
-
-def _short(endpoint: str) -> str:
-    method, _, route = endpoint.partition(" ")
-    return f"{method} {route.removeprefix('/api/v1')}"
 
 
 def number(v: float, unit: str) -> str:
@@ -70,7 +66,7 @@ def columns(record: AblationRecord) -> tuple[list[Column], list[Column]]:
     """The two tables' columns, from the effects the record holds: p95 per endpoint,
     throughput, DB time and queries per request; then each cache's hit ratio."""
     effects = record.effects
-    main = [("p95", k, f"p95 {_short(k)}")
+    main = [("p95", k, f"p95 {short_label(k)}")
             for k in sorted({e.subject for e in effects if e.metric == "p95"})]
     for metric in MAIN[1:]:
         main += [(metric, s, HEADS[metric])

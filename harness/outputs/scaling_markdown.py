@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.errors import UsageError
+from harness.model.endpoint import short_label
 from harness.model.result import RunResult
 from target_service.db.seed_data import PRESETS
 
@@ -89,11 +90,6 @@ def endpoints(s: Scaling, profile: str) -> list[str]:
     return keys + ([TOTAL] if TOTAL in s.cells[profile] else [])
 
 
-def short(endpoint: str) -> str:
-    method, _, route = endpoint.partition(" ")
-    return endpoint if not route else f"{method} {route.removeprefix('/api/v1')}"
-
-
 def ms(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
@@ -141,7 +137,7 @@ def render(s: Scaling) -> str:
                 "|---|" + "---:|" * (len(s.datasets) + 1)]
         for key in endpoints(s, profile):
             row = s.cells[profile][key]
-            name = "**all requests**" if key == TOTAL else f"`{short(key)}`"
+            name = "**all requests**" if key == TOTAL else f"`{short_label(key)}`"
             out.append(f"| {name} | " + " | ".join(_cell(row.get(d)) for d in s.datasets)
                        + f" | {_growth(s, profile, key)} |")
         out.append("")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from harness.outputs.scaling_markdown import TOTAL, Scaling, endpoints, ms, short
+from harness.model.endpoint import short_label
+from harness.outputs.scaling_markdown import TOTAL, Scaling, endpoints, ms
 from target_service.db.seed_data import PRESETS
 
 PANEL_W, PANEL_H = 420, 300
@@ -88,7 +89,7 @@ def render(s: Scaling) -> str:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             dash = ' stroke-dasharray="5,3"' if k == TOTAL else ""
             parts.append(f'<polyline points="{path}" fill="none" stroke="{color[k]}" '
-                         f'stroke-width="2"{dash}><title>{escape(short(k))}</title>'
+                         f'stroke-width="2"{dash}><title>{escape(short_label(k))}</title>'
                          '</polyline>')
             parts += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color[k]}"/>'
                       for px, py in points]
@@ -97,7 +98,7 @@ def render(s: Scaling) -> str:
         ly = TOP + PANEL_H + BOTTOM - 10 + (j // 3) * LEGEND_H
         parts.append(f'<line x1="{lx}" x2="{lx + 20}" y1="{ly}" y2="{ly}" '
                      f'stroke="{color[k]}" stroke-width="2"/>')
-        label = "all requests" if k == TOTAL else short(k)
+        label = "all requests" if k == TOTAL else short_label(k)
         parts.append(f'<text x="{lx + 26}" y="{ly + 4}">{escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
