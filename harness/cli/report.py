@@ -110,9 +110,10 @@ def _write_scaling(runs: list[str], out: Path, output: Path | None) -> tuple[Pat
 
     table = scaling_markdown.build([load(baselines.resolve_run(r, out / "runs") / RESULT)
                                     for r in runs])
+    text, chart = scaling_markdown.render(table), scaling_svg.render(table)  # both, or neither
     md = output or out / "scaling" / "scaling.md"
     md.parent.mkdir(parents=True, exist_ok=True)
     svg = md.with_suffix(".svg")
-    md.write_text(scaling_markdown.render(table), encoding="utf-8")
-    svg.write_text(scaling_svg.render(table), encoding="utf-8")
+    md.write_text(text, encoding="utf-8")
+    svg.write_text(chart, encoding="utf-8")
     return md, svg
