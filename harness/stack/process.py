@@ -126,6 +126,9 @@ class ManagedProcess:
         generator off the target's cores on a small machine."""
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.log_offset = 0
+        """Where the log ended when this process started: logs are appended to (a
+        restarted target keeps its history), so what this start wrote begins here."""
 
     def start(self) -> ManagedProcess:
         env = {k: v for k, v in {**os.environ, **(self.env or {})}.items()
@@ -136,6 +139,7 @@ class ManagedProcess:
             raise self.fail("cannot start: CPU pinning needs Linux")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.log_offset = self._log.seek(0, os.SEEK_END)
         argv, go_r, go_w = list(self.argv), -1, -1
         if _USE_WRAPPER:
             go_r, go_w = os.pipe()  # both ends close-on-exec; only go_r is passed on
@@ -186,6 +190,16 @@ class ManagedProcess:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def log_since_start(self) -> str:
+        """What this start of the process has written to its log so far (not what an
+        earlier process appended to the same file)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def fail(self, message: str) -> ComponentFailed:
         """The error to raise about this component, with its log location."""

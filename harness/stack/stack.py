@@ -264,8 +264,8 @@ class Stack:
             cpus=self.config.target_cpus).start()
         found: dict[str, str] = {}
 
-        def ready() -> bool:
-            for line in self.stub.log_path.read_text(errors="replace").splitlines():
+        def ready() -> bool:  # this stub's line: a reused state dir's log holds older ones
+            for line in self.stub.log_since_start().splitlines():
                 if line.startswith('{"stub_url"'):
                     found.update(json.loads(line))
                     return True

@@ -330,3 +330,16 @@ def test_a_ctrl_c_while_reaping_after_sigkill_does_not_escape_stop(tmp_path: Pat
     assert len(calls) == 2 and mp._log is None
     monkeypatch.undo()
     assert real_wait(30) == -signal.SIGKILL
+
+
+def test_a_second_start_on_the_same_log_reads_only_its_own_lines(tmp_path: Path):
+    """The log is appended to (a restarted target keeps its history), so readiness must
+    read what this start wrote: `harness stack up` on a reused state dir once found the
+    previous stub's `{"stub_url": ...}` line first and pointed the target at a dead port."""
+    log = tmp_path / "stub.log"
+    for word in ("first", "second"):
+        proc = ManagedProcess("echo", [sys.executable, "-c", f"print({word!r})"], log).start()
+        proc.proc.wait(20)
+        wait_for(lambda: proc.log_since_start().strip() == word, what=f"{word} in the log")
+        proc.stop()
+    assert log.read_text().split() == ["first", "second"]
