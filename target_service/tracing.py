@@ -430,7 +430,7 @@ class Tracing:
             log.warning("asyncpg is already traced by another app in this process; "
                         "this app's queries are not traced")
             return
-        instrumentor.instrument(tracer_provider=self.provider)
+        instrumentor.instrument(tracer_provider=GatedTracerProvider(self.provider))
         self._owns_asyncpg = True
 
     def _install_log_handler(self) -> None:

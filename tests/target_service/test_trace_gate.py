@@ -112,6 +112,39 @@ def test_under_a_sampled_parent_or_at_the_root_it_traces_as_the_sdk(tracer_and_s
     assert spans[2].parent is None
 
 
+def test_an_escaping_exception_is_an_event_without_its_traceback(tracer_and_spans):
+    """The SDK's record_exception formats the traceback (costly: see `record_error`); the
+    gated tracer records the type and message, and the SDK still sets the status."""
+    from target_service.elevenlabs.errors import CircuitOpen
+
+    tracer, exporter = tracer_and_spans
+    with pytest.raises(CircuitOpen), tracer.start_as_current_span("elevenlabs.get_agent"):
+        raise CircuitOpen("circuit breaker open, upstream not called", agent_id="a1")
+    # positional arguments reach the SDK in their places
+    job_span = tracer.start_as_current_span("job x", None, trace.SpanKind.INTERNAL,
+                                            {"job.name": "x"})
+    with pytest.raises(KeyError), job_span:
+        raise KeyError("k")
+    # a caller that asks for no record gets none
+    with pytest.raises(ValueError), tracer.start_as_current_span("quiet",
+                                                                 record_exception=False):
+        raise ValueError("v")
+    breaker, job, quiet = exporter.get_finished_spans()
+    (event,) = breaker.events
+    assert event.name == "exception"
+    assert dict(event.attributes) == {
+        "exception.type": "target_service.elevenlabs.errors.CircuitOpen",
+        "exception.message": "circuit breaker open, upstream not called agent_id=a1",
+        "exception.escaped": "True"}
+    assert breaker.status.status_code is trace.StatusCode.ERROR
+    assert breaker.end_time >= event.timestamp
+    assert job.attributes["job.name"] == "x" and job.kind is trace.SpanKind.INTERNAL
+    assert [dict(e.attributes)["exception.type"] for e in job.events] == ["KeyError"]
+    assert not any("exception.stacktrace" in e.attributes for s in (breaker, job)
+                   for e in s.events)
+    assert quiet.events == () and quiet.status.status_code is trace.StatusCode.ERROR
+
+
 # ---- the route lookup, remembered --------------------------------------------------------------
 
 @pytest.fixture
