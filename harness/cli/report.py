@@ -66,6 +66,8 @@ def report_cmd(
 ) -> None:
     """Write a run's self-contained HTML report, or two runs' comparison (offline;
     charts and data inlined)."""
+    if history and scaling:
+        raise UsageError("--history and --scaling are two different pages: one at a time")
     if history:
         if runs or compare or baseline is not None:
             raise UsageError("--history takes no RUN, --compare or --baseline: it shows "

@@ -32,9 +32,13 @@ def run_table(result: RunResult) -> Group:
     if result.generator.saturated:
         notes.append(Text("load generator saturated: latencies are not trustworthy",
                           style="bold yellow"))
-    if result.agreement.diff_ratio is not None:
-        notes.append(Text(f"client/server request counts differ by "
-                          f"{100 * result.agreement.diff_ratio:.2f}%"))
+    a = result.agreement
+    if a.diff_ratio is not None:
+        line = f"client/server request counts differ by {100 * a.diff_ratio:.2f}%"
+        if a.edge_users and a.diff_ratio and a.unexplained_ratio is not None:
+            line += (f" ({100 * a.unexplained_ratio:.2f}% beyond the {a.edge_users:,} users "
+                     "at the window's opening, each of whom may count on one side only)")
+        notes.append(Text(line))
     for note in result.run.notes:
         notes.append(Text(note, style="yellow"))
     if result.traces is not None:

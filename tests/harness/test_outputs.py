@@ -87,6 +87,18 @@ def no_server():
     return build_run({OVERVIEW: EndpointSpec(rps=2)}, seconds=3, warmup_s=1, server=False)
 
 
+def test_run_table_says_how_much_of_the_gap_the_window_opening_explains(fast):
+    """The gate judges the gap beyond the users at the opening (`unexplained_ratio`);
+    the table says so, so a reader does not take the raw gap for the verdict's."""
+    r = fast.result
+    a = r.agreement.model_copy(update={"edge_users": 1})  # 2 apart, 1 explained
+    out = render(tables.run_table(r.model_copy(update={"agreement": a})))
+    assert (f"differ by {100 * 2 / 525:.2f}% ({100 * 1 / 525:.2f}% beyond the 1 users at "
+            "the window's opening") in " ".join(out.split())
+    old = r.agreement.model_copy(update={"edge_users": None})  # an older record
+    assert "beyond" not in render(tables.run_table(r.model_copy(update={"agreement": old})))
+
+
 def test_run_table_without_a_server_shows_dashes(no_server):
     out = render(tables.run_table(no_server.result))
     assert row_of(out, OVERVIEW)[-1] == "–"

@@ -152,6 +152,20 @@ def test_lost_writes_are_prominent_and_a_clean_check_is_said(run_copy):
         in correctness and "4711" not in correctness
 
 
+def test_the_count_gap_says_what_the_window_opening_explains(run_copy):
+    result = json.loads((run_copy / "result.json").read_text())
+    a = result["agreement"]
+    a.update(client_count=1000, server_count=1004, diff_ratio=0.004, edge_users=3)
+    (run_copy / "result.json").write_text(json.dumps(result))
+    correctness = section(render_report(load_inputs(run_copy)), "correctness")
+    assert ("(gap 0.40%; 0.10% beyond the 3 users at the window's opening"
+            in correctness), correctness
+    a.pop("edge_users")  # a record from before the allowance: the gap alone
+    (run_copy / "result.json").write_text(json.dumps(result))
+    correctness = section(render_report(load_inputs(run_copy)), "correctness")
+    assert "(gap 0.40%)" in correctness and "beyond" not in correctness
+
+
 def test_write_report_defaults_to_the_run_directory(run_copy):
     path = write_report(run_copy)
     assert path == run_copy / "report.html"

@@ -113,3 +113,11 @@ def test_runs_that_make_no_scaling_table_are_one_line_and_exit_2(monkeypatch, ca
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and says in err[0], err
     assert not (tmp_path / "scaling").exists()
+
+
+def test_scaling_with_history_is_refused_not_one_of_them_done(monkeypatch, capsys, tmp_path):
+    """Both flags once made the history page and said nothing of --scaling."""
+    code = harness_cli(monkeypatch, "report", "--scaling", "--history", "--out", str(tmp_path))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "one at a time" in err[0], err
+    assert list(tmp_path.iterdir()) == []

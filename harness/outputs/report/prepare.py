@@ -298,7 +298,10 @@ def correctness(inputs: ReportInputs) -> dict:
                           "server": "–" if result.agreement.server_count is None
                           else f"{result.agreement.server_count:,}",
                           "diff": num(100 * result.agreement.diff_ratio, 2, "%")
-                          if result.agreement.diff_ratio is not None else "–"}}
+                          if result.agreement.diff_ratio is not None else "–",
+                          "edge_users": result.agreement.edge_users,
+                          "unexplained": num(100 * result.agreement.unexplained_ratio, 2, "%")
+                          if result.agreement.unexplained_ratio is not None else "–"}}
 
 
 def gate_checks(inputs: ReportInputs) -> dict:
