@@ -160,6 +160,11 @@ def test_the_count_gap_says_what_the_window_opening_explains(run_copy):
     correctness = section(render_report(load_inputs(run_copy)), "correctness")
     assert ("(gap 0.40%; 0.10% beyond the 3 users at the window's opening"
             in correctness), correctness
+    a.update(server_count=1000, diff_ratio=0.0)  # no gap: nothing to explain, as the table
+    (run_copy / "result.json").write_text(json.dumps(result))
+    correctness = section(render_report(load_inputs(run_copy)), "correctness")
+    assert "(gap 0.00%)" in correctness and "beyond" not in correctness
+    a.update(server_count=1004, diff_ratio=0.004)
     a.pop("edge_users")  # a record from before the allowance: the gap alone
     (run_copy / "result.json").write_text(json.dumps(result))
     correctness = section(render_report(load_inputs(run_copy)), "correctness")

@@ -299,7 +299,9 @@ def correctness(inputs: ReportInputs) -> dict:
                           else f"{result.agreement.server_count:,}",
                           "diff": num(100 * result.agreement.diff_ratio, 2, "%")
                           if result.agreement.diff_ratio is not None else "–",
-                          "edge_users": result.agreement.edge_users,
+                          # as the console table: the allowance is said where there is a gap
+                          "edge_users": result.agreement.edge_users
+                          if result.agreement.diff_ratio else None,
                           "unexplained": num(100 * result.agreement.unexplained_ratio, 2, "%")
                           if result.agreement.unexplained_ratio is not None else "–"}}
 
