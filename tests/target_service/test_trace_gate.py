@@ -183,7 +183,7 @@ async def test_span_names_come_from_the_route_and_each_path_is_matched_once(inst
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://t") as client:
         assert (await client.get("/items/1")).status_code == 200  # builds the stack
-        cache = app.middleware_stack.traced.app.default_span_details
+        cache = app.middleware_stack.traced.app.otel.default_span_details
         assert isinstance(cache, SpanDetailsCache)
         looked_up: list[str] = []
         inner = cache._details
@@ -207,6 +207,81 @@ async def test_span_names_come_from_the_route_and_each_path_is_matched_once(inst
     assert names == [("GET /items/{item_id}", "/items/{item_id}")] * 5 + [
         ("POST /items", "/items"), ("GET", None), ("GET /items", "/items"), ("GET", None)]
     assert [s.attributes["http.status_code"] for s in servers][-4:] == [200, 404, 405, 404]
+
+
+def _app_with_routes(provider, gated: bool):
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"id": item_id}
+
+    @app.post("/items", status_code=201)
+    async def create() -> dict:
+        return {}
+
+    @app.get("/boom")
+    async def boom() -> dict:
+        raise RuntimeError("exploded")
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
+                                       meter_provider=NoOpMeterProvider(),
+                                       excluded_urls="/healthz",
+                                       http_capture_headers_server_request=["x-.*"],
+                                       http_capture_headers_server_response=["content-type"],
+                                       http_capture_headers_sanitize_fields=["x-key"],
+                                       exclude_spans=["receive", "send"])
+    if gated:
+        gate_app(app)
+    return app
+
+
+async def test_the_server_span_is_the_one_the_instrumentation_makes():
+    """`ServerSpan` runs the instrumentation's configuration leaner: for the same requests
+    (a sampled caller, no caller, a query string, a 201, a 404, a 422, an unhandled
+    error, an excluded URL) it makes the same spans as `OpenTelemetryMiddleware`,
+    attribute for attribute, with the same kind, parent and status."""
+    import httpx
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    sampled = {"traceparent": f"00-{TRACE}-{SPAN}-01", "x-key": "k", "x-other": "o"}
+    requests = [("GET", "/items/7?secret=1", sampled), ("GET", "/items/8", {}),
+                ("POST", "/items", sampled), ("GET", "/nowhere", {}),
+                ("GET", "/items/x", sampled), ("GET", "/boom", sampled),
+                ("GET", "/healthz", {})]
+    seen = []
+    for gated in (False, True):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        app = _app_with_routes(provider, gated)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            statuses = [(await client.request(m, p, headers=h)).status_code
+                        for m, p, h in requests]
+        assert statuses == [200, 200, 201, 404, 422, 500, 404]
+        if gated:
+            assert type(app.middleware_stack.traced.app).__name__ == "ServerSpan"
+        FastAPIInstrumentor.uninstrument_app(app)
+        provider.shutdown()
+        spans = exporter.get_finished_spans()
+        seen.append([(s.name, s.kind, dict(s.attributes), s.status.status_code,
+                      s.parent.span_id if s.parent else None,
+                      format(s.context.trace_id, "032x") == TRACE,
+                      [e.name for e in s.events]) for s in spans])
+    plain, lean = seen
+    assert len(plain) == 6  # /healthz excluded
+    assert lean == plain
+    assert [s[5] for s in lean] == [True, False, True, False, True, True]
+    assert lean[-1][3] == trace.StatusCode.ERROR and lean[-1][6] == ["exception"]
+    first = lean[0][2]  # the headers asked for, sanitized as asked
+    assert first["http.request.header.x_key"] == ("[REDACTED]",)
+    assert first["http.request.header.x_other"] == ("o",)
+    assert first["http.response.header.content_type"] == ("application/json",)
 
 
 def test_the_remembered_details_are_bounded_and_a_copy():
