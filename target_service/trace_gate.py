@@ -52,7 +52,10 @@ from opentelemetry.instrumentation.asgi import (
 )
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.propagators import get_global_response_propagator
-from opentelemetry.instrumentation.utils import _start_internal_or_server_span
+from opentelemetry.instrumentation.utils import (
+    _start_internal_or_server_span,
+    is_http_instrumentation_enabled,
+)
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.util.http import normalise_request_header_name
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -236,17 +239,29 @@ class ServerSpan:
     anyway; setting every request attribute a second time after the span started
     with them; and the per-message `send` span bookkeeping (the service excludes
     those spans). In one process that was about 30% of a sampled request's server
-    span (docs/tracing-notes.md). The span ends when the app returns, not at the
-    last body message: microseconds later.
+    span (docs/tracing-notes.md). `gate_app` uses it only where the middleware is
+    configured as the service configures it (`applies`); anywhere else the
+    middleware runs as it is.
     """
 
     def __init__(self, otel: OpenTelemetryMiddleware) -> None:
         self.otel = otel
 
+    @staticmethod
+    def applies(otel: OpenTelemetryMiddleware) -> bool:
+        """Whether `otel` does nothing this class leaves out: no receive or send spans,
+        no client hooks, and the instrumentation's private parts it calls still there."""
+        return (getattr(otel, "exclude_receive_span", False)
+                and getattr(otel, "exclude_send_span", False)
+                and getattr(otel, "client_request_hook", None) is None
+                and getattr(otel, "client_response_hook", None) is None
+                and hasattr(otel, "_sem_conv_opt_in_mode")
+                and callable(getattr(otel, "_set_server_span", None)))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         otel = self.otel
-        if scope["type"] != "http":
-            return await otel(scope, receive, send)
+        if scope["type"] != "http" or not is_http_instrumentation_enabled():
+            return await otel(scope, receive, send)  # as the middleware itself would
         if otel.excluded_urls and otel.excluded_urls.url_disabled(
                 get_host_port_url_tuple(scope)[2]):
             return await otel.app(scope, receive, send)
@@ -267,6 +282,8 @@ class ServerSpan:
                     propagator.inject(message, context=trace.set_span_in_context(
                         span, context.Context()), setter=asgi_setter)
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                span.end()  # where the middleware ends it: the response is complete
 
         try:
             # an unhandled error: the FastAPI instrumentation's own middleware, inside
@@ -285,19 +302,21 @@ class ServerSpan:
         finally:
             if token:
                 context.detach(token)
-            span.end()
+            if span.is_recording():  # no complete response was sent
+                span.end()
 
 
 def gate_app(app: Any) -> None:
     """Put `UnsampledBypass` in front of an instrumented FastAPI app's middleware stack,
-    and a `SpanDetailsCache` in its OpenTelemetry middleware.
+    a `SpanDetailsCache` in its OpenTelemetry middleware and `ServerSpan` around it.
 
     `FastAPIInstrumentor.instrument_app` replaced `app.build_middleware_stack` and kept
     the original as `app._original_build_middleware_stack`; both stacks share the
     app's router and middleware classes. The instrumented stack is a
     `ServerErrorMiddleware` around the `OpenTelemetryMiddleware`, whose
     `default_span_details` (a constructor argument instrument_app does not pass on) is
-    the route lookup. `uninstrument_app` restores the original, which removes both.
+    the route lookup; `ServerSpan` then runs that middleware's request path. The
+    `uninstrument_app` restores the original, which removes all three.
     """
     instrumented = app.build_middleware_stack
     original = app._original_build_middleware_stack
@@ -307,7 +326,8 @@ def gate_app(app: Any) -> None:
         otel = getattr(traced, "app", None)
         if isinstance(otel, OpenTelemetryMiddleware):
             otel.default_span_details = SpanDetailsCache(otel.default_span_details)
-            traced.app = ServerSpan(otel)
+            if ServerSpan.applies(otel):
+                traced.app = ServerSpan(otel)
         return UnsampledBypass(traced=traced, untraced=original())
 
     app.build_middleware_stack = build_middleware_stack

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry import context, trace
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -209,7 +210,7 @@ async def test_span_names_come_from_the_route_and_each_path_is_matched_once(inst
     assert [s.attributes["http.status_code"] for s in servers][-4:] == [200, 404, 405, 404]
 
 
-def _app_with_routes(provider, gated: bool):
+def _app_with_routes(provider, gated: bool, exclude_spans=("receive", "send")):
     from fastapi import FastAPI
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.metrics import NoOpMeterProvider
@@ -228,13 +229,31 @@ def _app_with_routes(provider, gated: bool):
     async def boom() -> dict:
         raise RuntimeError("exploded")
 
+    @app.get("/stream")
+    async def stream():
+        from fastapi.responses import StreamingResponse
+
+        async def chunks():
+            yield b"one,"
+            yield b"two"
+        return StreamingResponse(chunks())
+
+    @app.get("/later")
+    async def later():
+        from fastapi.responses import JSONResponse
+        from starlette.background import BackgroundTask
+
+        def fail() -> None:
+            raise RuntimeError("after the response")
+        return JSONResponse({}, background=BackgroundTask(fail))
+
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
                                        meter_provider=NoOpMeterProvider(),
                                        excluded_urls="/healthz",
                                        http_capture_headers_server_request=["x-.*"],
                                        http_capture_headers_server_response=["content-type"],
                                        http_capture_headers_sanitize_fields=["x-key"],
-                                       exclude_spans=["receive", "send"])
+                                       exclude_spans=list(exclude_spans))
     if gated:
         gate_app(app)
     return app
@@ -243,8 +262,10 @@ def _app_with_routes(provider, gated: bool):
 async def test_the_server_span_is_the_one_the_instrumentation_makes():
     """`ServerSpan` runs the instrumentation's configuration leaner: for the same requests
     (a sampled caller, no caller, a query string, a 201, a 404, a 422, an unhandled
-    error, an excluded URL) it makes the same spans as `OpenTelemetryMiddleware`,
-    attribute for attribute, with the same kind, parent and status."""
+    error, an excluded URL, a streamed body, a background task failing after the
+    response, instrumentation suppressed) it makes the same spans as
+    `OpenTelemetryMiddleware`, attribute for attribute, with the same kind, parent,
+    status and events."""
     import httpx
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -252,7 +273,8 @@ async def test_the_server_span_is_the_one_the_instrumentation_makes():
     requests = [("GET", "/items/7?secret=1", sampled), ("GET", "/items/8", {}),
                 ("POST", "/items", sampled), ("GET", "/nowhere", {}),
                 ("GET", "/items/x", sampled), ("GET", "/boom", sampled),
-                ("GET", "/healthz", {})]
+                ("GET", "/healthz", {}), ("GET", "/stream", sampled),
+                ("GET", "/later", sampled)]
     seen = []
     for gated in (False, True):
         exporter = InMemorySpanExporter()
@@ -263,7 +285,9 @@ async def test_the_server_span_is_the_one_the_instrumentation_makes():
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             statuses = [(await client.request(m, p, headers=h)).status_code
                         for m, p, h in requests]
-        assert statuses == [200, 200, 201, 404, 422, 500, 404]
+            with suppress_http_instrumentation():
+                assert (await client.get("/items/9", headers=sampled)).status_code == 200
+        assert statuses == [200, 200, 201, 404, 422, 500, 404, 200, 200]
         if gated:
             assert type(app.middleware_stack.traced.app).__name__ == "ServerSpan"
         FastAPIInstrumentor.uninstrument_app(app)
@@ -272,16 +296,34 @@ async def test_the_server_span_is_the_one_the_instrumentation_makes():
         seen.append([(s.name, s.kind, dict(s.attributes), s.status.status_code,
                       s.parent.span_id if s.parent else None,
                       format(s.context.trace_id, "032x") == TRACE,
-                      [e.name for e in s.events]) for s in spans])
+                      [(e.name, dict(e.attributes)) for e in s.events])
+                     for s in spans if s.kind == trace.SpanKind.SERVER])
     plain, lean = seen
-    assert len(plain) == 6  # /healthz excluded
+    assert len(plain) == 8  # /healthz excluded, the suppressed request untraced
     assert lean == plain
-    assert [s[5] for s in lean] == [True, False, True, False, True, True]
-    assert lean[-1][3] == trace.StatusCode.ERROR and lean[-1][6] == ["exception"]
+    assert [s[5] for s in lean] == [True, False, True, False, True, True, True, True]
+    boom, _, after = lean[-3:]
+    assert boom[3] == trace.StatusCode.ERROR and [e[0] for e in boom[6]] == ["exception"]
+    assert after[3] == trace.StatusCode.UNSET and after[6] == []  # ended with its response
     first = lean[0][2]  # the headers asked for, sanitized as asked
     assert first["http.request.header.x_key"] == ("[REDACTED]",)
     assert first["http.request.header.x_other"] == ("o",)
     assert first["http.response.header.content_type"] == ("application/json",)
+
+
+def test_the_middleware_runs_as_it_is_where_it_would_make_more_spans():
+    """With the receive and send spans wanted, `ServerSpan` (which makes neither) stays out."""
+    provider = TracerProvider()
+    app = _app_with_routes(provider, gated=True, exclude_spans=())
+    stack = app.build_middleware_stack()
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    assert isinstance(stack.traced.app, OpenTelemetryMiddleware)
+    FastAPIInstrumentor.uninstrument_app(app)
+    app = _app_with_routes(provider, gated=True)
+    assert type(app.build_middleware_stack().traced.app).__name__ == "ServerSpan"
+    FastAPIInstrumentor.uninstrument_app(app)
 
 
 def test_the_remembered_details_are_bounded_and_a_copy():
