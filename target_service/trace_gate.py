@@ -315,8 +315,8 @@ def gate_app(app: Any) -> None:
     app's router and middleware classes. The instrumented stack is a
     `ServerErrorMiddleware` around the `OpenTelemetryMiddleware`, whose
     `default_span_details` (a constructor argument instrument_app does not pass on) is
-    the route lookup; `ServerSpan` then runs that middleware's request path. The
-    `uninstrument_app` restores the original, which removes all three.
+    the route lookup; `ServerSpan` then runs that middleware's request path.
+    `uninstrument_app` restores the original stack, which removes all three.
     """
     instrumented = app.build_middleware_stack
     original = app._original_build_middleware_stack

@@ -313,12 +313,12 @@ async def test_the_server_span_is_the_one_the_instrumentation_makes():
 
 def test_the_middleware_runs_as_it_is_where_it_would_make_more_spans():
     """With the receive and send spans wanted, `ServerSpan` (which makes neither) stays out."""
-    provider = TracerProvider()
-    app = _app_with_routes(provider, gated=True, exclude_spans=())
-    stack = app.build_middleware_stack()
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    provider = TracerProvider()
+    app = _app_with_routes(provider, gated=True, exclude_spans=())
+    stack = app.build_middleware_stack()
     assert isinstance(stack.traced.app, OpenTelemetryMiddleware)
     FastAPIInstrumentor.uninstrument_app(app)
     app = _app_with_routes(provider, gated=True)
