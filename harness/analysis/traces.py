@@ -17,10 +17,13 @@ one category:
   category);
 * `upstream`: other client spans (the ElevenLabs httpx client) and `elevenlabs.*`
   (attempts, retry back-off, breaker rejections);
-* `serialization`: spans named `serialize*` or `render*` (the service's
-  `serialize <Model>` spans around encoding a response; a cached body is encoded
-  once, in the cache load that stores it); a run without any lists it in
-  `no_spans` and its time is inside `app`;
+* `serialization`: spans named `serialize*` or `render*`, and events of those
+  names carrying `serialization.duration_ns` (the service records encoding a
+  response as such an event on the span it happened in: a span of its own cost
+  more than most encodings; the event's interval, ending at its timestamp, is
+  read as a child span); a cached body is encoded once, in the cache load that
+  stores it; a run without any lists it in `no_spans` and its time is inside
+  `app`;
 * `app`: the rest, the server span's own time included.
 
 Time is *exclusive*, over wall-clock time: each instant of the server span goes
@@ -56,6 +59,8 @@ from harness.model.result import (
 SERVER, CLIENT = 2, 3
 _KINDS = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
           "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+DURATION_KEY = "serialization.duration_ns"
+"""The attribute of a `serialize <Model>` event holding how long the encoding took."""
 NO_SPAN_NOTE = ("serialization: no serialization span in these traces, so encoding time is "
                 "counted in app")
 
@@ -139,12 +144,35 @@ def parse_batch(doc: Mapping) -> list[Span]:
         raise ValueError("not an OTLP-JSON batch (no resourceSpans)")  # noqa: TRY004 - one
         # error for every unreadable line, as for malformed JSON
     try:
-        return [parse_span(span)
-                for rs in doc["resourceSpans"]
-                for ss in rs.get("scopeSpans") or ()
-                for span in ss.get("spans") or ()]
-    except (KeyError, TypeError, AttributeError) as exc:
+        out = []
+        for rs in doc["resourceSpans"]:
+            for ss in rs.get("scopeSpans") or ():
+                for raw in ss.get("spans") or ():
+                    span = parse_span(raw)
+                    out.append(span)
+                    out.extend(timed_events(span, raw.get("events") or ()))
+        return out
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"malformed span: {exc!r}") from exc
+
+
+def timed_events(span: Span, events: Iterable[Mapping]) -> list[Span]:
+    """The `serialize*`/`render*` events of `span` that carry `serialization.duration_ns`,
+    as child spans ending at the event's time (ids `<span id>.<n>`: never a real id)."""
+    out = []
+    for i, event in enumerate(events):
+        name = str(event.get("name") or "")
+        if not name.startswith(("serialize", "render")):
+            continue
+        duration = _attributes(event).get(DURATION_KEY)
+        if duration is None:
+            continue
+        end = int(event.get("timeUnixNano") or 0)
+        start = end - max(0, int(duration))
+        out.append(Span(trace_id=span.trace_id, span_id=f"{span.span_id}.{i}",
+                        parent_id=span.span_id, start=start, end=end,
+                        category="serialization", name=name))
+    return out
 
 
 # ---- one trace --------------------------------------------------------------------------

@@ -104,12 +104,13 @@ def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: 
     hit_events = [e for s in server for e in s.get("events", ())
                   if e["name"].startswith("cache.lookup")]
     assert hit_events
-    # a miss (or a background refresh) encodes the body it stores inside the load
-    by_id = {s["spanId"]: s for s in spans}
-    encoded = [s for s in spans if s["name"] == "serialize Overview"]
-    assert encoded and all(
-        by_id[s["parentSpanId"]]["name"] in ("cache.load dashboard", "cache.refresh dashboard")
-        for s in encoded if s.get("parentSpanId") in by_id)
+    # a miss (or a background refresh) encodes the body it stores inside the load: a timed
+    # `serialize` event on the load's span, which the summary counts as serialization
+    encoded_in = [s["name"] for s in spans for e in s.get("events", ())
+                  if e["name"] == "serialize Overview"
+                  and any(a["key"] == "serialization.duration_ns" for a in e["attributes"])]
+    assert encoded_in and set(encoded_in) <= {"cache.load dashboard", "cache.refresh dashboard"}
+    assert not [s for s in spans if s["name"].startswith("serialize")]
     assert "Traces" in (run_dir / "summary.md").read_text()
     assert_no_secret(spans_file.read_text(),
                      api_keys(json.loads((run_dir / "dataset.json").read_text())))

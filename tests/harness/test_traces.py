@@ -344,6 +344,33 @@ def test_without_client_samples_the_slowest_are_chosen_by_server_duration():
     assert all(t.client_ms is None and t.network_queue_ms is None for t in overview.slowest)
 
 
+def test_a_timed_serialize_event_is_serialization_time_of_its_span():
+    """A `serialize` event with its duration is read as a child of the span it is on: 2 ms
+    of the cache load's 6 go to serialization (the load's own time keeps the rest), an
+    event without a duration or of another name is not time."""
+    load = otlp_span(A, sid(2), "cache.load dashboard", 2, 8, parent=sid(1))
+    at = int(load["startTimeUnixNano"]) - 2_000_000  # the server span's start, in ns
+    load["events"] = [
+        {"name": "serialize Overview", "timeUnixNano": str(at + 7_000_000),
+         "attributes": [{"key": summary.DURATION_KEY, "value": {"intValue": "2000000"}}]},
+        {"name": "serialize Other", "timeUnixNano": str(at + 4_000_000),
+         "attributes": []},
+        {"name": "cache.lookup dashboard", "timeUnixNano": str(at + 3_000_000),
+         "attributes": [{"key": summary.DURATION_KEY, "value": {"intValue": "900000"}}]}]
+    spans = summary.parse_batch(json.loads(otlp_line(
+        [otlp_server_span(A, sid(1), "GET", OVERVIEW, 0, 10), load])))
+    timed = [s for s in spans if s.category == "serialization"]
+    assert len(timed) == 1 and timed[0].parent_id == sid(2)
+    assert (timed[0].end - timed[0].start) == 2_000_000
+    root = next(s for s in spans if s.kind == summary.SERVER)
+    got = summary.breakdown_ns(root, [s for s in spans if s is not root])
+    assert got["serialization"] == 2e6
+    assert got["cache"] == 4e6
+    assert got["app"] == 4e6
+    s = summary.summarize(spans, None, window=(None, None))
+    assert "serialization" not in s.no_spans
+
+
 def test_breakdown_adds_up_on_random_trees():
     rng = random.Random(99)
     for n in range(200):
