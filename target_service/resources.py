@@ -18,6 +18,7 @@ first; the last step retires this process's live gauges (multiprocess mode).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from target_service.runtime import (
     RuntimeMetrics,
     RuntimeMonitor,
     freeze_startup_heap,
+    set_young_threshold,
     thaw_heap,
 )
 from target_service.services.activity import ActivityService
@@ -63,6 +65,8 @@ class Resources:
     ready_checks: dict[str, object] = field(default_factory=dict)
     tracing: Tracing = field(default_factory=Tracing.off)
     runtime: RuntimeMonitor | None = None
+    gc_before: tuple[int, int, int] | None = None
+    """The GC thresholds before `Settings.gc_young_threshold` was applied, restored on close."""
 
     @classmethod
     async def open(cls, settings: Settings, metrics: ServiceMetrics,
@@ -107,6 +111,8 @@ class Resources:
         if res.warmer is not None and flags.kpi_view:
             await res.warmer.warm_top(settings.cache.warm_top_users)
         frozen = freeze_startup_heap() if settings.gc_freeze else 0
+        if settings.gc_young_threshold is not None:
+            res.gc_before = set_young_threshold(settings.gc_young_threshold)
         res.runtime = RuntimeMonitor(RuntimeMetrics(metrics.registry))
         res.runtime.metrics.frozen.set(frozen)
         res.runtime.start()
@@ -128,4 +134,6 @@ class Resources:
         await self.db.close()
         if self.settings.gc_freeze:
             thaw_heap()
+        if self.gc_before is not None:
+            gc.set_threshold(*self.gc_before)
         self.metrics.retire_process()

@@ -76,6 +76,16 @@ def thaw_heap() -> None:
     gc.unfreeze()
 
 
+def set_young_threshold(allocations: int) -> tuple[int, int, int]:
+    """Collect the youngest generation after `allocations` net container allocations
+    instead of the interpreter's 700 (`Settings.gc_young_threshold` says why); the older
+    generations' thresholds are kept. Returns the thresholds before, for `gc.set_threshold`
+    to restore on shutdown."""
+    before = gc.get_threshold()
+    gc.set_threshold(allocations, *before[1:])
+    return before
+
+
 class RuntimeMetrics:
     """The runtime families on one registry; build one per registry (in the lifespan)."""
 

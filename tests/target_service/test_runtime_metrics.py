@@ -11,10 +11,13 @@ import asyncio
 import gc
 import time
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
 from target_service.runtime import RuntimeMetrics, RuntimeMonitor, resident_memory_bytes
+from target_service.settings import Settings
 from tests.conftest import running_app
 
 
@@ -144,3 +147,21 @@ async def test_no_freeze_when_the_setting_is_off(shared_dbs):
         assert gc.get_freeze_count() == 0
         text = (await client.get("/metrics")).text
         assert "python_gc_frozen_objects 0.0" in text
+
+
+async def test_the_young_generation_threshold_is_set_for_the_service_and_restored(shared_dbs):
+    """Fewer young collections while the service runs (`Settings.gc_young_threshold`), the
+    older generations' thresholds kept, the process's own thresholds back on shutdown."""
+    before = gc.get_threshold()
+    assert before[0] != 12_345
+    async with running_app(shared_dbs["optimized"], gc_young_threshold=12_345):
+        assert gc.get_threshold() == (12_345, *before[1:])
+    assert gc.get_threshold() == before
+    async with running_app(shared_dbs["optimized"], gc_young_threshold=None):
+        assert gc.get_threshold() == before
+
+
+def test_a_young_threshold_too_small_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(gc_young_threshold=10)
+    assert Settings().gc_young_threshold == 10_000
