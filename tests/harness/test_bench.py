@@ -329,7 +329,10 @@ def test_save_then_compare_the_same_build_exits_0_with_the_gates_files(saved: Pa
     assert gate["verdict"] in ("pass", "inconclusive")
     assert [c["name"] for c in gate["checks"]] == [f"bench {FAST}"]
     check = gate["checks"][0]
-    assert check["kind"] == "benchmark" and check["unit"] == "µs" and check["interval"]
+    assert check["kind"] == "benchmark" and check["interval"]
+    # shown in the unit its median reads best in: a cached get takes about 1 µs, so either
+    # side of it as the machine goes (0.98 µs is shown as 980 ns, 1.03 µs as 1.03 µs)
+    assert check["unit"] in ("ns", "µs") and 1 <= check["baseline"] < 1000, check
     suite = next(iter(JUnitXml.fromfile(str(out / "junit.xml"))))
     assert suite.tests == 1 and suite.failures == 0
     assert (out / "summary.md").read_text().startswith(("**PASS**", "**INCONCLUSIVE**"))
