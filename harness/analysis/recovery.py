@@ -10,9 +10,12 @@ success, and 0.0 means "in the very second the fault ended".
 The rules (each unit-tested on synthetic windows, tests/analysis/test_recovery.py):
 
 * the fault's *span* runs from the second it started in up to (not including) the
-  first second at or after its end with requests and no failure; `failures`,
-  `requests_during` and `degraded_during` count that span (a fault that changed
-  nothing has a span of its own seconds only, and no failures);
+  first second after the last it was active in (start to `ended_at`: a pause's
+  resume, a restart's or a killed target's return) with requests and no failure;
+  `failures`, `requests_during` and `degraded_during` count that span (a fault that
+  changed nothing has a span of its own seconds only, and no failures). A second the
+  fault was active in never ends it: it holds requests from before the fault began
+  (a target killed at x.7 leaves second x clean of failures) or from while it lasted;
 * `pre_fault_p95_ms` is the p95 of every request of the up to 10 measured seconds
   before the fault that no other fault was active in (None: there are none);
 * `p95_recovered_s`: the first second from the fault's end whose rolling 3-second p95
@@ -132,9 +135,11 @@ def recovery(fault: FaultRecord, others: Sequence[FaultRecord],
     first_s, end_s = math.floor(start), math.floor(end)
     after = [t for t in range(end_s, last + 1) if t in seconds]
 
-    clean = next((t for t in after if seconds[t].requests and not seconds[t].failed), None)
+    _, last_active = _active(fault) or (first_s, first_s)
+    clean = next((t for t in range(last_active + 1, last + 1) if t in seconds
+                  and seconds[t].requests and not seconds[t].failed), None)
     span_from = first_s
-    span_to = max(end_s + 1, (last + 1) if clean is None else clean)
+    span_to = (last + 1) if clean is None else clean
     span = [t for t in range(span_from, span_to) if t in seconds]
     failures: dict[str, int] = {}
     for t in span:

@@ -60,6 +60,20 @@ def test_failures_that_stop_two_seconds_after_the_end():
     assert r.p95_recovered_s == 5.0
 
 
+def test_a_clean_second_the_fault_was_active_in_does_not_end_it():
+    # a single-worker target killed at 20.7 and back at 22.3: second 20's requests all
+    # started before the kill and succeeded, 21 and 22 were refused, 23 is clean
+    fails = {21: {"connection": 100}, 22: {"connection": 60}}
+    windows, latency = run(fails)
+    r = recovery(fault("target-kill@20s", 20.7, 22.3), [], windows, latency)
+    assert r.failures == {"connection": 160}
+    assert r.requests_during == 300  # seconds 20..22
+    # an instantaneous fault's own second, clean, does not end it either: the failures
+    # that follow it at once are its own
+    r = recovery(fault("db-disconnect@20s", 20.7), [], windows, latency)
+    assert r.failures == {"connection": 160} and r.requests_during == 300
+
+
 def test_first_success_waits_for_a_second_with_a_success():
     fails = {k: {"connection": 100} for k in range(20, 24)}
     windows, latency = run(fails)
