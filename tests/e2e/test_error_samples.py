@@ -1,13 +1,17 @@
 """A real run with failures records what they said: `EndpointResult.error_samples`.
 
-How the run fails (measured on `tiny`, the `agents` scenario, naive profile): the
+How the run fails (on `tiny`, the `agents` scenario, naive profile): the target's
+database pool is one connection that may be waited for 1 ms (`TARGET_POOL__*`, read by
+the service from the environment the harness passes on), and the embedded database is
+frozen for 3 s of the measured window (`--chaos db-pause@3s:3s`): the one connection is
+stuck in a query on the frozen server, so every request of those 3 s (about five a second
+are sent) gets the service's `503 database_unavailable` ("timed out waiting for a
+database connection"), and outside the pause two requests that want the connection at
+once do too. The pause is what makes failures certain: the collisions alone depend on
+how fast the machine answers (a CI run on a fast machine once saw none in 8 s). The
 ElevenLabs stub is in an outage (`--faults outage`), which alone fails nothing (the
-service degrades, every page answers 200), and the target's database pool is one
-connection that may be waited for 1 ms (`TARGET_POOL__*`, read by the service from
-the environment the harness passes on), so concurrent requests get the service's
-`503 database_unavailable` ("timed out waiting for a database connection") and, where
-the timeout cancels a request mid-way, a 500: about two thirds of the requests fail.
-Two Locust workers, so the samples travel worker -> master and are merged there.
+service degrades, every page answers 200). Two Locust workers, so the samples travel
+worker -> master and are merged there.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def test_a_run_with_failures_records_their_messages_and_no_key(state_dir: Path,
     argv = [sys.executable, "-m", "harness.cli", "run", "--dataset", "tiny", "--state-dir",
             str(state_dir), "--out", str(out), "--scenario", "agents", "--profile", "naive",
             "--faults", "outage", "--users", "10", "--spawn-rate", "10", "--workers", "2",
-            "--duration", "8s", "--warmup", "2s"]
+            "--duration", "10s", "--warmup", "2s", "--chaos", "db-pause@3s:3s"]
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=240,
                           env={**os.environ, **STARVED_POOL})
     assert done.returncode == 0, done.stderr
@@ -44,7 +48,7 @@ def test_a_run_with_failures_records_their_messages_and_no_key(state_dir: Path,
     jsonschema.validate(result, json_schema())
     endpoints = result["endpoints"]
     assert sum(sum(e["failures"].values()) for e in endpoints.values()) > 0, \
-        "the starved pool failed nothing: the test no longer tests anything"
+        "the paused database failed nothing: the test no longer tests anything"
     for key, e in endpoints.items():
         samples = e["error_samples"]
         assert set(samples) == set(e["failures"]), key  # every kind that failed, no other
