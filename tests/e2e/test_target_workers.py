@@ -70,12 +70,13 @@ def test_two_target_workers_count_exactly_what_the_clients_sent(state_dir: Path,
                                             result["endpoints"].values())
     assert agreement["diff_ratio"] <= USERS / agreement["client_count"]
 
-    # both workers served API requests: each handled more than every non-API request
+    # both workers served, and the scrape is the sum of the two: how the kernel hands
+    # connections to the workers is its own affair (72 requests against 7 was seen, the
+    # 7 no more than the scrapes and readiness checks), so no share is asserted
     served = {s.labels["pid"]: s.value for s in samples(end, "target_worker_requests")}
     assert len(served) == 2, served
     assert sum(served.values()) == sum(server.values())
-    other = server.get("GET /metrics", 0) + server.get("GET /readyz", 0)
-    assert all(n > other for n in served.values()), (served, other)
+    assert all(n > 0 for n in served.values()), served
     memory = {s.labels["pid"] for s in samples(end, "process_resident_memory_bytes")}
     assert memory == set(served)
 
