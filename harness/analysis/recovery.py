@@ -121,7 +121,8 @@ def recovery(fault: FaultRecord, others: Sequence[FaultRecord],
     """The figures of one fault (None: it was never injected). `others` are the run's
     other faults (their active seconds are kept out of this one's baseline);
     `latency` maps a second to the histogram of every request started in it."""
-    if fault.started_at is None:
+    active = _active(fault)
+    if active is None or fault.started_at is None:
         return None
     start = fault.started_at
     # an instantaneous fault is measured from its start (a restart's own seconds count
@@ -132,10 +133,9 @@ def recovery(fault: FaultRecord, others: Sequence[FaultRecord],
     if not seconds:
         return Recovery()
     last = max(seconds)
-    first_s, end_s = math.floor(start), math.floor(end)
+    (first_s, last_active), end_s = active, math.floor(end)
     after = [t for t in range(end_s, last + 1) if t in seconds]
 
-    _, last_active = _active(fault) or (first_s, first_s)
     clean = next((t for t in range(last_active + 1, last + 1) if t in seconds
                   and seconds[t].requests and not seconds[t].failed), None)
     span_from = first_s
