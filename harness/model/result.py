@@ -453,7 +453,9 @@ class SlowTrace(_Model):
     server_ms: float | None = None
     """Duration of its server span (None: not in the span file)."""
     network_queue_ms: float | None = None
-    """`client_ms - server_ms`: network, accept queue, event loop, the generator."""
+    """`client_ms - server_ms`: network, accept queue, event loop, the generator. A few
+    microseconds below 0 is possible: the server span ends after its last write returned,
+    and on the wall clock where the client times on the monotonic one."""
     spans: int = 0
     breakdown_ms: TimeBreakdown | None = None
 
