@@ -72,7 +72,10 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
-        """Start (or attach to) the server; returns an admin URL."""
+        """Start (or attach to) the server; returns an admin URL. Starting again is a
+        no-op that returns the same URL: this process already holds its one handle."""
+        if self._server is not None:
+            return self._server.get_uri()
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
             import pgserver  # imported late: it touches the filesystem on import
@@ -154,7 +157,11 @@ class EmbeddedPostgres:
                 pids = json.loads(handles.read_text())
             except (OSError, ValueError):
                 return
-            alive = [p for p in pids if psutil.pid_exists(p) and p != os.getpid()]
+            # our own pid is stale unless this process already holds the server (pgserver
+            # keeps one instance per directory and would not add the pid back)
+            held = self.data_dir in PostgresServer._instances
+            alive = [p for p in pids
+                     if psutil.pid_exists(p) and (p != os.getpid() or held)]
             if alive != pids:
                 tmp = handles.with_suffix(".tmp")
                 tmp.write_text(json.dumps(alive))

@@ -99,3 +99,41 @@ def test_concurrent_starts_keep_every_handle_and_the_last_stops_the_server():
             subprocess.run([sys.executable, "-c", CHILD, str(data)], input="\n\n",
                            text=True, capture_output=True, timeout=120, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+TWICE = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    from harness.stack.database import EmbeddedPostgres
+    server = EmbeddedPostgres(Path(sys.argv[1]))
+    first = server.start()
+    again = server.start()            # the test suite's fixture did this, and leaked
+    other = EmbeddedPostgres(Path(sys.argv[1]))  # a second object, the same server
+    other.start()
+    listed = json.loads((Path(sys.argv[1]) / ".handle_pids.json").read_text())
+    print(json.dumps({"same": first == again, "listed": listed, "pid": os.getpid()}))
+    server.stop()
+    other.stop()
+""")
+
+
+def test_starting_twice_keeps_the_handle_and_stop_stops_the_server():
+    """A second `start()` in the same process used to prune the process's own pid (as
+    if a dead user's) while pgserver kept its one instance and never added it back: the
+    last `stop()` then found itself unlisted and left the server running, orphaned. A
+    second object on the same directory in the same process attaches to that instance and
+    must not prune the pid either."""
+    root = Path(tempfile.mkdtemp(prefix="harness-twice-pg-"))
+    data = root / "data"
+    try:
+        done = subprocess.run([sys.executable, "-c", TWICE, str(data)], text=True,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert seen["same"] and seen["listed"] == [seen["pid"]]
+        assert not postmaster_running(data), "stop() after two starts left the server running"
+    finally:
+        if postmaster_running(data):
+            pid = int((data / "postmaster.pid").read_text().split()[0])
+            psutil.Process(pid).kill()
+        shutil.rmtree(root, ignore_errors=True)
