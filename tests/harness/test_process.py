@@ -340,6 +340,7 @@ def test_a_second_start_on_the_same_log_reads_only_its_own_lines(tmp_path: Path)
     for word in ("first", "second"):
         proc = ManagedProcess("echo", [sys.executable, "-c", f"print({word!r})"], log).start()
         proc.proc.wait(20)
-        wait_for(lambda: proc.log_since_start().strip() == word, what=f"{word} in the log")
+        wait_for(lambda proc=proc, word=word: proc.log_since_start().strip() == word,
+                 what=f"{word} in the log")
         proc.stop()
     assert log.read_text().split() == ["first", "second"]
