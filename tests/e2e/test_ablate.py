@@ -23,11 +23,13 @@ def test_one_round_of_three_configurations_writes_a_coherent_record(state_dir: P
     out = tmp_path / "reports"
     policy = tmp_path / "policy.toml"
     policy.write_text("[gate]\nblock_s = 1\nresamples = 300\n")  # 4 s runs: 1 s blocks
+    # 12 users pacing at 0.5 tasks/s: ~24 tasks a 4 s run, half of them the overview, so
+    # every run measures some (4 users made ~8, and CI once saw a run measure none)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "harness.cli", "ablate", "--scenario", "dashboard",
          "--dataset", "tiny", "--toggles", "response_cache", "--rounds", "1",
-         "--duration", "4s", "--warmup", "1s", "--users", "4", "--spawn-rate", "4",
+         "--duration", "4s", "--warmup", "1s", "--users", "12", "--spawn-rate", "12",
          "--policy", str(policy), "--out", str(out), "--state-dir", str(state_dir)],
         capture_output=True, text=True, timeout=300, check=False)
     elapsed = time.monotonic() - started
