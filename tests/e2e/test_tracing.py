@@ -56,8 +56,11 @@ def test_a_traced_run_links_the_clients_traces_to_the_services_spans(state_dir: 
     # overview misses the cache, so the file holds a miss's lookup, load and queries
     monkeypatch.setenv("TARGET_TOGGLES__WARM_CACHE", "false")
     out = tmp_path / "reports"
-    proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "4",
-                       "--spawn-rate", "4", "--duration", "5s", "--warmup", "1s",
+    # 12 users: the dashboard user starts 0.5 tasks a second, 3 in 10 of them analytics,
+    # so 4 users' ~10 measured tasks had no analytics request 1 run in 35 (CI saw it);
+    # 12 users' ~30 leave it out 1 run in 40,000
+    proc = harness_run(state_dir, out, "--scenario", "dashboard", "--users", "12",
+                       "--spawn-rate", "12", "--duration", "5s", "--warmup", "1s",
                        "--trace", "--trace-sampling", "1.0")
     _, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
