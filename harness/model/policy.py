@@ -26,32 +26,13 @@ Tables:
   `[benchmarks."NAME"]`: overrides
   for one subject; `tolerance_for` and `is_advisory` resolve override > default.
 
-Tolerance spellings (the sign is the bad direction; it may be left out, and
-when given it must agree with the kind's: only `hit_ratio` is worse lower):
-
-* `"+15%"`: relative, current / baseline - 1 (`Tolerance(0.15)`); any kind.
-* `"+1pt"`, `"-5pt"`: absolute percentage points of a share
-  (`Tolerance(1.0, relative=False)`: `limit` is in points, as `harness.model.gate`
-  defines it); kinds measured as shares only.
-* `0.10`: a bare number is an absolute share, the same as `"+10pt"`; shares only.
-
-Times (latencies, waits, lags) and other ratios take relative tolerances only:
-the gate compares them on the log scale (`harness.analysis.compare`), so an
-absolute `"+5ms"` is refused rather than misread.
-
-TOML itself gives no positions, so a key's line is found by scanning the text
-for table headers and `key =` lines (`key_lines`): exact for the files people
-write (headers, dotted keys, quoted keys), and the enclosing key's line for a
-key inside an inline table.
+Tolerance spellings are `harness.model.tolerances`'s.
+An error's line is found by `harness.model.toml_errors`.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -67,107 +48,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from harness.errors import ConfigError
+from harness.model import toml_errors
 from harness.model.gate import Tolerance
+from harness.model.tolerances import CHECK_KINDS, KINDS, parse_tolerance
 
 DEFAULT_PATH = Path("baselines/policy.toml")
 """Where the CLI looks for the policy, relative to the repository root."""
-
-Unit = Literal["ms", "share", "ratio"]
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of check a tolerance is written for."""
-
-    unit: Unit
-    """ms: a time; share: a fraction 0..1 (points apply); ratio: any other ratio (% only)."""
-    higher_is_worse: bool = True
-    subjects: Literal["endpoints", "caches", "queries", "benchmarks"] | None = None
-    """The override table whose entries name this kind's subjects (None: one subject)."""
-
-
-KINDS: dict[str, Kind] = {
-    "p50": Kind("ms", subjects="endpoints"),
-    "p95": Kind("ms", subjects="endpoints"),
-    "p99": Kind("ms", subjects="endpoints"),
-    "throughput_shortfall": Kind("share"),  # of the run's paced tasks, not per endpoint
-    "error_rate": Kind("share", subjects="endpoints"),
-    "hit_ratio": Kind("share", higher_is_worse=False, subjects="caches"),
-    "retry_rate": Kind("share"),
-    "retry_amplification": Kind("ratio"),
-    "failure_rate": Kind("share"),
-    "fallback_rate": Kind("share"),
-    "upstream_p95": Kind("ms"),
-    "query_p95": Kind("ms", subjects="queries"),
-    "pool_wait_p95": Kind("ms"),
-    "freshness_p95": Kind("ms"),
-    "bench": Kind("ms", subjects="benchmarks"),  # median round time of a pytest-benchmark
-}
-"""Every check kind a tolerance can be written for, by its key in `[tolerances]`."""
-
-CHECK_KINDS = {
-    "cache_hit_ratio": "hit_ratio", "upstream_retry_rate": "retry_rate",
-    "upstream_retry_amplification": "retry_amplification",
-    "upstream_failure_rate": "failure_rate", "upstream_fallback_rate": "fallback_rate",
-    "pool_wait": "pool_wait_p95",
-}
-"""`harness.model.gate.CheckResult.kind` names that differ from the policy's keys.
-(Latency checks, kind `latency`, pass their percentile: `p50`, `p95`, `p99`.)"""
-
-_SPELLING = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|pt|ms)$")
-_FORMS = {"ms": "'+15%'", "share": "'+15%', '+1pt' or a share such as 0.01",
-          "ratio": "'+15%'"}
-
-
-def parse_tolerance(kind: str, value: object) -> Tolerance:
-    """A tolerance as written in the policy (see the module docstring); ValueError if not."""
-    spec = KINDS[kind]
-    bad = "+" if spec.higher_is_worse else "-"
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a tolerance such as {_FORMS[spec.unit]}, "  # noqa: TRY004
-                         f"not {_type_name(value)}")
-    if not isinstance(value, str):  # a bare number: an absolute share
-        if spec.unit != "share":
-            raise ValueError(f"a bare number is a share; write {_FORMS[spec.unit]}")
-        if not 0 <= value <= 1:
-            raise ValueError(f"a share is between 0 and 1, not {value}")
-        return Tolerance(limit=round(value * 100, 10), relative=False,
-                         higher_is_worse=spec.higher_is_worse, text=str(value))
-    m = _SPELLING.match(value.strip())
-    if m is None:
-        raise ValueError(f"{value!r} is not a tolerance; write {_FORMS[spec.unit]}")
-    sign, number, suffix = m.groups()
-    amount = float(number)
-    if sign and sign != bad:
-        worse = "higher" if spec.higher_is_worse else "lower"
-        raise ValueError(f"a {worse} {kind} is worse, so its tolerance is written "
-                         f"{bad}{number}{suffix}, not {value!r}")
-    if suffix == "%":
-        if not spec.higher_is_worse and amount >= 100:
-            raise ValueError(f"{value!r}: a drop of 100% or more cannot be tolerated "
-                             f"relatively; write points instead")
-        return Tolerance(limit=round(amount / 100, 12), relative=True,
-                         higher_is_worse=spec.higher_is_worse, text=value)
-    if suffix == "ms":
-        raise ValueError(f"{value!r}: a tolerance in milliseconds is not supported (times "
-                         f"are compared relatively); write {_FORMS[spec.unit]}")
-    if spec.unit != "share":
-        raise ValueError(f"{value!r} does not fit {kind} (measured as {spec.unit}, not a "
-                         f"share); write {_FORMS[spec.unit]}")
-    return Tolerance(limit=amount, relative=False, higher_is_worse=spec.higher_is_worse,
-                     text=value)
-
-
-def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return {str: "a string", int: "an integer", float: "a number"}.get(type(value),
-                                                                         type(value).__name__)
-
 
 def _default(kind: str, text: str | float) -> Any:
     return Field(default_factory=lambda: parse_tolerance(kind, text))
@@ -265,7 +151,7 @@ def parse_duration(value: object) -> int:
     Whole seconds and the units d, h, m, s in that order; ValueError otherwise."""
     if not isinstance(value, str):
         raise ValueError(  # noqa: TRY004 - reported as a policy error, like the others
-            f"must be a duration such as '5m', not {_type_name(value)}")
+            f"must be a duration such as '5m', not {toml_errors.type_name(value)}")
     m = _DURATION.match(value.strip())
     if not value.strip() or m is None:
         raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '5m', '1h30m' or '3d'")
@@ -461,57 +347,13 @@ def load_policy(path: Path) -> Policy:
     return parse_policy(text, str(path))
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
-
-
 def parse_policy(text: str, source: str = "policy.toml") -> Policy:
     """A policy from its text; every error is one `ConfigError` line `source:LINE: ...`."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = _TOML_POSITION.search(str(exc))
-        where = f"{source}:{m.group(1)}" if m else source
-        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
+    raw = toml_errors.loads(text, source)
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise _error(exc, raw, text, source) from exc
-
-
-def _error(exc: ValidationError, raw: dict, text: str, source: str) -> ConfigError:
-    """The first error in the file's order, as one line naming the key and its line."""
-    lines = key_lines(text)
-    located = []
-    for err in exc.errors():
-        loc = tuple(str(p) for p in err["loc"])
-        line = _line_of(loc, lines)
-        located.append((line if line is not None else 10**9, _message(err, loc, raw)))
-    located.sort(key=lambda e: e[0])
-    line, message = located[0]
-    more = f" (and {len(located) - 1} more)" if len(located) > 1 else ""
-    where = f"{source}:{line}" if line < 10**9 else source
-    return ConfigError(f"{where}: {message}{more}")
-
-
-def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
-    """The line of `loc`, else of the nearest enclosing key or table that has one."""
-    for n in range(len(loc), 0, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def _dig(raw: object, loc: tuple[str, ...]) -> object:
-    for part in loc:
-        if not isinstance(raw, dict) or part not in raw:
-            return None
-        raw = raw[part]
-    return raw
-
-
-def table_name(path: tuple[str, ...]) -> str:
-    """A key path as TOML writes it: `endpoints."GET /api/v1/agents"`."""
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in path)
+        raise toml_errors.located(exc, raw, text, source, _known_keys) from exc
 
 
 _KNOWN: dict[tuple[str, ...], type[BaseModel]] = {
@@ -526,90 +368,3 @@ def _known_keys(table: tuple[str, ...]) -> list[str]:
     if model is None and len(table) == 2:
         model = _OVERRIDES.get(table[0])
     return list(model.model_fields) if model is not None else []
-
-
-def _did_you_mean(key: str, known: list[str]) -> str:
-    """` (did you mean 'p95'?)` for the closest known keys (ties: all of them)."""
-    scores = [(difflib.SequenceMatcher(None, key, k).ratio(), k) for k in known]
-    best = max((s for s, _ in scores), default=0.0)
-    if best < 0.6:
-        return ""
-    close = [repr(k) for s, k in scores if s == best]
-    return f" (did you mean {' or '.join(close)}?)"
-
-
-def _message(err: dict, loc: tuple[str, ...], raw: dict) -> str:
-    if loc and loc[-1] == "[key]":  # a table's name that is not allowed there
-        return f"[{table_name(loc[:-1])}]: {err['msg']}"
-    key, table = (loc[-1], loc[:-1]) if loc else ("", ())
-    where = f" in [{table_name(table)}]" if table else ""
-    value = _dig(raw, loc)
-    if err["type"] == "extra_forbidden":
-        hint = _did_you_mean(key, _known_keys(table))
-        if isinstance(value, dict):
-            return f"unknown table [{table_name(loc)}]{hint}"
-        return f"unknown key {key!r}{where}{hint}"
-    expected = {"float_type": "a number", "int_type": "an integer", "bool_type": "true or false",
-                "string_type": "a string", "model_type": "a table", "dict_type": "a table",
-                "literal_error": None}.get(err["type"], "")
-    name = f"{key!r}{where}" if loc else "the policy"
-    if expected is None:  # a literal: pydantic lists the choices
-        return f"{name} must be {err['msg'].removeprefix('Input should be ')}, " \
-               f"not {value!r}"
-    if expected:
-        shown = f" ({value!r})" if not isinstance(value, (dict, list)) else ""
-        return f"{name} must be {expected}, not {_type_name(value)}{shown}"
-    msg = err["msg"]
-    if msg.startswith("Input should be "):
-        msg = "must be " + msg.removeprefix("Input should be ")
-    return f"{name} {msg}" if msg.startswith("must") else f"{name}: {msg}"
-
-
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Key path -> the line (1-based) that first defines it: table headers and `key =` lines."""
-    found: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    for n, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        if s.startswith("["):
-            path = _path_of(s)
-            if path is not None:
-                table = path
-                for i in range(1, len(path) + 1):
-                    found.setdefault(path[:i], n)
-            continue
-        part = _key_part(s)
-        path = _path_of(f"{part} = 0") if part else None
-        if path:
-            for i in range(1, len(path) + 1):
-                found.setdefault(table + path[:i], n)
-    return found
-
-
-def _key_part(s: str) -> str | None:
-    """What comes before the first `=` outside quotes."""
-    quote = None
-    for i, c in enumerate(s):
-        if quote:
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c == "=":
-            return s[:i]
-    return None
-
-
-def _path_of(toml: str) -> tuple[str, ...] | None:
-    """The key path one header (`[a."b c"]`) or one `key = 0` line defines."""
-    try:
-        doc: object = tomllib.loads(toml + "\n")
-    except tomllib.TOMLDecodeError:
-        return None
-    path: list[str] = []
-    while isinstance(doc, dict) and len(doc) == 1:
-        key, doc = next(iter(doc.items()))
-        path.append(key)
-    return tuple(path) or None

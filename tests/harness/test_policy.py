@@ -8,16 +8,9 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.model.gate import Tolerance
-from harness.model.policy import (
-    KINDS,
-    Policy,
-    is_advisory,
-    key_lines,
-    load_policy,
-    parse_policy,
-    parse_tolerance,
-    tolerance_for,
-)
+from harness.model.policy import Policy, is_advisory, load_policy, parse_policy, tolerance_for
+from harness.model.tolerances import KINDS, parse_tolerance
+from harness.model.toml_errors import key_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = ROOT / "baselines" / "policy.toml"
