@@ -16,7 +16,7 @@ seconds started while stopping (counted for agreement, not for latency). `k` bel
 is the second since the measured window opened (negative during the warm-up).
 
 `server_histograms` adds the service's own histograms (named queries, pool acquire,
-KPI view freshness, ElevenLabs attempts: `server_metrics.HISTOGRAMS`) to every scrape,
+KPI view freshness, ElevenLabs attempts: `exposition.HISTOGRAMS`) to every scrape,
 from a `HistogramSpec` per series; their observations come from a random stream of
 their own, so a run built without them is the same run as before.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import hdr
-from harness.analysis import collect, server_metrics
+from harness.analysis import collect, exposition, server_metrics
 from harness.model import client as cl
 from harness.model import result as results
 from harness.model.client import ClientDoc, ClientWindow, Phase
@@ -118,8 +118,8 @@ class _Histograms:
 
     def __init__(self, specs: Mapping[HistogramKey, HistogramSpec], seed: int) -> None:
         for name, _ in specs:
-            if name not in server_metrics.HISTOGRAMS:
-                raise ValueError(f"{name} is not one of server_metrics.HISTOGRAMS")
+            if name not in exposition.HISTOGRAMS:
+                raise ValueError(f"{name} is not one of exposition.HISTOGRAMS")
         self.specs = dict(specs)
         self.rng = random.Random(f"server-histograms-{seed}")
         self.counts = {key: [0] * (len(spec.buckets) + 1) for key, spec in specs.items()}
@@ -143,7 +143,7 @@ class _Histograms:
         out = []
         for name in dict.fromkeys(n for n, _ in self.specs):
             out.append(f"# TYPE {name} histogram")
-            label = server_metrics.HISTOGRAMS[name]
+            label = exposition.HISTOGRAMS[name]
             for (n, value), spec in self.specs.items():
                 if n != name:
                     continue
@@ -355,7 +355,7 @@ def build_run(endpoints: Mapping[str, EndpointSpec], seconds: int = 60, warmup_s
                   if s - T0 in failed_scrapes else server_metrics.Scrape(t=float(s), text=texts[s])
                   for s in scrape_times]
         side = server_metrics.summarize(start, end, during)
-        target = server_metrics.target_settings(server_metrics.parse(start.text))
+        target = server_metrics.target_settings(exposition.parse(start.text))
         scrapes = sorted([start, *during, end], key=lambda s: (s.t, s.edge != "start"))
     info = results.RunInfo(
         run_id=run_id or f"20270115T080000Z-{scenario}-{profile}-{seed}", status="complete",

@@ -301,7 +301,7 @@ class ServerSample(_Model):
     pool_waiting: float | None = None
     kpi_staleness_s: float | None = None
     histograms: dict[str, dict[str, BucketCounts]] = {}
-    """Histogram (`server_metrics.HISTOGRAMS`: named queries, pool acquire, KPI view
+    """Histogram (`exposition.HISTOGRAMS`: named queries, pool acquire, KPI view
     change-to-visible, ElevenLabs attempts) -> series label (the query name, the
     attempt's outcome; "" when unlabelled) -> observations per bucket over
     `(since, t]`, bucket k ending at `ServerSide.histogram_bounds[histogram][k]`

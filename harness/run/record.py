@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from harness import hdr
-from harness.analysis import blocks, interleave, recovery, server_metrics
+from harness.analysis import blocks, exposition, interleave, recovery, server_metrics
 from harness.analysis import collect as assemble
 from harness.analysis import traces as trace_summary
 from harness.analysis.memory import memory_growth
@@ -130,7 +130,7 @@ def collect(run: Path) -> RunResult:
     summary = traces(run, info, client, notes)
     # the settings the service reported: at the window's opening, else its first answer
     first = start or next((s for s in during if s.text is not None), None)
-    target = server_metrics.target_settings(server_metrics.parse(first.text)) if first else None
+    target = server_metrics.target_settings(exposition.parse(first.text)) if first else None
     info = info.model_copy(update={
         "measure_from": iso_time(client.measure_from),
         "ended_at": iso_time(client.ended_at or client.stopping_at) or info.ended_at,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.analysis import buckets as bk
-from harness.analysis import server_metrics as sm
+from harness.analysis import exposition
 from target_service.telemetry import LATENCY_BUCKETS
 
 EDGES = np.array(LATENCY_BUCKETS)
@@ -55,7 +55,7 @@ def test_quantiles_agree_with_the_record_s_promql_rule_on_random_histograms():
         counts = rng.poisson(rng.uniform(0, 20, len(bounds) + 1)) * (rng.random(
             len(bounds) + 1) < 0.5)
         for q in (0.5, 0.9, 0.95, 0.99):
-            expected = sm.histogram_quantile(sm.parse(_exposition(bounds, counts)), "x", q)
+            expected = exposition.histogram_quantile(exposition.parse(_exposition(bounds, counts)), "x", q)
             got = float(bk.histogram_quantile(bounds, counts, q))
             if expected is None:
                 assert math.isnan(got)

@@ -1,4 +1,4 @@
-# ruff: noqa: E501 - the exposition template keeps one sample per line, as /metrics does
+
 """server_metrics: what the service's own /metrics say about a window, from handwritten scrapes.
 
 Six scrapes of one exposition template (the metric names the target really
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.analysis import exposition
 from harness.analysis import server_metrics as sm
 from harness.analysis.server_metrics import Scrape
 from harness.model.result import FailedScrape
@@ -113,10 +114,7 @@ kpi_view_change_to_visible_seconds_sum 3.0
 target_settings_info{{profile="naive",version="0.1.0",toggle_kpi_view="false",toggle_response_cache="true",pool_max_size="10",workers="2"}} 1
 """
 
-FIELDS = ("a_fast a_mid a_ok a_500 o_ok hits_ov hits_auth miss_ov stale_ov ev_ttl ev_inv up_ok "
-          "up_fail attempts retry_5xx retry_429 timeouts up_b1 up_b2 breaker pool_size in_use "
-          "waiting acq_b1 acq_b2 acq_n acq_to q_b1 q_n q_cancel q_lost kpi_ok kpi_err stale_s "
-          "ctv_b1 ctv_b2").split()
+FIELDS = ["a_fast", "a_mid", "a_ok", "a_500", "o_ok", "hits_ov", "hits_auth", "miss_ov", "stale_ov", "ev_ttl", "ev_inv", "up_ok", "up_fail", "attempts", "retry_5xx", "retry_429", "timeouts", "up_b1", "up_b2", "breaker", "pool_size", "in_use", "waiting", "acq_b1", "acq_b2", "acq_n", "acq_to", "q_b1", "q_n", "q_cancel", "q_lost", "kpi_ok", "kpi_err", "stale_s", "ctv_b1", "ctv_b2"]
 #                 t:  96 before, 100 start, 102, 106, 108 end, 110 after
 COLUMNS = {
     "a_fast": (5, 10, 30, 50, 60, 62), "a_mid": (8, 18, 45, 80, 95, 97),
@@ -247,7 +245,7 @@ def test_series_rows_carry_deltas_and_gauges(side):
 
 def test_measured_rows_add_up_to_the_window_edges_for_every_counter(side):
     rows = [r for r in side.series if r.phase == "measured"]
-    window = sm.delta(sm.parse(START.text), sm.parse(END.text))
+    window = exposition.delta(exposition.parse(START.text), exposition.parse(END.text))
 
     def added(get) -> dict:
         out: dict = {}
@@ -269,16 +267,16 @@ def test_measured_rows_add_up_to_the_window_edges_for_every_counter(side):
     assert added(lambda r: r.upstream_retries) == side.upstream.retries
     assert added(lambda r: r.upstream_failures) == side.upstream.failures
     assert added(lambda r: r.upstream_fallbacks) == side.upstream.fallbacks
-    assert sum(r.upstream_requests for r in rows) == sm.total(window, "elevenlabs_requests_total")
+    assert sum(r.upstream_requests for r in rows) == exposition.total(window, "elevenlabs_requests_total")
 
 
 def test_a_counter_reset_between_scrapes_counts_from_zero():
     c = '# TYPE elevenlabs_attempts_total counter\nelevenlabs_attempts_total {}\n'
-    scrapes = [(Scrape(t=float(t), text=c.format(v)), sm.parse(c.format(v)))
+    scrapes = [(Scrape(t=float(t), text=c.format(v)), exposition.parse(c.format(v)))
                for t, v in ((0, 10), (2, 3), (4, 5))]
     rows = sm.series(scrapes, start=-1.0, end=10.0)
     assert [r.upstream_attempts for r in rows] == [3, 2]  # 10 -> 3: a restart, 3 new
-    assert sm.total(sm.delta(scrapes[0][1], scrapes[1][1]), "elevenlabs_attempts_total") == 3
+    assert exposition.total(exposition.delta(scrapes[0][1], scrapes[1][1]), "elevenlabs_attempts_total") == 3
 
 
 def test_a_counter_reset_inside_the_window_is_counted_like_the_series():
@@ -294,18 +292,18 @@ def test_a_counter_reset_inside_the_window_is_counted_like_the_series():
 
 
 def test_target_settings_parse_toggles_to_bools():
-    target = sm.target_settings(sm.parse(START.text))
+    target = sm.target_settings(exposition.parse(START.text))
     assert target.profile == "naive" and target.version == "0.1.0"
     assert target.toggles == {"kpi_view": False, "response_cache": True}
     assert target.settings == {"pool_max_size": "10", "workers": "2"}
-    assert sm.target_settings(sm.parse("# TYPE db_pool_size gauge\ndb_pool_size 1\n")) is None
+    assert sm.target_settings(exposition.parse("# TYPE db_pool_size gauge\ndb_pool_size 1\n")) is None
 
 
 def test_target_settings_take_the_series_in_force():
     both = ('# TYPE target_settings_info gauge\n'
             'target_settings_info{profile="optimized",toggle_kpi_view="true"} 0\n'
             'target_settings_info{profile="naive",toggle_kpi_view="false"} 1\n')
-    target = sm.target_settings(sm.parse(both))
+    target = sm.target_settings(exposition.parse(both))
     assert (target.profile, target.toggles) == ("naive", {"kpi_view": False})
 
 
@@ -314,31 +312,31 @@ def test_prometheus_histogram_quantile_interpolates_like_promql():
         "# TYPE x histogram",
         'x_bucket{le="0.1"} 50', 'x_bucket{le="0.2"} 90', 'x_bucket{le="0.4"} 100',
         'x_bucket{le="+Inf"} 100', "x_count 100", "x_sum 10", ""])
-    samples = sm.parse(text_)
-    assert sm.histogram_quantile(samples, "x", 0.5) == pytest.approx(0.1)
-    assert sm.histogram_quantile(samples, "x", 0.95) == pytest.approx(0.3)
-    assert sm.histogram_quantile(samples, "x", 0.25) == pytest.approx(0.05)
-    empty = sm.delta(samples, samples)
-    assert sm.histogram_quantile(empty, "x", 0.5) is None
-    assert sm.histogram_quantile(samples, "missing", 0.5) is None
+    samples = exposition.parse(text_)
+    assert exposition.histogram_quantile(samples, "x", 0.5) == pytest.approx(0.1)
+    assert exposition.histogram_quantile(samples, "x", 0.95) == pytest.approx(0.3)
+    assert exposition.histogram_quantile(samples, "x", 0.25) == pytest.approx(0.05)
+    empty = exposition.delta(samples, samples)
+    assert exposition.histogram_quantile(empty, "x", 0.5) is None
+    assert exposition.histogram_quantile(samples, "missing", 0.5) is None
 
 
 def test_histogram_quantile_sums_other_labels_and_matches_the_given_ones():
-    samples = sm.parse(START.text)
-    ok_only = sm.histogram_quantile(samples, "http_request_duration_seconds", 0.5,
+    samples = exposition.parse(START.text)
+    ok_only = exposition.histogram_quantile(samples, "http_request_duration_seconds", 0.5,
                                     route="/api/v1/agents", status="200")
     assert ok_only == pytest.approx(0.01 * 10 / 10)  # rank 10 of 20: the first bucket's edge
-    both = sm.histogram_quantile(samples, "http_request_duration_seconds", 0.5,
+    both = exposition.histogram_quantile(samples, "http_request_duration_seconds", 0.5,
                                  route="/api/v1/agents")
     assert both == pytest.approx(0.01 + 0.09 * (10.5 - 10) / 9)  # rank 10.5 of 21
 
 
 def test_window_delta_is_reset_aware():
-    before = sm.parse('# TYPE c counter\nc_total{a="1"} 10\n')
-    after = sm.parse('# TYPE c counter\nc_total{a="1"} 3\nc_total{a="2"} 4\n')
-    d = sm.delta(before, after)
-    assert sm.total(d, "c_total") == 7
-    assert sm.by_label(d, "c_total", "a") == {"1": 3, "2": 4}
+    before = exposition.parse('# TYPE c counter\nc_total{a="1"} 10\n')
+    after = exposition.parse('# TYPE c counter\nc_total{a="1"} 3\nc_total{a="2"} 4\n')
+    d = exposition.delta(before, after)
+    assert exposition.total(d, "c_total") == 7
+    assert exposition.by_label(d, "c_total", "a") == {"1": 3, "2": 4}
 
 
 def test_a_periodic_scrape_racing_an_edge_counts_neither_twice_nor_as_a_reset():
@@ -399,7 +397,7 @@ def test_bucket_deltas_count_a_reset_from_zero_and_difference_the_le_buckets():
          'db_pool_acquire_seconds_bucket{{le="0.001"}} {}\n'
          'db_pool_acquire_seconds_bucket{{le="0.01"}} {}\n'
          'db_pool_acquire_seconds_bucket{{le="+Inf"}} {}\n')
-    scrapes = [(Scrape(t=float(t), text=h.format(*v)), sm.parse(h.format(*v)))
+    scrapes = [(Scrape(t=float(t), text=h.format(*v)), exposition.parse(h.format(*v)))
                for t, v in ((0, (10, 15, 16)), (2, (14, 20, 22)), (4, (2, 3, 3)),
                             (6, (2, 3, 3)), (8, (5, 9, 9)))]
     rows = sm.series(scrapes, start=-1.0, end=10.0)
@@ -423,13 +421,13 @@ def test_parse_buckets_reads_only_the_judged_histograms_in_any_label_order():
         'db_pool_acquire_seconds_bucket{le="0.001",pid="7"} 5.0',
         'db_pool_acquire_seconds_bucket{le="0.001",pid="8"} 6.0',
         'db_pool_acquire_seconds_bucket{le="0.01"} not-a-number', ""])
-    assert sm.parse_buckets(text_) == {
+    assert exposition.parse_buckets(text_) == {
         "db_query_duration_seconds": {"a": {"0.01": 3.0, "+Inf": 4.0}, 'q "x"': {"+Inf": 1.0}},
         "elevenlabs_upstream_request_duration_seconds": {"success": {"0.1": 2.0},
                                                          "timeout": {"0.1": 0.0}},
         "db_pool_acquire_seconds": {"": {"0.001": 11.0}},  # other labels are summed
     }
-    assert sm.bucket_bounds([sm.scan_buckets(text_)])["db_query_duration_seconds"] == [0.01]
+    assert exposition.bucket_bounds([exposition.scan_buckets(text_)])["db_query_duration_seconds"] == [0.01]
 
 
 def test_the_periodic_scrapes_fast_reader_agrees_with_the_full_parser():
@@ -446,14 +444,14 @@ def test_the_periodic_scrapes_fast_reader_agrees_with_the_full_parser():
                'db_pool_size 4 1700000000000\n# TYPE db_query_duration_seconds histogram\n'
                'db_query_duration_seconds_bucket{query="q \\"x\\", y",le="+Inf"} 2.0\n')
     for t in [text(i) for i in range(6)] + [s.text for s in built.scrapes] + [escaped]:
-        full = {k: v for k, v in sm.parse(t).items() if k[0] in sm.SERIES_METRICS}
-        assert sm.parse(t, sm.SERIES_METRICS) == full
-        buckets = {k: v for k, v in sm.parse(t).items() if k[0].endswith("_bucket")
-                   and k[0].removesuffix("_bucket") in sm.HISTOGRAMS}
-        scanned = sm.scan_buckets(t)
+        full = {k: v for k, v in exposition.parse(t).items() if k[0] in sm.SERIES_METRICS}
+        assert exposition.parse(t, sm.SERIES_METRICS) == full
+        buckets = {k: v for k, v in exposition.parse(t).items() if k[0].endswith("_bucket")
+                   and k[0].removesuffix("_bucket") in exposition.HISTOGRAMS}
+        scanned = exposition.scan_buckets(t)
         assert len(scanned.keys) == len(buckets)
         assert sorted(scanned.values.tolist()) == sorted(buckets.values())
-    assert sm.parse_buckets(escaped) == {"db_query_duration_seconds": {'q "x", y': {"+Inf": 2.0}}}
+    assert exposition.parse_buckets(escaped) == {"db_query_duration_seconds": {'q "x", y': {"+Inf": 2.0}}}
 
 
 def test_bucket_counts_are_one_string_each_in_json_and_lists_in_python(side):

@@ -22,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 
-from harness.analysis import server_metrics
+from harness.analysis import exposition
 from harness.analysis import traces as summary
 from harness.loadgen.aggregate import RunAggregate
 from harness.loadgen.recorder import Recorder
@@ -479,7 +479,7 @@ def test_metrics_serve_openmetrics_with_exemplars_only_when_asked():
     # the harness's scrapers send no openmetrics Accept: the classic format, parsed as before
     _, plain, ctype = served(metrics, "/metrics", accept="*/*")
     assert ctype.startswith("text/plain") and b"# {" not in plain and A.encode() not in plain
-    assert server_metrics.parse(plain.decode())
+    assert exposition.parse(plain.decode())
     # Prometheus asks for OpenMetrics first
     _, body, ctype = served(
         metrics, "/metrics",

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from harness.analysis import server_metrics
+from harness.analysis import exposition
 from harness.stubs.elevenlabs import StubProcess
 from target_service.elevenlabs.settings import ElevenLabsSettings
 from tests.conftest import auth, busiest_user, healthy_stub_for, running_app
@@ -55,7 +55,7 @@ def upstream(stub: StubProcess, **overrides) -> ElevenLabsSettings:
 
 def metric(text: str, name: str, **labels: str) -> float:
     """A sample summed over label sets, read the way the harness reads it."""
-    return server_metrics.total(server_metrics.parse(text), name, **labels)
+    return exposition.total(exposition.parse(text), name, **labels)
 
 
 @pytest.fixture
