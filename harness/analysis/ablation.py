@@ -54,7 +54,7 @@ from harness.analysis.compare import RunData
 from harness.errors import ConfigError
 from harness.model.ablation import METRIC_UNITS, AblationEffect
 from harness.model.gate import Tolerance
-from harness.model.result import ServerSample
+from harness.model.server import ServerSample
 
 CONFIDENCE = 0.95
 ALPHA = (1 - CONFIDENCE) / 2

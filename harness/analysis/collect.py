@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from harness import hdr
 from harness.model.client import ClientDoc, ClientEndpoint, ClientWindow, merge_windows
 from harness.model.endpoint import interval_tag, split_endpoint
+from harness.model.latency import Latency
 from harness.model.result import (
     Agreement,
     Correctness,
@@ -23,14 +24,13 @@ from harness.model.result import (
     Freshness,
     Generator,
     GeneratorProcess,
-    Latency,
     MemoryGrowth,
     RunInfo,
     RunResult,
-    ServerSide,
-    TraceSummary,
     Windows,
 )
+from harness.model.server import ServerSide
+from harness.model.trace_summary import TraceSummary
 
 EMPTY = hdr.encode(hdr.new_histogram())
 

@@ -42,7 +42,8 @@ from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
 from harness.model.gate import CheckResult, GateResult, HardFailure, Side, Tolerance
 from harness.model.intervals import IntervalLog
-from harness.model.result import RunResult, ServerSample
+from harness.model.result import RunResult
+from harness.model.server import ServerSample
 
 LATENCY = ((50.0, "p50"), (95.0, "p95"), (99.0, "p99"))
 SCRAPE_S = 2.0

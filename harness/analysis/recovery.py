@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from harness import hdr
 from harness.model.chaos import RECOVERED_P95_RATIO, FaultRecord, Recovery
 from harness.model.client import ClientWindow
-from harness.model.result import ServerSample
+from harness.model.server import ServerSample
 
 SERVED_LIVE = frozenset({"live"})
 """The service's `upstream_fallbacks` label of an answer that was not degraded."""

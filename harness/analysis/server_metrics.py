@@ -39,16 +39,16 @@ from harness.analysis.exposition import (
     stepwise_delta,
     total,
 )
-from harness.model.result import (
+from harness.model.latency import Latency
+from harness.model.result import TargetSettings
+from harness.model.server import (
     CacheStats,
     FailedScrape,
-    Latency,
     PoolStats,
     QueryStats,
     RouteStats,
     ServerSample,
     ServerSide,
-    TargetSettings,
     UpstreamStats,
 )
 

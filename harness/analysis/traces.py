@@ -47,7 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from harness.model.client import ClientTraces, TraceSample
-from harness.model.result import (
+from harness.model.trace_summary import (
     TRACE_CATEGORIES,
     ClientServerGap,
     EndpointTraces,

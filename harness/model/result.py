@@ -8,7 +8,9 @@ reference into the run's interval log), what the service saw from the inside
 for the same window and over time, and whether the numbers can be trusted
 (generator saturation, client/server agreement, correctness).
 
-The models here are the schema: `harness/model/result.schema.json` is
+The models here and in the modules of its parts (`latency`, `server`,
+`trace_summary`, `overhead`, `chaos`, `client`) are the schema:
+`harness/model/result.schema.json` is
 generated from them (`python -m harness.model.result > harness/model/result.schema.json`)
 and a test keeps the committed file in sync, so consumers in other languages
 can validate results without Python. `load` also reads schema_version 1
@@ -22,25 +24,24 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
 )
 
-from harness import hdr
 from harness.errors import ConfigError
 from harness.model.chaos import FaultRecord, WriteCheck
 from harness.model.client import ClientWindow, Event
 from harness.model.endpoint import HistogramKind
 from harness.model.files import invalid, save_json
+from harness.model.latency import Latency
 from harness.model.overhead import TraceOverhead
+from harness.model.server import ServerSide
+from harness.model.trace_summary import TraceSummary
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -49,29 +50,6 @@ SCHEMA_PATH = Path(__file__).parent / "result.schema.json"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Latency(_Model):
-    """Percentiles in milliseconds, computed from the exact (HDR) histogram."""
-
-    count: int
-    min: float | None = None
-    mean: float | None = None
-    p50: float | None = None
-    p90: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    p999: float | None = None
-    max: float | None = None
-
-    @classmethod
-    def of(cls, histogram: hdr.HdrHistogram | str | None) -> Latency:
-        """The one way a histogram (or its encoding) becomes percentiles."""
-        if histogram is None or histogram == "":
-            return cls(count=0)
-        if isinstance(histogram, str):
-            histogram = hdr.decode(histogram)
-        return cls(**hdr.summary(histogram))
 
 
 class DatasetInfo(_Model):
@@ -206,133 +184,6 @@ class EndpointResult(_Model):
     failure said and not only how many there were. Empty in older records."""
 
 
-class CacheStats(_Model):
-    hits: float
-    misses: float
-    stale_hits: float
-    evictions: dict[str, float]
-    hit_ratio: float | None
-
-
-class UpstreamStats(_Model):
-    """ElevenLabs client behaviour in the window (from the service's metrics)."""
-
-    logical_requests: float
-    attempts: float
-    retries: dict[str, float]
-    retry_rate: float | None
-    """Retries per attempt."""
-    retry_amplification: float | None
-    """Attempts per logical request (1.0 = no retries)."""
-    failures: dict[str, float]
-    failure_rate: float | None
-    timeouts: float
-    fallbacks: dict[str, float]
-    latency_ms: Latency | None
-    circuit_open_max: float | None = None
-
-
-class QueryStats(_Model):
-    count: float
-    p95_ms: float | None
-    errors: float = 0
-
-
-class PoolStats(_Model):
-    max_size: float | None
-    size_max: float | None
-    in_use_max: float | None
-    waiting_max: float | None
-    acquire_p95_ms: float | None
-    acquire_timeouts: float
-
-
-class RouteStats(_Model):
-    count: float
-    errors_5xx: float
-    p95_ms: float | None
-
-
-def _bucket_counts(value: object) -> object:
-    return [int(x) for x in value.split()] if isinstance(value, str) else value
-
-
-BucketCounts = Annotated[
-    list[Annotated[int, Field(ge=0)]],
-    BeforeValidator(_bucket_counts),
-    PlainSerializer(lambda counts: " ".join(map(str, counts)), return_type=str,
-                    when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": "^([0-9]+( [0-9]+)*)?$",
-                    "description": "Observations per bucket, space-separated."}),
-]
-"""Observations per bucket: a list in Python, one string of integers in JSON ("3 0 1"):
-`result.json` is indented, and a list there would put every count on a line of its
-own (the default scenario for 10 minutes: 1.05 MB without the histograms, 1.68 MB with
-them as lists, 1.32 MB as strings)."""
-
-
-class ServerSample(_Model):
-    """One scrape of the service, as the change since the scrape before it.
-
-    Counters are deltas over `(since, t]` (a counter that went down, e.g. a
-    restarted worker, counts from zero); gauges are the values at `t`. Rows of
-    the measured window add up exactly to the window-edge scrapes."""
-
-    t: float
-    since: float
-    phase: Literal["before", "measured", "after"]
-    edge: Literal["start", "end"] | None = None
-    requests: dict[str, float] = {}
-    """Per "METHOD route"."""
-    errors_5xx: dict[str, float] = {}
-    cache_hits: dict[str, float] = {}
-    cache_misses: dict[str, float] = {}
-    cache_stale_hits: dict[str, float] = {}
-    cache_evictions: dict[str, dict[str, float]] = {}
-    """cache -> cause -> evictions."""
-    upstream_requests: float = 0.0
-    upstream_attempts: float = 0.0
-    upstream_retries: dict[str, float] = {}
-    upstream_failures: dict[str, float] = {}
-    upstream_fallbacks: dict[str, float] = {}
-    breaker_state: float | None = None
-    pool_size: float | None = None
-    pool_in_use: float | None = None
-    pool_waiting: float | None = None
-    kpi_staleness_s: float | None = None
-    histograms: dict[str, dict[str, BucketCounts]] = {}
-    """Histogram (`exposition.HISTOGRAMS`: named queries, pool acquire, KPI view
-    change-to-visible, ElevenLabs attempts) -> series label (the query name, the
-    attempt's outcome; "" when unlabelled) -> observations per bucket over
-    `(since, t]`, bucket k ending at `ServerSide.histogram_bounds[histogram][k]`
-    and the last past the highest bound (+Inf). Trailing empty buckets are left
-    out and series without observations omitted."""
-
-
-class FailedScrape(_Model):
-    t: float
-    error: str
-
-
-class ServerSide(_Model):
-    """What the service's own /metrics say about the measured window, and over time."""
-
-    scrapes: int
-    routes: dict[str, RouteStats]
-    caches: dict[str, CacheStats]
-    upstream: UpstreamStats | None
-    db_pool: PoolStats
-    queries: dict[str, QueryStats]
-    kpi_view: dict[str, float | None] = {}
-    series: list[ServerSample] = []
-    histogram_bounds: dict[str, list[float]] = {}
-    """Histogram -> the finite upper bounds (`le`, seconds) of its buckets, ascending: what
-    the counts of `ServerSample.histograms` refer to (empty in records made before
-    the series kept histograms)."""
-    failed_scrapes: list[FailedScrape] = []
-    """Scrapes that got no answer: shown, never silently dropped."""
-
-
 class Freshness(_Model):
     samples: int
     timeouts: int
@@ -413,96 +264,6 @@ class Windows(_Model):
     tags: dict[str, dict[HistogramKind, str]]
     """endpoint -> {"raw": tag, "corrected": tag} in the interval log."""
     seconds: list[Window]
-
-
-TRACE_CATEGORIES = ("app", "db", "pool_wait", "cache", "upstream", "serialization")
-"""Where a traced request's server time goes (`harness.analysis.traces`)."""
-
-
-class TimeBreakdown(_Model):
-    """A traced request's server time by category: exclusive (self) time over the span
-    tree, parallel spans sharing each instant, so the categories add up to the server
-    span's duration (ms), or to 1 as shares."""
-
-    app: float = 0.0
-    """The handler's own code: the server span and spans of no other category (response
-    serialization included while the service has no serialization span)."""
-    db: float = 0.0
-    """Database client spans (asyncpg queries)."""
-    pool_wait: float = 0.0
-    """Waiting for a pooled connection (`db.pool.acquire`: made only for an acquire that
-    waited, so an acquire served at once counts in its parent's category)."""
-    cache: float = 0.0
-    """`cache.*` spans' own time: lookups that missed, loads around their queries,
-    single-flight waits (a lookup answered from memory is an event, not a span)."""
-    upstream: float = 0.0
-    """ElevenLabs: `elevenlabs.*` spans and the HTTP client spans under them."""
-    serialization: float = 0.0
-    """Spans named `serialize*`/`render*` (encoding a response); 0 in a run without any."""
-
-
-class SlowTrace(_Model):
-    """One of an endpoint's slowest sampled requests, and where its time went."""
-
-    trace_id: str
-    t: float
-    """When the request started (epoch seconds)."""
-    client_ms: float | None = None
-    """Latency the client measured (None: picked by server duration, no client sample)."""
-    failure: str | None = None
-    server_ms: float | None = None
-    """Duration of its server span (None: not in the span file)."""
-    network_queue_ms: float | None = None
-    """`client_ms - server_ms`: network, accept queue, event loop, the generator. A few
-    microseconds below 0 is possible: the server span ends after its last write returned,
-    and on the wall clock where the client times on the monotonic one."""
-    spans: int = 0
-    breakdown_ms: TimeBreakdown | None = None
-
-
-class EndpointTraces(_Model):
-    traced_requests: int = 0
-    """Requests the client sent with a sampled traceparent in the measured window."""
-    server_traces: int = 0
-    """Request traces of this endpoint in the span file, started in the measured window."""
-    mean_ms: TimeBreakdown = TimeBreakdown()
-    """Per trace, on average."""
-    shares: TimeBreakdown = TimeBreakdown()
-    slowest: list[SlowTrace] = []
-    """Slowest first (by client latency)."""
-
-
-class ClientServerGap(_Model):
-    """Client latency minus server span duration over the kept samples (ms)."""
-
-    samples: int = 0
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    max_ms: float | None = None
-
-
-class TraceSummary(_Model):
-    """`harness run --trace`: the service's spans of the run (`spans.jsonl`), summarized."""
-
-    sampling: float | None = None
-    spans_file: str = "spans.jsonl"
-    spans: int = 0
-    traces: int = 0
-    """Request traces (rooted at a server span) started in the measured window."""
-    background_traces: int = 0
-    """Traces without a server span: jobs, cache refreshes, KPI view refreshes."""
-    shares: TimeBreakdown = TimeBreakdown()
-    """Over every request trace of the window: each category's share of server time."""
-    endpoints: dict[str, EndpointTraces] = {}
-    client_vs_server: ClientServerGap = ClientServerGap()
-    unmatched: list[str] = []
-    """Kept client trace ids without a server span (the first 20)."""
-    unmatched_count: int = 0
-    no_spans: list[str] = []
-    """Categories no span of the file belongs to: 0 because unmeasured or never slow
-    enough to be traced (`pool_wait` when no acquire waited), not because free."""
-    malformed_lines: int = 0
-    notes: list[str] = []
 
 
 class RunResult(_Model):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.model.result import TRACE_CATEGORIES, RunResult, TraceSummary
+from harness.model.result import RunResult
+from harness.model.trace_summary import TRACE_CATEGORIES, TraceSummary
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.model.overhead import TraceOverhead
-from harness.model.result import TRACE_CATEGORIES, EndpointResult, RunResult, TraceSummary
+from harness.model.result import EndpointResult, RunResult
+from harness.model.trace_summary import TRACE_CATEGORIES, TraceSummary
 
 
 def _ms(value: float | None) -> str:

@@ -11,7 +11,8 @@ import csv
 from pathlib import Path
 
 from harness.model.intervals import IntervalLog
-from harness.model.result import Latency, RunResult
+from harness.model.latency import Latency
+from harness.model.result import RunResult
 
 COLUMNS = ("t", "phase", "users", "endpoint", "count", "failures", "rps",
            "p50_ms", "p95_ms", "p99_ms", "max_ms")

@@ -23,8 +23,9 @@ from harness.loadgen.output import CLIENT_FILE, INTERVAL_LOG
 from harness.model import intervals
 from harness.model.chaos import WriteCheck
 from harness.model.client import ClientDoc, load_client, load_windows
-from harness.model.result import RunInfo, RunResult, TraceSummary, iso_time, save
+from harness.model.result import RunInfo, RunResult, iso_time, save
 from harness.model.scrape import INDEX_FILE, load_index
+from harness.model.trace_summary import TraceSummary
 from harness.outputs import markdown, timeseries
 from harness.run import layout
 from harness.run import spans as span_files

@@ -6,7 +6,7 @@ from harness import hdr
 from harness.analysis.recovery import SecondFreshness, recoveries, recovery
 from harness.model.chaos import FaultRecord, parse_fault
 from harness.model.client import ClientWindow, WindowCell
-from harness.model.result import ServerSample
+from harness.model.server import ServerSample
 
 T0 = 1_700_000_000  # the measured window's first second
 N = 40  # measured seconds

@@ -21,6 +21,7 @@ from harness.analysis import thresholds as th
 from harness.errors import ConfigError
 from harness.model import result as results
 from harness.model.policy import Policy, load_policy, parse_policy
+from harness.model.server import CacheStats, UpstreamStats
 from harness.outputs import alerts, grafana, sloth
 from target_service.telemetry import LATENCY_BUCKETS
 from tests.builders import EndpointSpec, LogNormal, build_run
@@ -50,13 +51,13 @@ def built_result(**server_updates: object) -> results.RunResult:
                       seconds=20, warmup_s=2)
     server = built.result.server.model_copy(update={
         "caches": {
-            "dashboard": results.CacheStats(hits=90, misses=10, stale_hits=0, evictions={},
+            "dashboard": CacheStats(hits=90, misses=10, stale_hits=0, evictions={},
                                             hit_ratio=0.9),
-            "agents": results.CacheStats(hits=70, misses=20, stale_hits=10, evictions={},
+            "agents": CacheStats(hits=70, misses=20, stale_hits=10, evictions={},
                                          hit_ratio=0.8),
-            "idle": results.CacheStats(hits=0, misses=0, stale_hits=0, evictions={},
+            "idle": CacheStats(hits=0, misses=0, stale_hits=0, evictions={},
                                        hit_ratio=None)},
-        "upstream": results.UpstreamStats(
+        "upstream": UpstreamStats(
             logical_requests=100, attempts=110, retries={"server_error": 10},
             retry_rate=10 / 110, retry_amplification=1.1, failures={"timeout": 1},
             failure_rate=0.01, timeouts=1, fallbacks={}, latency_ms=None, circuit_open_max=0),

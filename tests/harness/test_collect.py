@@ -12,7 +12,7 @@ from harness import hdr
 from harness.analysis import collect
 from harness.model.client import ClientDoc, ClientEndpoint, ClientWindow, WindowCell
 from harness.model.endpoint import interval_tag
-from harness.model.result import Latency
+from harness.model.latency import Latency
 from tests.builders import T0, Burst, EndpointSpec, LogNormal, build_run
 
 OVERVIEW = "GET /api/v1/dashboard/overview"

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from harness.model.result import Freshness, Latency
+from harness.model.latency import Latency
+from harness.model.result import Freshness
 from harness.outputs import markdown, tables, timeseries
 from harness.run.layout import list_runs
 from tests.builders import EndpointSpec, LogNormal, build_run

@@ -12,6 +12,7 @@ from harness import hdr
 from harness.errors import ConfigError
 from harness.model import intervals
 from harness.model import result as results
+from harness.model.latency import Latency
 from tests.builders import EndpointSpec, LogNormal, build_run
 
 V1 = Path(__file__).resolve().parents[1] / "fixtures" / "result_v1.json"
@@ -137,9 +138,9 @@ def test_latency_of_is_the_one_histogram_to_percentiles_mapping():
     h = hdr.new_histogram()
     for v in (1000, 2000, 3000, 50_000):
         hdr.record(h, v)
-    lat = results.Latency.of(h)
-    assert lat == results.Latency.of(hdr.encode(h))
+    lat = Latency.of(h)
+    assert lat == Latency.of(hdr.encode(h))
     assert (lat.count, lat.min, lat.max) == (4, 1.0, pytest.approx(50.0, rel=1e-3))
     assert lat.p50 == pytest.approx(2.0, rel=1e-3) and lat.p999 == lat.max
-    assert results.Latency.of(None) == results.Latency.of("") == results.Latency(count=0)
-    assert results.Latency.of(hdr.new_histogram()).p95 is None
+    assert Latency.of(None) == Latency.of("") == Latency(count=0)
+    assert Latency.of(hdr.new_histogram()).p95 is None

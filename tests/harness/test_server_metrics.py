@@ -14,7 +14,7 @@ import pytest
 from harness.analysis import exposition
 from harness.analysis import server_metrics as sm
 from harness.analysis.server_metrics import Scrape
-from harness.model.result import FailedScrape
+from harness.model.server import FailedScrape
 
 AGENTS, OVERVIEW = "GET /api/v1/agents", "GET /api/v1/dashboard/overview"
 
@@ -457,7 +457,7 @@ def test_the_periodic_scrapes_fast_reader_agrees_with_the_full_parser():
 def test_bucket_counts_are_one_string_each_in_json_and_lists_in_python(side):
     import json
 
-    from harness.model.result import ServerSample
+    from harness.model.server import ServerSample
 
     row = side.series[1]
     raw = json.loads(row.model_dump_json())

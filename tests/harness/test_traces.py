@@ -36,6 +36,7 @@ from harness.loadgen.traces import (
 )
 from harness.model import result as results
 from harness.model.client import ClientTraces, Delta, TraceSample
+from harness.model.trace_summary import TRACE_CATEGORIES
 from harness.run.record import read_spans
 from target_service.telemetry import (
     RequestMetricsMiddleware,
@@ -275,7 +276,7 @@ def parsed() -> tuple[list[summary.Span], int]:
 
 
 def full(values: dict) -> dict:
-    return {c: float(values.get(c, 0)) for c in results.TRACE_CATEGORIES}
+    return {c: float(values.get(c, 0)) for c in TRACE_CATEGORIES}
 
 
 @pytest.mark.parametrize("trace_id", list(EXPECTED))
@@ -310,7 +311,7 @@ def test_summary_of_a_span_file_with_known_truth():
     assert bad == 1 and s.malformed_lines == 1
     assert s.traces == 4 and s.background_traces == 1 and s.spans == len(spans)
     whole = sum(SERVER_MS.values())
-    totals = {c: sum(EXPECTED[t].get(c, 0) for t in EXPECTED) for c in results.TRACE_CATEGORIES}
+    totals = {c: sum(EXPECTED[t].get(c, 0) for t in EXPECTED) for c in TRACE_CATEGORIES}
     assert s.shares.model_dump() == pytest.approx(
         {c: round(v / whole, 4) for c, v in totals.items()})
     assert sum(s.shares.model_dump().values()) == pytest.approx(1.0, abs=1e-3)
@@ -318,7 +319,7 @@ def test_summary_of_a_span_file_with_known_truth():
     overview = s.endpoints[f"GET {OVERVIEW}"]
     assert overview.server_traces == 2 and overview.traced_requests == 3
     assert overview.mean_ms.model_dump() == pytest.approx(
-        {c: (full(EXPECTED[A])[c] + full(EXPECTED[D])[c]) / 2 for c in results.TRACE_CATEGORIES})
+        {c: (full(EXPECTED[A])[c] + full(EXPECTED[D])[c]) / 2 for c in TRACE_CATEGORIES})
     first, lost, last = overview.slowest
     assert first.trace_id == A and first.client_ms == 103.5 and first.server_ms == 100
     assert first.network_queue_ms == pytest.approx(3.5) and first.spans == 6

@@ -217,7 +217,7 @@ def test_a_comparison_the_gate_refuses_is_shown_with_a_warning(runs, tmp_path):
 
 def test_a_run_set_pools_exactly(ab_job):
     from harness import hdr
-    from harness.model.result import Latency
+    from harness.model.latency import Latency
     from harness.outputs.report import pooled
 
     inputs = load_compare([str(ab_job)], out=ab_job.parent.parent)

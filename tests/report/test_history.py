@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.model.result import CacheStats, UpstreamStats
+from harness.model.server import CacheStats, UpstreamStats
 from harness.model.stored import LoadedRun
 from harness.outputs.report import decode_payload
 from harness.outputs.report.history import series_of, write_history

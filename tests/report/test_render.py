@@ -250,7 +250,7 @@ def test_the_gated_baseline_is_found_in_the_store(runs, run_copy, tmp_path):
 
 def test_the_slowest_traces_expand_to_their_spans(tmp_path):
     from harness.model import result as results
-    from harness.model.result import EndpointTraces, SlowTrace, TraceSummary
+    from harness.model.trace_summary import EndpointTraces, SlowTrace, TraceSummary
     from tests.builders import T0, otlp_line, otlp_server_span, otlp_span
 
     run = make_run(tmp_path / "traced", {"GET /api/v1/agents": EndpointSpec(rps=5)}, seed=12)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness import hdr
-from harness.model.result import EndpointResult, Latency, RunResult
+from harness.model.latency import Latency
+from harness.model.result import EndpointResult, RunResult
 
 SAMPLES = 3
 """Messages shown per failure kind (what the generator keeps, `result.ERROR_SAMPLES`)."""

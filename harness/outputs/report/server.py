@@ -16,7 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.analysis.buckets import histogram_quantile, padded
-from harness.model.result import TRACE_CATEGORIES, ServerSample, ServerSide
+from harness.model.server import ServerSample, ServerSide
+from harness.model.trace_summary import TRACE_CATEGORIES
 from harness.outputs.report.inputs import ReportInputs
 from harness.outputs.report.prepare import ms, num
 from harness.outputs.report.series import chart, origin, timeline
