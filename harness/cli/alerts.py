@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from harness import baselines
+from harness.analysis import slo
 from harness.analysis import thresholds as th
 from harness.cli import app, stdout
 from harness.cli.gate import PolicyOpt, StoreOpt, load_policy
@@ -52,7 +53,7 @@ def _baseline_ref(ref: str | None, store: Path) -> str:
 
 
 def derive(ref: str | None, store: Path, policy: Path | None,
-           for_scale: float = 1.0) -> tuple[th.Thresholds, str]:
+           for_scale: float = 1.0) -> tuple[slo.Thresholds, str]:
     """The thresholds of a stored baseline under the policy, and where the policy came from."""
     from target_service.telemetry import LATENCY_BUCKETS  # the service's exported buckets
 
@@ -75,7 +76,7 @@ def sloth_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.sloth{output.suffix or '.yml'}")
 
 
-def _notes(found: th.Thresholds) -> None:
+def _notes(found: slo.Thresholds) -> None:
     for note in found.notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -142,7 +143,7 @@ def grafana_cmd(
                  f"{found.baseline}", highlight=False, soft_wrap=True)
 
 
-def _endpoints(found: th.Thresholds) -> int:
+def _endpoints(found: slo.Thresholds) -> int:
     return len({s.endpoint for s in found.slos})
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from harness.analysis.thresholds import (
+from harness.analysis.slo import (
     HTTP_HISTOGRAM,
     WINDOWS_S,
     BurnWindow,

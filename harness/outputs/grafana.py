@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.analysis.thresholds import Slo, Threshold, Thresholds, duration, number
+from harness.analysis.slo import Slo, Threshold, Thresholds, duration, number
 
 UID = "harness-dashboard-api"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}

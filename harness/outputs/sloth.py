@@ -7,7 +7,7 @@ One SLO per endpoint and kind, each an `events` SLI whose `error_query` and
 recording rules compute (latency: requests slower than the same `le` bucket).
 Sloth's default 30-day alert windows are the workbook's (1 h / 5 min at
 14.4x and 6 h / 30 min at 6x page; 1 d / 2 h at 3x and 3 d / 6 h at 1x ticket),
-the same as `thresholds.WORKBOOK`. Sloth writes its own alerts (one per
+the same as `slo.WORKBOOK`. Sloth writes its own alerts (one per
 severity, no `for`); the annotations name the baseline value, the threshold
 and the runbook as ours do.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.thresholds import Slo, Thresholds, number
+from harness.analysis.slo import Slo, Thresholds, number
 from harness.outputs.alerts import dump
 
 VERSION = "prometheus/v1"

@@ -18,6 +18,7 @@ from prometheus_client.utils import floatToGoString
 
 from harness import baselines
 from harness.analysis import thresholds as th
+from harness.analysis.slo import LATENCY_ALERT, WORKBOOK, Thresholds, duration, le_label, number
 from harness.errors import ConfigError
 from harness.model import result as results
 from harness.model.policy import Policy, load_policy, parse_policy
@@ -73,7 +74,7 @@ def result() -> results.RunResult:
 
 
 @pytest.fixture(scope="module")
-def found(result) -> th.Thresholds:
+def found(result) -> Thresholds:
     return th.compute([result], load_policy(POLICY), LATENCY_BUCKETS, baseline="main")
 
 
@@ -88,9 +89,9 @@ def save_baseline(store: Path, result: results.RunResult, name: str = "main") ->
 
 
 def test_le_labels_are_written_as_the_exporter_writes_them():
-    assert [th.le_label(b) for b in LATENCY_BUCKETS] == \
+    assert [le_label(b) for b in LATENCY_BUCKETS] == \
         [floatToGoString(b) for b in LATENCY_BUCKETS]
-    assert th.le_label(1.0) == "1.0" and th.le_label(0.5) == "0.5" and th.le_label(10) == "10.0"
+    assert le_label(1.0) == "1.0" and le_label(0.5) == "0.5" and le_label(10) == "10.0"
 
 
 def test_latency_threshold_is_the_percentile_with_its_tolerance_rounded_up_to_a_bucket(
@@ -194,11 +195,11 @@ def test_a_baseline_without_endpoint_results_is_a_config_error(result):
 
 
 def test_the_workbook_windows():
-    assert [(w.severity, w.long, w.short, w.factor) for w in th.WORKBOOK] == [
+    assert [(w.severity, w.long, w.short, w.factor) for w in WORKBOOK] == [
         ("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0),
         ("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0)]
-    assert [round(w.budget_spent, 4) for w in th.WORKBOOK] == [0.02, 0.05, 0.1, 0.1]
-    assert [th.duration(s) for s in (0, 45, 300, 5400, 86400, 93784)] == \
+    assert [round(w.budget_spent, 4) for w in WORKBOOK] == [0.02, 0.05, 0.1, 0.1]
+    assert [duration(s) for s in (0, 45, 300, 5400, 86400, 93784)] == \
         ["0s", "45s", "5m", "1h30m", "1d", "1d2h3m4s"]
 
 
@@ -244,7 +245,7 @@ def _sloth_view(text: str) -> dict:
     return view
 
 
-def _grafana_view(text: str, found: th.Thresholds) -> dict:
+def _grafana_view(text: str, found: Thresholds) -> dict:
     view: dict = {}
     panels = [p for p in json.loads(text)["panels"] if p["type"] == "timeseries"]
     by_title = {p["title"]: p for p in panels}
@@ -278,7 +279,7 @@ def test_rules_sloth_and_grafana_state_the_same_thresholds(found):
         expected[(s.kind, s.endpoint, "objective")] = s.objective
         if s.kind == "latency":
             expected[(s.kind, s.endpoint, "le")] = s.le
-        for w in th.WORKBOOK:
+        for w in WORKBOOK:
             expected[(s.kind, s.endpoint, w.long)] = s.burn_threshold(w)
     for t in found.thresholds:
         expected[(t.alert, tuple(t.labels.values()))] = t.value
@@ -307,7 +308,7 @@ def test_every_alert_has_for_severity_baseline_threshold_and_a_runbook_section(f
         assert notes["baseline"] and notes["threshold"] and notes["summary"]
         assert notes["runbook_url"] == f"docs/runbook.md#{r['alert'].lower()}"
         assert r["alert"].lower() in anchors, f"docs/runbook.md has no section {r['alert']}"
-    pages = {r["labels"]["severity"] for r in rules if r["alert"] == th.LATENCY_ALERT
+    pages = {r["labels"]["severity"] for r in rules if r["alert"] == LATENCY_ALERT
              and r["labels"]["long_window"] in ("1h", "6h")}
     assert pages == {"page"}
 
@@ -392,7 +393,7 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests(found, tmp_path):
                   for e in check["exp_alerts"] if e["exp_labels"]["long_window"] == m[2]}
         # the pair under test fires for every endpoint just past it, for none just inside
         assert firing == (slos if "just past" in test["name"] else set()), test["name"]
-    assert burn_tests == 2 * 2 * len(th.WORKBOOK)
+    assert burn_tests == 2 * 2 * len(WORKBOOK)
     thresholds = [t for test in doc["tests"] if test["name"].startswith("threshold alerts")
                   for t in test["alert_rule_test"]]
     assert len(thresholds) == 2 * len({t.alert for t in found.thresholds})
@@ -404,8 +405,8 @@ def test_promtool_fails_a_rule_file_whose_threshold_was_changed(found, tmp_path)
     """The unit tests are real: move one threshold and they fail."""
     text = alerts.rules(found)
     t = next(t for t in found.thresholds if t.alert == "KpiViewStale")
-    (tmp_path / "alerts.yml").write_text(text.replace(f"> {th.number(t.value)}\n",
-                                                      f"> {th.number(t.value * 2)}\n"))
+    (tmp_path / "alerts.yml").write_text(text.replace(f"> {number(t.value)}\n",
+                                                      f"> {number(t.value * 2)}\n"))
     doc = yaml.safe_load(alerts.unit_tests(found, "alerts.yml"))
     doc["tests"] = [t for t in doc["tests"] if t["name"].startswith("threshold alerts")]
     (tmp_path / "alerts_test.yml").write_text(alerts.dump(doc))
@@ -446,7 +447,7 @@ async def test_every_le_in_the_rules_is_in_a_real_scrape_of_the_service(shared_d
             if s.name.endswith("_bucket"):
                 key = f"{s.labels['method']} {s.labels['route']}"
                 exported.setdefault(key, set()).add(s.labels["le"])
-    assert len(exported) == 5 and {th.le_label(b) for b in LATENCY_BUCKETS} | {"+Inf"} == \
+    assert len(exported) == 5 and {le_label(b) for b in LATENCY_BUCKETS} | {"+Inf"} == \
         exported[OVERVIEW]
     # rules whose thresholds land on every bucket in turn, for every route the service served
     r = built_result()
@@ -462,7 +463,7 @@ async def test_every_le_in_the_rules_is_in_a_real_scrape_of_the_service(shared_d
             for le in re.findall(r'le="([^"]+)"', rule["expr"]):
                 assert le in exported[key], (key, le, sorted(exported[key]))
                 seen.add(le)
-    assert seen == {th.le_label(b) for b in LATENCY_BUCKETS}
+    assert seen == {le_label(b) for b in LATENCY_BUCKETS}
 
 
 # ---------------------------------------------------------------- the command
