@@ -7,7 +7,7 @@ subject, the effect with its 95% interval (`AblationEffect`):
 
 * **p95 per endpoint**: the log ratio configuration / reference of the
   client-side p95, by the gate's block bootstrap over the interval log's
-  windows (`compare.Checks.latency`: blocks of `block_s` consecutive one-second
+  windows (`checks.Checks.latency`: blocks of `block_s` consecutive one-second
   windows, every endpoint resampled with the same time blocks).
 * **throughput**: requests started per measured second, all endpoints together,
   client side; log ratio, block bootstrap of (requests, seconds) per block.
@@ -48,9 +48,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from harness.analysis import checks, paired, stats
 from harness.analysis import compare as cmp
-from harness.analysis import paired, stats
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.errors import ConfigError
 from harness.model.ablation import METRIC_UNITS, AblationEffect
 from harness.model.gate import Tolerance
@@ -62,8 +62,8 @@ QUERY_HISTOGRAM = "db_query_duration_seconds"
 THROUGHPUT_SUBJECT, DB_SUBJECT = "all requests", "named queries"
 
 
-def _settings(block_s: int, resamples: int, seed: int) -> cmp.GateSettings:
-    return cmp.GateSettings(tolerance=lambda kind, subject: Tolerance(limit=0.1),
+def _settings(block_s: int, resamples: int, seed: int) -> checks.GateSettings:
+    return checks.GateSettings(tolerance=lambda kind, subject: Tolerance(limit=0.1),
                             block_s=block_s, resamples=resamples, seed=seed)
 
 
@@ -115,7 +115,7 @@ def _blocks(rows: tuple[Sequence[float], Sequence[float]], size: int):
 
 def _rate(ref: tuple[Sequence[float], Sequence[float]],
           cur: tuple[Sequence[float], Sequence[float]], size: int, scale: stats.Scale,
-          s: cmp.GateSettings, nothing: str) -> stats.Effect | str:
+          s: checks.GateSettings, nothing: str) -> stats.Effect | str:
     """A ratio of sums over blocks of `size` rows (an Effect), or why there is none."""
     if not (sum(ref[1]) > 0 and sum(cur[1]) > 0) or (
             scale == "log_ratio" and not (sum(ref[0]) > 0 and sum(cur[0]) > 0)):
@@ -145,17 +145,17 @@ Key = tuple[str, str]
 
 
 def round_effects(ref: RunData, cur: RunData,
-                  s: cmp.GateSettings) -> dict[Key, stats.Effect | str]:
+                  s: checks.GateSettings) -> dict[Key, stats.Effect | str]:
     """One round: every metric of `cur` against `ref` (an Effect, or why there is none)."""
     out: dict[Key, stats.Effect | str] = {}
-    checks = cmp.Checks([ref], [cur], s)
-    checks.latency()
-    for f in checks.found:
+    found = checks.Checks([ref], [cur], s)
+    found.latency()
+    for f in found.found:
         if f.policy == "p95":
             out[("p95", f.subject)] = f.effect if f.effect is not None else f.why_not
     for key in set(ref.result.endpoints) ^ set(cur.result.endpoints):
         out[("p95", key)] = "requested in one configuration only"
-    rows = max(1, round(s.block_s / cmp.SCRAPE_S))
+    rows = max(1, round(s.block_s / checks.SCRAPE_S))
     out[("throughput", THROUGHPUT_SUBJECT)] = _rate(
         _client_rows(ref), _client_rows(cur), s.block_s, "log_ratio", s, "no measured requests")
     (rm, rq, rr), (cm, cq, cr) = db_rows(ref), db_rows(cur)

@@ -53,7 +53,7 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
-from harness.analysis import compare
+from harness.analysis import checks, compare
 from harness.analysis import rounds as rd
 from harness.analysis import verdicts as vd
 from harness.errors import ConfigError
@@ -91,11 +91,11 @@ ROUNDS_CAVEAT = "rounds as samples ({nb} vs {nc} sessions, fewer than {min} a si
 # ---------------------------------------------------------------- the policy
 
 
-def settings_from(policy: pol.Policy) -> compare.GateSettings:
+def settings_from(policy: pol.Policy) -> checks.GateSettings:
     """What the gate needs of a policy, for benchmarks: the `bench` kind's tolerance and
     advisory flag, `[benchmarks."NAME"]` overrides resolved (`compare.decide` calls them
     with the check's policy kind, `bench`, and its subject, the test's name)."""
-    return compare.GateSettings(
+    return checks.GateSettings(
         tolerance=lambda kind, subject: pol.tolerance_for(policy, kind, subject),
         advisory=lambda kind, subject: pol.is_advisory(policy, kind, subject),
         misrate=policy.gate.misrate, block_s=policy.gate.block_s,
@@ -249,16 +249,16 @@ def effect(base: np.ndarray, cur: np.ndarray, mode: Mode) -> rd.HodgesLehmann:
 
 
 def found(base: BenchSet, cur: BenchSet, mode: Mode, baseline_label: str = "the baseline",
-          selected: Collection[str] | None = None) -> list[tuple[str, compare.Found]]:
+          selected: Collection[str] | None = None) -> list[tuple[str, checks.Found]]:
     """(node id, check) for every benchmark of either side: the baseline's order first,
     then the new ones."""
     b_all, c_all = base.fullnames(), set(cur.fullnames())
     skip = set(deselected(base, cur, selected))
     shown = subjects(*base.sessions, *cur.sessions)
-    out: list[tuple[str, compare.Found]] = []
+    out: list[tuple[str, checks.Found]] = []
 
     def add(full: str, eff: rd.HodgesLehmann | None, why: str = "") -> None:
-        out.append((full, compare.Found(KIND, shown[full], POLICY_KIND, "ms", eff, why)))
+        out.append((full, checks.Found(KIND, shown[full], POLICY_KIND, "ms", eff, why)))
 
     for full in b_all:
         if full in skip:
@@ -288,7 +288,7 @@ def _center(side: BenchSet, full: str, mode: Mode) -> float | None:
     return float(np.exp(np.median(np.log(t)))) if len(t) and (t > 0).all() else None
 
 
-def _shown(result: CheckResult, f: compare.Found, base: BenchSet, cur: BenchSet, full: str,
+def _shown(result: CheckResult, f: checks.Found, base: BenchSet, cur: BenchSet, full: str,
            mode: Mode) -> CheckResult:
     """Values in a unit that fits the benchmark (ns to s), each side's median; an undecided
     check's advice in sessions when the session is the unit (`sessions_advice`).
@@ -327,7 +327,7 @@ def mismatches(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkRun) -> l
 
 
 def compare_benchmarks(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkRun,
-                       settings: compare.GateSettings,
+                       settings: checks.GateSettings,
                        labels: tuple[str, str] = ("baseline", "current"),
                        run_ids: tuple[str, str] = ("baseline", "current"),
                        selected: Collection[str] | None = None,
@@ -348,7 +348,7 @@ def compare_benchmarks(base: BenchSet | BenchmarkRun, cur: BenchSet | BenchmarkR
 
 
 def gate_of(results: list[CheckResult], base: BenchSet, cur: BenchSet,
-            settings: compare.GateSettings, labels: tuple[str, str], run_ids: tuple[str, str],
+            settings: checks.GateSettings, labels: tuple[str, str], run_ids: tuple[str, str],
             mode: Mode, differ: Sequence[str] = (), allow_mismatch: bool = False) -> GateResult:
     """Decided checks to the gate's one verdict and exit code (`compare.overall`)."""
     verdict, code, summary = compare.overall(results, [], [], settings.inconclusive_fails)

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from harness.analysis.compare import GateSettings, RunData, compare
+from harness.analysis.checks import GateSettings, RunData
+from harness.analysis.compare import compare
 
 
 @dataclass

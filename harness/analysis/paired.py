@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.analysis import checks
 from harness.analysis import compare as cmp
 from harness.analysis.stats import MIN_ROUNDS, Effect
 from harness.errors import ConfigError
@@ -80,15 +81,15 @@ def combine(effects: Sequence[Effect]) -> Effect:
                   method=f"paired over {n} rounds ({first.method} per round)")
 
 
-def _round_change(f: cmp.Found) -> float | None:
+def _round_change(f: checks.Found) -> float | None:
     e = f.effect
     if e is None or not math.isfinite(e.estimate):
         return None
     return math.exp(e.estimate) if e.scale == "log_ratio" else e.estimate
 
 
-def compare_paired(pairs: Sequence[tuple[cmp.RunData, cmp.RunData]],
-                   settings: cmp.GateSettings, labels: tuple[str, str] = ("A", "B"),
+def compare_paired(pairs: Sequence[tuple[checks.RunData, checks.RunData]],
+                   settings: checks.GateSettings, labels: tuple[str, str] = ("A", "B"),
                    allow_mismatch: bool = False,
                    expected: Collection[str] = ()) -> Paired:
     """The gate of B against A over paired rounds (ConfigError: a refused comparison).
@@ -103,22 +104,22 @@ def compare_paired(pairs: Sequence[tuple[cmp.RunData, cmp.RunData]],
     if refused and not allow_mismatch:
         raise ConfigError("refusing to compare rounds that differ in " + "; ".join(refused)
                           + " (--allow-mismatch to compare anyway)")
-    per_round = [cmp.Checks([a], [b], settings).collect() for a, b in pairs]
-    by_name: dict[str, list[cmp.Found]] = {}
+    per_round = [checks.Checks([a], [b], settings).collect() for a, b in pairs]
+    by_name: dict[str, list[checks.Found]] = {}
     for found in per_round:
         for f in found:
             by_name.setdefault(f.name, []).append(f)
-    combined: list[cmp.Found] = []
+    combined: list[checks.Found] = []
     for name, fs in by_name.items():
         f = fs[0]
         missing = [i + 1 for i, found in enumerate(per_round)
                    if not any(g.name == name and g.effect is not None for g in found)]
         if missing:
             why = next((g.why_not for g in fs if g.why_not), "") or "not measured"
-            combined.append(cmp.Found(f.kind, f.subject, f.policy, f.unit, None, why_not=(
+            combined.append(checks.Found(f.kind, f.subject, f.policy, f.unit, None, why_not=(
                 f"{why} in round(s) {', '.join(map(str, missing))}")))
         else:
-            combined.append(cmp.Found(f.kind, f.subject, f.policy, f.unit,
+            combined.append(checks.Found(f.kind, f.subject, f.policy, f.unit,
                                       combine([g.effect for g in fs])))
     results = cmp.decide(combined, settings)
     method = (f"paired by round over {len(pairs)} round(s): block bootstrap over "

@@ -144,7 +144,7 @@ def calibrate_cmd(
 ) -> None:
     """Measure the gate on this machine: false-alarm rate over A/A pairs, noise per check."""
     from harness.analysis.calibrate import calibrate
-    from harness.analysis.compare import RunData
+    from harness.analysis.checks import RunData
     from harness.cli.run import run as run_cmd
     from harness.errors import UsageError
 

@@ -183,7 +183,7 @@ def write_ablation_report(record: AblationRecord, runs_dir: Path, job: Path,
     """Render the page into `job/report.html`; ConfigError when no round paired any
     configuration with the reference."""
     from harness.analysis import paired
-    from harness.analysis.compare import RunData
+    from harness.analysis.checks import RunData
     from harness.run import gate as run_gate
 
     names = [c.name for c in record.configurations if c.name != record.reference]

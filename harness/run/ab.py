@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.analysis import paired
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.errors import ConfigError, RunFailed, UsageError
 from harness.model.ab import AbRecord, AbRun
 from harness.model.files import save_json

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.analysis import ablation
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.errors import UsageError
 from harness.model.ablation import ABLATE_FILE, AblationConfig, AblationRecord, AblationRun
 from harness.model.files import save_json, write_text

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import baselines
-from harness.analysis import compare
+from harness.analysis import checks, compare
 from harness.model import policy as pol
 from harness.model.files import save_json, write_text
 from harness.model.gate import GateResult
@@ -27,10 +27,10 @@ from harness.run import layout
 GATE_FILE, JUNIT_FILE, SUMMARY_FILE = layout.GATE, "junit.xml", "summary.md"
 
 
-def settings_from(policy: pol.Policy) -> compare.GateSettings:
+def settings_from(policy: pol.Policy) -> checks.GateSettings:
     """What the pure gate needs of a policy."""
     g, hard = policy.gate, policy.hard
-    return compare.GateSettings(
+    return checks.GateSettings(
         tolerance=lambda kind, subject: pol.tolerance_for(policy, kind, subject),
         advisory=lambda kind, subject: pol.is_advisory(policy, kind, subject),
         misrate=g.misrate, block_s=g.block_s, resamples=g.resamples, seed=g.seed,
@@ -47,8 +47,8 @@ def read_runs(run_dirs: list[Path]) -> list[tuple[RunResult, IntervalLog | None]
 def judge(current: list[tuple[RunResult, IntervalLog | None]], baseline: baselines.BaselineRuns,
           policy: pol.Policy, allow_mismatch: bool = False) -> GateResult:
     """The gate's result (ConfigError when the comparison is refused)."""
-    gate = compare.compare([compare.RunData(r, log) for r, log in baseline.runs],
-                           [compare.RunData(r, log) for r, log in current],
+    gate = compare.compare([checks.RunData(r, log) for r, log in baseline.runs],
+                           [checks.RunData(r, log) for r, log in current],
                            settings_from(policy),
                            labels=(f"baseline {baseline.baseline.name}", "current"),
                            allow_mismatch=allow_mismatch)

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from harness.analysis.ablation import ablation, db_rows
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.errors import ConfigError
 from harness.model.ablation import AblationEffect
 from tests.builders import EndpointSpec, HistogramSpec, LogNormal, build_run

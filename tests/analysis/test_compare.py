@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis.compare import GateSettings, RunData, compare, mismatches
+from harness.analysis.checks import GateSettings, RunData
+from harness.analysis.compare import compare, mismatches
 from harness.errors import ConfigError
 from harness.model import policy as pol
 from harness.model.gate import Tolerance

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.analysis.compare import RunData, compare, hard_failures
+from harness.analysis.checks import RunData
+from harness.analysis.compare import compare, hard_failures
 from harness.model.chaos import WriteCheck
 from tests.analysis.test_compare import run, settings
 from tests.builders import EndpointSpec, build_run

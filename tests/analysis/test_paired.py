@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.analysis.paired import combine, compare_paired
 from harness.analysis.stats import Effect
 from harness.errors import ConfigError

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import paired
-from harness.analysis.compare import RunData
+from harness.analysis.checks import RunData
 from harness.model.ablation import (
     AblationConfig,
     AblationEffect,

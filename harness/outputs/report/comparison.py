@@ -155,7 +155,7 @@ def _paired_gate(a: RunSet, sides_a: list[Side], sides_b: list[Side], store: Pat
                  notes: list[str]) -> tuple[GateResult, list[dict]]:
     """The job's gate.json, or (a job stopped before its gate) the paired gate now."""
     from harness.analysis import paired
-    from harness.analysis.compare import RunData
+    from harness.analysis.checks import RunData
     from harness.run import gate as run_gate
 
     assert a.job is not None and a.record is not None
@@ -185,11 +185,11 @@ def _paired_gate(a: RunSet, sides_a: list[Side], sides_b: list[Side], store: Pat
 def _gate(sides_a: list[Side], sides_b: list[Side], store: Path,
           notes: list[str]) -> GateResult:
     """B's runs against A's, now, with the store's policy (unpaired)."""
-    from harness.analysis import compare
+    from harness.analysis import checks, compare
     from harness.run import gate as run_gate
 
-    base = [compare.RunData(s.result, s.log) for s in sides_a]
-    cur = [compare.RunData(s.result, s.log) for s in sides_b]
+    base = [checks.RunData(s.result, s.log) for s in sides_a]
+    cur = [checks.RunData(s.result, s.log) for s in sides_b]
     settings = run_gate.settings_from(store_policy(store))
     try:
         gate = compare.compare(base, cur, settings, labels=("A", "B"))
