@@ -15,7 +15,8 @@ that the harness turns into those lines after a run (`span_spool.py`: what a
 traced harness run uses, because encoding OTLP in the service is its cost). A
 `ServiceSpanProcessor` in front of the exporter names asyncpg spans after the
 `Database` query that ran them (`db.query.name`) and strips query strings,
-credential headers and SQL parameters from every span and event.
+credential headers and SQL parameters from every span and event
+(`span_redaction.py`).
 
 The provider goes to the instrumentations explicitly, never globally: FastAPI
 (`instrument_app`), asyncpg (it patches the driver process-wide, so one
@@ -33,11 +34,9 @@ import contextlib
 import io
 import logging
 import os
-import re
 import socket
 import sys
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -57,6 +56,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from starlette.background import BackgroundTask
 
+from target_service.span_redaction import SENSITIVE_HEADERS, ServiceSpanProcessor
 from target_service.span_spool import SpoolSpanExporter, open_append, write_all
 from target_service.trace_gate import (
     GatedAsyncPGInstrumentor,
@@ -72,21 +72,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "target_service"
 LOGGER = "target_service"
-SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "xi-api-key",
-                     "cookie", "set-cookie")
 ROOT = Context()
 """An empty context: a span started in it begins a trace of its own (background work)."""
 
-QUERY_NAME: ContextVar[str | None] = ContextVar("target_service_query_name", default=None)
-"""The `Database` query running in this task; asyncpg spans started meanwhile carry it."""
-
 _NO_SPAN = contextlib.nullcontext()
-_DROP = object()
-_DROP_KEYS = frozenset({"url.query", "db.statement.parameters"})
-_URL_KEYS = frozenset({"http.url", "url.full", "http.target", "url.original"})
-_HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
-_URL_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)[?#][^\s\"'<>]*")
-_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@?#]*@")
 
 
 # ---- helpers the components use -----------------------------------------------------------
@@ -143,118 +132,6 @@ def cache_attributes(cache: str, key: object) -> dict[str, Any]:
     if isinstance(key, tuple) and key and isinstance(key[0], str):
         attrs["cache.namespace"] = key[0]
     return attrs
-
-
-# ---- redaction ------------------------------------------------------------------------------
-
-def strip_query(url: str) -> str:
-    """The URL or path without its query string, fragment and credentials."""
-    if "?" not in url and "#" not in url and "@" not in url:
-        return url  # nothing to strip: the common case, kept off the regex engine
-    return _USERINFO.sub(r"\1", re.split(r"[?#]", url, maxsplit=1)[0])
-
-
-_KEEP, _URL, _TEXT = "keep", "url", "text"
-_KINDS: dict[str, object] = {}
-"""What redaction does with each attribute key, decided once per key (`_kind`): every
-sampled span's ~15 attributes went through prefix checks each time it ended."""
-_MAX_KINDS = 4096  # keys are the instrumentations' attribute names; this only bounds it
-
-
-def _kind(key: str) -> object:
-    """`_DROP`, `_KEEP` (an allowed header), `_URL` (a URL attribute) or `_TEXT` (any
-    other: a string in it may still hold a URL with a query)."""
-    kind = _KINDS.get(key)
-    if kind is not None:
-        return kind
-    if key in _DROP_KEYS or key.startswith("db.query.parameter"):
-        kind = _DROP
-    elif key.startswith(_HEADER_PREFIXES):
-        header = key.split(".", 3)[3].replace("_", "-").lower()
-        kind = _DROP if header in SENSITIVE_HEADERS else _KEEP
-    else:
-        kind = _URL if key in _URL_KEYS else _TEXT
-    if len(_KINDS) < _MAX_KINDS:
-        _KINDS[key] = kind
-    return kind
-
-
-def _clean(key: str, value: Any) -> Any:
-    """The value to export for an attribute, or `_DROP`."""
-    kind = _kind(key)
-    if kind is _DROP:
-        return _DROP
-    if kind is _KEEP:
-        return value
-    if isinstance(value, str):
-        if kind is _URL:
-            return strip_query(value)
-        return _URL_IN_TEXT.sub(r"\1", value) if "://" in value else value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
-        return tuple(_URL_IN_TEXT.sub(r"\1", v) if "://" in v else v for v in value)
-    return value
-
-
-def _clean_attributes(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Redacted attributes, or None when nothing needed redacting."""
-    out: dict[str, Any] | None = None
-    for key, value in (attrs or {}).items():
-        clean = _clean(key, value)
-        if clean is not _DROP and clean == value:
-            continue
-        if out is None:
-            out = dict(attrs)  # type: ignore[arg-type]
-        if clean is _DROP:
-            del out[key]
-        else:
-            out[key] = clean
-    return out
-
-
-def redact(span: ReadableSpan) -> ReadableSpan:
-    """`span`, or a copy without query strings, credential headers or SQL parameters."""
-    attrs = _clean_attributes(span.attributes)
-    events = None
-    for i, event in enumerate(span.events):
-        clean = _clean_attributes(event.attributes)
-        if clean is not None:
-            events = events or list(span.events)
-            events[i] = Event(event.name, clean, event.timestamp)
-    if attrs is None and events is None:
-        return span
-    return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=span.attributes if attrs is None else attrs,
-        events=span.events if events is None else events, links=span.links, kind=span.kind,
-        status=span.status, start_time=span.start_time, end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope)
-
-
-class ServiceSpanProcessor(SpanProcessor):
-    """Names DB spans on start, redacts every span on end, then hands it to `export`."""
-
-    def __init__(self, export: SpanProcessor) -> None:
-        self._export = export
-
-    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
-        name = QUERY_NAME.get()
-        if name is not None:
-            attrs = span.attributes or {}
-            if "db.system" in attrs or "db.system.name" in attrs:
-                span.set_attribute("db.query.name", name)
-        self._export.on_start(span, parent_context=parent_context)
-
-    def _on_ending(self, span: Any) -> None:
-        self._export._on_ending(span)  # noqa: SLF001 - the SDK's own hook, passed through
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self._export.on_end(redact(span))
-
-    def shutdown(self) -> None:
-        self._export.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._export.force_flush(timeout_millis)
 
 
 # ---- exporters --------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from target_service.errors import DatabaseUnavailable
 from target_service.settings import Settings
+from target_service.span_redaction import QUERY_NAME
 from target_service.telemetry import ServiceMetrics
-from target_service.tracing import QUERY_NAME
 
 log = logging.getLogger(__name__)
 

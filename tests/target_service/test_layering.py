@@ -30,7 +30,7 @@ TOP_LEVEL = {
     "schemas": LOWER, "domain": LOWER, "errors": LOWER, "settings": LOWER,
     "telemetry": LOWER, "tracing": LOWER, "trace_gate": LOWER, "encoding": LOWER,
     "jobs": LOWER, "background": LOWER, "__init__": LOWER,
-    "runtime": LOWER, "shedding": LOWER, "span_spool": LOWER,
+    "runtime": LOWER, "shedding": LOWER, "span_spool": LOWER, "span_redaction": LOWER,
 }
 """Modules directly under target_service/ and their layer."""
 

@@ -37,8 +37,9 @@ from target_service.cache.memory import MemoryCache
 from target_service.elevenlabs.settings import ElevenLabsSettings
 from target_service.encoding import DURATION_KEY
 from target_service.settings import Settings
+from target_service.span_redaction import ServiceSpanProcessor
 from target_service.trace_gate import GatedAsyncPGInstrumentor as AsyncPGInstrumentor
-from target_service.tracing import LOGGER, ServiceSpanProcessor, jsonl_exporter
+from target_service.tracing import LOGGER, jsonl_exporter
 from tests.cache.helpers import FakeClock, GatedLoader
 from tests.conftest import auth, busiest_user, healthy_stub_for
 
