@@ -181,7 +181,9 @@ async def test_hang_on_one_agent_does_not_delay_the_others(stub: StubProcess,
 async def test_circuit_opens_and_closes(stub: StubProcess, make_client: ClientFactory,
                                         agent_ids: list[str]) -> None:
     await stub.admin.aset_faults(preset="outage", retry_after_s=0)
-    client = make_client(breaker_failure_threshold=3, breaker_cooldown_s=0.3)
+    # a cooldown far longer than the open-state checks take, even on a loaded machine (CI saw
+    # 0.3 s run out before `get_agents`, so a half-open probe reached the stub)
+    client = make_client(breaker_failure_threshold=3, breaker_cooldown_s=2.0)
     with pytest.raises(CircuitOpen):
         await client.get_agent(agent_ids[0])  # attempts 1-3 fail, the 4th is refused
     assert client.breaker_state is BreakerState.OPEN
@@ -194,7 +196,7 @@ async def test_circuit_opens_and_closes(stub: StubProcess, make_client: ClientFa
     assert client.metrics.value("elevenlabs_circuit_breaker_state") == 2
 
     await stub.admin.aset_faults(preset="healthy")
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(2.05)
     assert client.breaker_state is BreakerState.HALF_OPEN
     config = await client.get_agent(agent_ids[0])  # the probe succeeds
     assert config.agent_id == agent_ids[0]
