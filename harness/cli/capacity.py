@@ -29,6 +29,7 @@ from harness.cli import (
     stdout,
 )
 from harness.model.capacity import CapacityRecord, CapacityStep
+from harness.outputs.numbers import ms
 
 STYLE = {"held": "green", "latency": "bold red", "errors": "bold red",
          "cannot_tell": "bold yellow"}
@@ -135,10 +136,10 @@ def capacity_table(rec: CapacityRecord) -> Table:
                 "errors %", f"{slo.metric} ms", "95% bounds ms", "verdict"):
         table.add_column(col, justify="left" if col in ("verdict",) else "right")
     for n, s in enumerate(rec.steps, 1):
-        bounds = (f"{s.latency_ci_ms[0]:,.1f}–{s.latency_ci_ms[1]:,.1f}"
+        bounds = (f"{ms(s.latency_ci_ms[0])}–{ms(s.latency_ci_ms[1])}"
                   if s.latency_ci_ms else "–")
         table.add_row(str(n), f"{s.asked_rate:g}", _num(s.achieved_rps), str(s.users),
                       _num(s.throughput_rps), f"{s.requests:,}", f"{100 * s.error_rate:.2f}",
-                      _num(s.latency_ms), bounds,
+                      ms(s.latency_ms), bounds,
                       Text(LABEL[s.verdict.outcome], style=STYLE[s.verdict.outcome]))
     return table

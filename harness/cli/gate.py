@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 from harness.model import policy as pol
 from harness.model.gate import GateResult
 from harness.outputs.gate_table import gate_table
+from harness.outputs.numbers import ms
 from harness.run import gate
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Where baselines are kept.")]
@@ -112,7 +113,7 @@ def baseline_show(name: str, store: StoreOpt = Path("baselines")) -> None:
     for r in shown.runs:
         table.add_row(r.run_id, str(r.schema_version), r.status, (r.git_commit or "–")[:12],
                       f"{r.requests:,}", f"{r.throughput_rps:,.1f}",
-                      "–" if r.p95_ms is None else f"{r.p95_ms:,.1f}")
+                      ms(r.p95_ms))
     stdout.print(table)
 
 

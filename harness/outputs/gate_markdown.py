@@ -26,6 +26,7 @@ import math
 import re
 
 from harness.model.gate import CheckResult, GateResult, Side, Tolerance
+from harness.outputs.numbers import ms, ms_decimals
 
 STATUS = {"pass": "PASS", "regressed": "REGRESSED", "inconclusive": "INCONCLUSIVE",
           "cannot_judge": "CANNOT JUDGE"}
@@ -75,7 +76,7 @@ def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return DASH
     if unit == "ms":
-        return f"{_num(value, 1)} ms"
+        return f"{ms(value)} ms"
     if unit in _PERCENT_UNITS:
         return f"{_num(value, 2)}%"
     if unit in _FRACTION_UNITS:
@@ -87,7 +88,7 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 def _difference(d: float, unit: str) -> str:
     if unit == "ms":
-        return _signed(d, 1) + " ms"
+        return _signed(d, ms_decimals(d) if math.isfinite(d) else 0) + " ms"
     if unit in _PERCENT_UNITS:
         return _points(d)
     if unit in _FRACTION_UNITS:

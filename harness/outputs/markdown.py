@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.model.result import RunResult
 from harness.model.trace_summary import TRACE_CATEGORIES, TraceSummary
+from harness.outputs.numbers import ms
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -27,15 +28,15 @@ def summary_markdown(result: RunResult) -> str:
     for name, e in [*result.endpoints.items(), ("all", result.totals)]:
         lat = e.latency_ms
         lines.append(f"| `{name}` | {e.count:,} | {e.throughput_rps:,.1f} | "
-                     f"{100 * e.failure_rate:.2f} | {_fmt(lat.p50)} | {_fmt(lat.p95)} | "
-                     f"{_fmt(lat.p99)} | {_fmt(lat.max)} |")
+                     f"{100 * e.failure_rate:.2f} | {ms(lat.p50)} | {ms(lat.p95)} | "
+                     f"{ms(lat.p99)} | {ms(lat.max)} |")
     c, g = result.correctness, result.generator
     lines += ["", f"Tenant leaks: **{c.tenant_leaks}**; degraded responses: {c.degraded_responses};"
               f" partial responses: {c.partial_responses}."]
     if c.freshness.samples:
         lat = c.freshness.latency_ms
         lines.append(f"Freshness after writes: {c.freshness.samples} samples, "
-                     f"p95 {_fmt(lat.p95 if lat else None)} ms, {c.freshness.timeouts} timeouts.")
+                     f"p95 {ms(lat.p95 if lat else None)} ms, {c.freshness.timeouts} timeouts.")
     if (w := result.writes) is not None:
         lines.append(f"Acknowledged writes: {w.acknowledged:,}, found {w.found:,}, "
                      f"**lost {w.lost}**, acknowledged twice {w.duplicates}." if w.checked

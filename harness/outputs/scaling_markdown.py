@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from harness.errors import UsageError
 from harness.model.endpoint import short_label
 from harness.model.result import RunResult
+from harness.outputs.numbers import ms
 from target_service.db.seed_data import PRESETS
 
 TOTAL = "all"
@@ -88,10 +89,6 @@ def endpoints(s: Scaling, profile: str) -> list[str]:
     """The profile's endpoints, `all` last."""
     keys = sorted(k for k in s.cells[profile] if k != TOTAL)
     return keys + ([TOTAL] if TOTAL in s.cells[profile] else [])
-
-
-def ms(v: float) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
 def _cell(c: Cell | None) -> str:

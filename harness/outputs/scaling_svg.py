@@ -13,7 +13,8 @@ import math
 from html import escape
 
 from harness.model.endpoint import short_label
-from harness.outputs.scaling_markdown import TOTAL, Scaling, endpoints, ms
+from harness.outputs.numbers import ms
+from harness.outputs.scaling_markdown import TOTAL, Scaling, endpoints
 from target_service.db.seed_data import PRESETS
 
 PANEL_W, PANEL_H = 420, 300

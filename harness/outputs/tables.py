@@ -9,10 +9,7 @@ from rich.text import Text
 from harness.model.overhead import TraceOverhead
 from harness.model.result import EndpointResult, RunResult
 from harness.model.trace_summary import TRACE_CATEGORIES, TraceSummary
-
-
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
+from harness.outputs.numbers import ms
 
 
 def run_table(result: RunResult) -> Group:
@@ -24,8 +21,8 @@ def run_table(result: RunResult) -> Group:
     for name, e in [*result.endpoints.items(), ("all", result.totals)]:
         lat, corr = e.latency_ms, e.corrected_latency_ms
         table.add_row(name, f"{e.count:,}", f"{e.throughput_rps:,.1f}",
-                      f"{100 * e.failure_rate:.2f}", _ms(lat.p50), _ms(lat.p95), _ms(lat.p99),
-                      _ms(corr.p99), "–" if e.server_count is None else f"{e.server_count:,}")
+                      f"{100 * e.failure_rate:.2f}", ms(lat.p50), ms(lat.p95), ms(lat.p99),
+                      ms(corr.p99), "–" if e.server_count is None else f"{e.server_count:,}")
     notes = []
     c = result.correctness
     style = "bold red" if c.tenant_leaks else "green"
@@ -98,7 +95,7 @@ def chaos_table(result: RunResult) -> Table:
                       f"{r.requests_during:,}" if r else "–", failures or "none",
                       f"{r.degraded_during:,}" if r else "–",
                       _s(r.first_success_s) if r else "–", _s(r.p95_recovered_s) if r else "–",
-                      _ms(r.pre_fault_p95_ms) if r else "–", f.error or f.detail or "")
+                      ms(r.pre_fault_p95_ms) if r else "–", f.error or f.detail or "")
     return table
 
 
@@ -117,8 +114,8 @@ def trace_table(t: TraceSummary) -> Table:
     for name, n, shares, slow in rows:
         table.add_row(name, f"{n:,}", *(f"{100 * getattr(shares, c):.0f}%"
                                         for c in TRACE_CATEGORIES),
-                      slow.trace_id if slow else "", _ms(slow.client_ms if slow else None),
-                      _ms(slow.server_ms if slow else None))
+                      slow.trace_id if slow else "", ms(slow.client_ms if slow else None),
+                      ms(slow.server_ms if slow else None))
     return table
 
 
@@ -139,7 +136,7 @@ def side_by_side(runs: list[RunResult]) -> Table:
         p95s = [(r.totals if name == "all" else r.endpoints.get(name)) for r in runs]
         values = [e.latency_ms.p95 if e is not None else None for e in p95s]
         ratios = [f"{values[-1] / v:,.1f}×" if v and values[-1] else "–" for v in values[:-1]]
-        table.add_row(name, *(_ms(v) for v in values), *ratios)
+        table.add_row(name, *(ms(v) for v in values), *ratios)
     return table
 
 
@@ -163,6 +160,6 @@ def runs_table(runs: list[tuple[str, RunResult | None, str | None]], where: str)
             continue
         run, main = result.run, main_endpoint(result)
         table.add_row(run_id, run.scenario, run.profile, run.status, run.started_at[:19],
-                      main[0] if main else "–", _ms(main[1].latency_ms.p95) if main else "–",
+                      main[0] if main else "–", ms(main[1].latency_ms.p95) if main else "–",
                       verdict or "–")
     return table

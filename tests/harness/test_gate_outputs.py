@@ -177,7 +177,7 @@ def test_junit_of_a_regression_with_a_hard_failure():
             assert check.name in case.system_out
     overview = cases[f"p95 {OVERVIEW}"]
     assert "+42% [+31%, +55%] at 99.94% confidence" in outcome(overview).text
-    assert "baseline:  100.0 ms" in outcome(overview).text
+    assert "baseline:  100 ms" in outcome(overview).text
     advisory = cases[f"p99 {OVERVIEW}"]
     assert advisory.system_out.startswith("advisory regressed: ")
     hard = cases["tenant_leak"]
@@ -337,7 +337,7 @@ def test_markdown_of_a_regression_puts_the_verdict_first():
     # hard failures before the regressions, the worst regression first
     assert text.index("### Hard failures") < text.index("### Regressions (2)")
     regressions = [ln for ln in lines if ln.startswith("- `p95")]
-    assert regressions[0].startswith(f"- `p95 {OVERVIEW}`: 100.0 ms -> 142.0 ms, +42%")
+    assert regressions[0].startswith(f"- `p95 {OVERVIEW}`: 100 ms -> 142 ms, +42%")
     assert regressions[1].startswith(f"- `p95 {AGENT}`: 30.0 ms -> 36.0 ms, +20%")
     assert "### Advisory regressions (1, not failing the gate)" in text
     assert "| runs | `20270101T000000Z-base-1` | `20270102T000000Z-cur-1` |" in text
@@ -346,7 +346,7 @@ def test_markdown_of_a_regression_puts_the_verdict_first():
     assert "| toggles | profile defaults | `response_cache=false` |" in text
     rows = md_rows(text)
     assert list(rows) == [c.name for c in gate.checks]
-    assert rows[f"p95 {OVERVIEW}"] == ["100.0 ms", "142.0 ms", "+42%", "[+31%, +55%]", "+15%",
+    assert rows[f"p95 {OVERVIEW}"] == ["100 ms", "142 ms", "+42%", "[+31%, +55%]", "+15%",
                                        "regressed"]
     assert rows[f"p99 {OVERVIEW}"][-1] == "regressed (advisory)"
     assert rows[f"p50 {OVERVIEW}"][:3] == ["12.3 ms", "12.0 ms", "-2.8%"]
@@ -456,7 +456,7 @@ def test_the_rich_table_shows_each_checks_figures_and_colours_verdicts():
     gate = regressed_gate()
     out = render(gate_table(gate))
     assert out.splitlines()[0] == gm.headline(gate)
-    assert row_of(out, f"p95 {OVERVIEW}") == [f"p95 {OVERVIEW}", "100.0 ms", "142.0 ms", "+42%",
+    assert row_of(out, f"p95 {OVERVIEW}") == [f"p95 {OVERVIEW}", "100 ms", "142 ms", "+42%",
                                              "[+31%, +55%]", "+15%", "regressed"]
     assert row_of(out, f"p99 {OVERVIEW}")[-1] == "regressed (advisory)"
     assert "tenant_leak: 1 tenant leak(s) in 20270102T000000Z-cur-1" in out

@@ -11,6 +11,7 @@ from rich.console import Console
 from harness.model.latency import Latency
 from harness.model.result import Freshness
 from harness.outputs import markdown, tables, timeseries
+from harness.outputs.numbers import ms
 from harness.run.layout import list_runs
 from tests.builders import EndpointSpec, LogNormal, build_run
 
@@ -41,10 +42,6 @@ def render(renderable) -> str:
     console = Console(record=True, width=200)
     console.print(renderable)
     return console.export_text()
-
-
-def ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
 
 
 def row_of(out: str, first: str) -> list[str]:
@@ -158,8 +155,8 @@ def test_summary_markdown(fast):
     for name, e in [*r.endpoints.items(), ("all", r.totals)]:
         lat = e.latency_ms
         assert (f"| `{name}` | {e.count:,} | {e.throughput_rps:,.1f} | "
-                f"{100 * e.failure_rate:.2f} | {lat.p50:,.1f} | {lat.p95:,.1f} | "
-                f"{lat.p99:,.1f} | {lat.max:,.1f} |") in lines
+                f"{100 * e.failure_rate:.2f} | {ms(lat.p50)} | {ms(lat.p95)} | "
+                f"{ms(lat.p99)} | {ms(lat.max)} |") in lines
     assert "Tenant leaks: **1**; degraded responses: 0; partial responses: 0." in lines
     assert "Client/server agreement: 525 vs 523 requests." in lines
     assert "Freshness" not in md and "Warning" not in md
@@ -187,7 +184,7 @@ def test_summary_markdown_freshness_and_saturation(fast):
         "correctness": r.correctness.model_copy(update={"freshness": fresh}),
         "generator": r.generator.model_copy(update={"saturated": True})})
     md = markdown.summary_markdown(r)
-    assert "Freshness after writes: 12 samples, p95 140.2 ms, 1 timeouts." in md
+    assert "Freshness after writes: 12 samples, p95 140 ms, 1 timeouts." in md
     assert "**Warning: the load generator was saturated" in md
 
 
@@ -253,3 +250,11 @@ def test_write_timeseries_without_log_or_windows(tmp_path: Path, fast):
     timeseries.write_timeseries(v1_like, None, path)
     assert path.read_text().splitlines() == [",".join(timeseries.COLUMNS)]
     assert len(pd.read_csv(path)) == 0
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (0.1234, "0.123"), (5.044, "5.04"), (12.34, "12.3"), (123.4, "123"), (1234.5, "1,234"),
+    (-0.5, "-0.500"), (0.0, "0.000"), (None, "–"), (float("nan"), "–"), (float("inf"), "–"),
+])
+def test_a_latency_reads_to_three_significant_figures_in_every_view(value, text):
+    assert ms(value) == text

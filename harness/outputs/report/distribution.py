@@ -23,8 +23,8 @@ import numpy as np
 from harness import hdr
 from harness.analysis import blocks, stats
 from harness.model.result import RunResult
+from harness.outputs.numbers import ms
 from harness.outputs.report.inputs import ReportInputs, Side
-from harness.outputs.report.prepare import ms
 from harness.outputs.report.series import chart, endpoint_windows
 
 NINES_AXIS = {"label": "percentile", "unit": "", "kind": "nines"}

@@ -37,6 +37,7 @@ import jinja2
 from harness.analysis.changepoints import ChangePoint, detect
 from harness.errors import ConfigError
 from harness.model.stored import LoadedRun
+from harness.outputs.numbers import ms
 from harness.outputs.report import render
 from harness.outputs.report.series import chart
 from harness.store import Store
@@ -132,7 +133,7 @@ def _run_row(n: int, r: LoadedRun, href: str | None) -> dict:
             "commit": m.commit, "profile": m.profile, "users": m.users, "status": m.status,
             "verdict": m.verdict or "not gated", "verdict_class": m.verdict or "",
             "rps": f"{r.result.totals.throughput_rps:,.1f}",
-            "p95": _fmt(r.result.totals.latency_ms.p95)}
+            "p95": ms(r.result.totals.latency_ms.p95)}
 
 
 def _fmt(v: float | None) -> str:

@@ -14,6 +14,7 @@ import math
 
 from harness.model.gate import CheckResult, GateResult
 from harness.model.result import RunResult
+from harness.outputs.numbers import ms
 from harness.outputs.report import pooled
 from harness.outputs.report.inputs import ReportInputs
 
@@ -39,13 +40,6 @@ def num(value: float | None, digits: int = 1, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return f"{value:,.{digits}f}{unit}"
-
-
-def ms(value: float | None) -> str:
-    """Latency in ms with a precision that suits its size."""
-    if value is None:
-        return "–"
-    return num(value, 2 if value < 10 else 1 if value < 1000 else 0)
 
 
 def p_text(p: float | None) -> str:

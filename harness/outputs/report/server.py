@@ -18,8 +18,9 @@ import numpy as np
 from harness.analysis.buckets import histogram_quantile, padded
 from harness.model.server import ServerSample, ServerSide
 from harness.model.trace_summary import TRACE_CATEGORIES
+from harness.outputs.numbers import ms
 from harness.outputs.report.inputs import ReportInputs
-from harness.outputs.report.prepare import ms, num
+from harness.outputs.report.prepare import num
 from harness.outputs.report.series import chart, origin, timeline
 
 UPSTREAM_HISTOGRAM = "elevenlabs_upstream_request_duration_seconds"
