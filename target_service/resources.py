@@ -26,7 +26,8 @@ from target_service.cache.caches import Caches
 from target_service.cache.invalidation import InvalidationListener
 from target_service.db.kpi_refresher import KpiRefresher
 from target_service.db.pool import Database
-from target_service.jobs import JobMetrics, JobQueue
+from target_service.job_metrics import JobMetrics
+from target_service.jobs import JobQueue
 from target_service.runtime import (
     RuntimeMetrics,
     RuntimeMonitor,

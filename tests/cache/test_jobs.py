@@ -8,7 +8,8 @@ import itertools
 import pytest
 from prometheus_client import CollectorRegistry
 
-from target_service.jobs import JobMetrics, JobQueue, RetryPolicy
+from target_service.job_metrics import JobMetrics
+from target_service.jobs import JobQueue, RetryPolicy
 from tests.cache.helpers import spin
 
 FAST = RetryPolicy(attempts=3, base_delay=0.001, multiplier=2, max_delay=0.01)
