@@ -28,9 +28,20 @@ HIGHEST_US = 3_600 * 1_000_000  # one hour
 SIGNIFICANT_FIGURES = 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 
-__all__ = ["HdrHistogram", "new_histogram", "record", "encode", "decode", "merge",
-           "summary", "clamp_us", "LOWEST_US", "HIGHEST_US", "SIGNIFICANT_FIGURES",
-           "PERCENTILES"]
+__all__ = [
+    "HIGHEST_US",
+    "LOWEST_US",
+    "PERCENTILES",
+    "SIGNIFICANT_FIGURES",
+    "HdrHistogram",
+    "clamp_us",
+    "decode",
+    "encode",
+    "merge",
+    "new_histogram",
+    "record",
+    "summary",
+]
 
 
 def uncycle(h: HdrHistogram) -> HdrHistogram:
@@ -55,7 +66,7 @@ def new_histogram() -> HdrHistogram:
 
 def clamp_us(value_us: float) -> int:
     """A latency in µs as the integer the histogram can hold (clamped to 1 µs .. 1 h)."""
-    v = int(round(value_us))
+    v = round(value_us)
     if v < LOWEST_US:
         return LOWEST_US
     if v > HIGHEST_US:
@@ -80,7 +91,7 @@ def decode(s: str | bytes) -> HdrHistogram:
         s = s.encode("ascii")
     try:
         return uncycle(HdrHistogram.decode(s))
-    except Exception as exc:  # noqa: BLE001 - hdrh raises a zoo (TypeError, zlib.error, ...)
+    except Exception as exc:  # hdrh raises a zoo (TypeError, zlib.error, ...)
         raise ValueError(f"not an encoded HdrHistogram: {exc}") from exc
 
 

@@ -52,7 +52,7 @@ def set_preset(stub_url: str, preset: str, timeout: float = 5.0) -> None:
     req = urllib.request.Request(
         f"{stub_url.rstrip('/')}/__admin/faults", data=json.dumps({"preset": preset}).encode(),
         headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local stub
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # local stub
         resp.read()
 
 

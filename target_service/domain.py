@@ -36,7 +36,7 @@ def kpi_window_start(now: datetime | None = None) -> datetime:
     return utc_midnight(today - timedelta(days=KPI_WINDOW_DAYS - 1))
 
 
-def money(value: Decimal | float | int) -> float:
+def money(value: Decimal | float) -> float:
     """A NUMERIC amount as a JSON float rounded to 4 places, identical in both profiles."""
     return round(float(value), 4)
 
@@ -47,7 +47,7 @@ def ratio(part: int, whole: int) -> float:
 
 
 def agent_stats(calls: int, completed: int, duration: int,
-                cost: Decimal | float | int) -> schemas.AgentStats:
+                cost: Decimal | float) -> schemas.AgentStats:
     """An agent's stats from its raw sums; the overview and the agents page must agree."""
     return schemas.AgentStats(
         calls=calls, completed=completed, success_rate=ratio(completed, calls),

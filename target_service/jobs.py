@@ -104,8 +104,19 @@ class _State(Enum):
 
 
 class _Job:
-    __slots__ = ("key", "name", "factory", "priority", "retry", "timeout", "attempt", "state",
-                 "rerun", "timer", "link")
+    __slots__ = (
+        "attempt",
+        "factory",
+        "key",
+        "link",
+        "name",
+        "priority",
+        "rerun",
+        "retry",
+        "state",
+        "timeout",
+        "timer",
+    )
 
     def __init__(self, key: Hashable, name: str, factory: JobFactory, priority: int,
                  retry: RetryPolicy, timeout: float | None, link: Link | None = None) -> None:
@@ -323,7 +334,7 @@ class JobQueue:
                     self._drop(job)  # close() is cancelling us
                     raise
                 error = exc  # the job cancelled itself: a failure, not a shutdown
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of a job is retried or counted
                 error = exc
             finally:
                 if self._metrics is not None:

@@ -137,7 +137,7 @@ class ServiceSpanProcessor(SpanProcessor):
         self._export.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Any) -> None:
-        self._export._on_ending(span)  # noqa: SLF001 - the SDK's own hook, passed through
+        self._export._on_ending(span)  # the SDK's own hook, passed through
 
     def on_end(self, span: ReadableSpan) -> None:
         self._export.on_end(redact(span))

@@ -219,12 +219,12 @@ class TraceContextFilter(logging.Filter):
 class TraceFormatter(logging.Formatter):
     """`time level logger [trace_id=... span_id=...]: message`, ids only inside a span."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name
         trace_id = getattr(record, "trace_id", "")
         ids = f" trace_id={trace_id} span_id={record.span_id}" if trace_id else ""
         return f"{record.asctime} {record.levelname} {record.name}{ids}: {record.message}"
 
-    def usesTime(self) -> bool:  # noqa: N802
+    def usesTime(self) -> bool:
         return True
 
 

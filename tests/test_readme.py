@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    block = re.search(r"```bash\n(.*?)```", text, re.DOTALL)
     assert block, "README opens with a bash block holding the two commands"
     return [line for line in block[1].splitlines() if line and not line.startswith("#")]
 

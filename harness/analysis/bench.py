@@ -354,7 +354,7 @@ def gate_of(results: list[CheckResult], base: BenchSet, cur: BenchSet,
     verdict, code, summary = compare.overall(results, [], [], settings.inconclusive_fails)
     if not results:
         summary = "pass: no benchmark to compare"
-    n = dict(nb=len(base.sessions), nc=len(cur.sessions), min=MIN_SESSIONS)
+    n = {"nb": len(base.sessions), "nc": len(cur.sessions), "min": MIN_SESSIONS}
     if mode == "rounds":
         summary += f" ({ROUNDS_CAVEAT.format(**n)})"
     method = (SESSIONS_METHOD if mode == "sessions" else ROUNDS_METHOD).format(**n)

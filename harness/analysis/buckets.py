@@ -144,10 +144,10 @@ def bootstrap_quantile(base: BucketBlocks, cur: BucketBlocks, q: float = 0.95,
     every row given (`total`), in the unit of `bounds`."""
     if base.bounds.shape != cur.bounds.shape or not np.array_equal(base.bounds, cur.bounds):
         raise ValueError("both sides must have the same bucket bounds")
-    gens = stats._generators(seed)  # noqa: SLF001 - the gate's one resampling machinery
+    gens = stats._generators(seed)  # the gate's one resampling machinery
     logs = []
     for side, gen in zip((base, cur), gens, strict=True):
-        weights = stats._weights(side.n_blocks, resamples, gen)  # noqa: SLF001
+        weights = stats._weights(side.n_blocks, resamples, gen)
         merged = weights @ side.counts if side.n_blocks else np.zeros((resamples,
                                                                         len(side.total)))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,5 +155,5 @@ def bootstrap_quantile(base: BucketBlocks, cur: BucketBlocks, q: float = 0.95,
     qb = float(histogram_quantile(base.bounds, base.total, q))
     qc = float(histogram_quantile(cur.bounds, cur.total, q))
     est = math.log(qc / qb) if qb > 0 and qc > 0 else math.nan
-    return stats._effect_from_sides("log_ratio", est, qb, qc, logs[0], logs[1],  # noqa: SLF001
+    return stats._effect_from_sides("log_ratio", est, qb, qc, logs[0], logs[1],
                                     base.n_blocks, cur.n_blocks)

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
@@ -290,7 +291,7 @@ def stepwise_delta(first: Samples, last: Samples, between: list[Samples]) -> Sam
     kept = {key for key in last if _is_counter(key[0]) and all(key in s for s in between)}
     for key in kept:
         total_ = 0.0
-        for before, after in zip(steps, steps[1:], strict=False):
+        for before, after in pairwise(steps):
             b, a = before.get(key, 0.0), after.get(key, 0.0)
             total_ += a - b if a >= b else a
         window[key] = total_

@@ -26,6 +26,7 @@ from scipy import special
 
 from harness.analysis.stats import Effect, Scale
 
+
 @lru_cache(maxsize=64)
 def mann_whitney_pmf(m: int, n: int) -> np.ndarray:
     """Exact null distribution of the Mann-Whitney U for sizes m, n (no ties), by counting.

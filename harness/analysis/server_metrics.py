@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from harness.analysis.exposition import (
     BucketScan,
@@ -235,7 +236,7 @@ def _series(steps: list[tuple[Scrape, Samples]], start: float, end: float,
     bounds = bucket_bounds(scans)
     histograms = bucket_series(scans, bounds)
     rows = []
-    for n, ((prev, before), (cur, now)) in enumerate(zip(steps, steps[1:], strict=False)):
+    for n, ((prev, before), (cur, now)) in enumerate(pairwise(steps)):
         phase = "before" if cur.t <= start else "measured" if cur.t <= end else "after"
         rows.append(sample(cur.t, prev.t, phase, cur.edge, delta(before, now), now,
                            histograms[n]))

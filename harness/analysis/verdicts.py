@@ -23,6 +23,7 @@ import numpy as np
 
 from harness.analysis.stats import MIN_BLOCKS, MIN_ROUNDS, Effect
 
+
 @dataclass(frozen=True)
 class Tolerance:
     """How much worse is still fine: `limit` on the bad side (a positive magnitude).

@@ -87,13 +87,15 @@ def main() -> None:
         sys.exit(3)
 
 
-
-
-from harness.cli import gate, run, stack  # noqa: E402,F401 - registers the commands
-from harness.cli import ab  # noqa: E402,F401 - harness ab
-from harness.cli import bench  # noqa: E402,F401 - harness bench
-from harness.cli import alerts  # noqa: E402,F401 - harness alerts export|grafana
-from harness.cli import report  # noqa: E402,F401 - harness report
-from harness.cli import store  # noqa: E402,F401 - harness store push|list
-from harness.cli import capacity  # noqa: E402,F401 - harness capacity
-from harness.cli import ablate  # noqa: E402,F401 - harness ablate
+# Importing a command module registers its commands; `harness --help` lists them in
+# this order (the everyday ones first), so the block is not sorted.
+# isort: off
+from harness.cli import gate, run, stack  # noqa: F401 - compare, baseline, run, stack
+from harness.cli import ab  # noqa: F401 - harness ab
+from harness.cli import bench  # noqa: F401 - harness bench
+from harness.cli import alerts  # noqa: F401 - harness alerts export|grafana
+from harness.cli import report  # noqa: F401 - harness report
+from harness.cli import store  # noqa: F401 - harness store push|list
+from harness.cli import capacity  # noqa: F401 - harness capacity
+from harness.cli import ablate  # noqa: F401 - harness ablate
+# isort: on

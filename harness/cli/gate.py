@@ -181,8 +181,8 @@ def calibrate_cmd(
 
 def suggested_policy(result) -> str:
     """A policy.toml with per-endpoint latency overrides from a calibration."""
-    lines = ["# Suggested by harness calibrate from "
-             f"{len(result.runs)} A/A runs ({result.pairs} pairs): tolerances the pairs",
+    lines = [("# Suggested by harness calibrate from "
+              f"{len(result.runs)} A/A runs ({result.pairs} pairs): tolerances the pairs"),
              "# would have passed. Review before committing.", ""]
     by_endpoint: dict[str, list[str]] = {}
     for c in result.checks.values():

@@ -45,8 +45,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from harness.errors import ConfigError
 

@@ -17,10 +17,10 @@ def summary_markdown(result: RunResult) -> str:
     lines = [
         f"## Run `{run.run_id}`: {run.scenario} / {run.profile} ({run.status})",
         "",
-        f"{run.users} users, {run.duration_s:.0f}s measured after {run.warmup_s:.0f}s warm-up, "
-        f"dataset `{run.dataset.preset}` (seed {run.dataset.seed}), "
-        f"{run.workers} Locust worker(s), {run.target_workers} target worker(s), "
-        f"faults `{run.faults}`, commit `{(run.git_commit or 'unknown')[:12]}`.",
+        (f"{run.users} users, {run.duration_s:.0f}s measured after {run.warmup_s:.0f}s warm-up, "
+         f"dataset `{run.dataset.preset}` (seed {run.dataset.seed}), "
+         f"{run.workers} Locust worker(s), {run.target_workers} target worker(s), "
+         f"faults `{run.faults}`, commit `{(run.git_commit or 'unknown')[:12]}`."),
         "",
         "| endpoint | requests | rps | fail % | p50 ms | p95 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -31,8 +31,8 @@ def summary_markdown(result: RunResult) -> str:
                      f"{100 * e.failure_rate:.2f} | {ms(lat.p50)} | {ms(lat.p95)} | "
                      f"{ms(lat.p99)} | {ms(lat.max)} |")
     c, g = result.correctness, result.generator
-    lines += ["", f"Tenant leaks: **{c.tenant_leaks}**; degraded responses: {c.degraded_responses};"
-              f" partial responses: {c.partial_responses}."]
+    lines += ["", (f"Tenant leaks: **{c.tenant_leaks}**; degraded responses: {c.degraded_responses};"
+                   f" partial responses: {c.partial_responses}.")]
     if c.freshness.samples:
         lat = c.freshness.latency_ms
         lines.append(f"Freshness after writes: {c.freshness.samples} samples, "

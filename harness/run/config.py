@@ -22,7 +22,6 @@ from harness.stack.stack import StackConfig
 from harness.stubs.elevenlabs.faults import PRESETS as STUB_PRESETS
 from scenarios import SCENARIOS, SHAPE_NAMES
 
-
 INTERLEAVE_EXPORT_DELAY_MS = 1_000
 """The batch span processor's export interval in an interleaved run (its default is
 5 s): the same spans in smaller, more frequent batches, so a sampled block's export

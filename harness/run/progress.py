@@ -9,6 +9,7 @@ line per phase and a status line every 10 seconds, so logs stay readable.
 from __future__ import annotations
 
 import time
+from typing import Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -29,7 +30,7 @@ class Progress:
         self._last_line = 0.0
         self._last_seed = 0.0
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.interactive:
             self._live = Live(Text(self._phase), console=self.console, refresh_per_second=2,
                               transient=True)

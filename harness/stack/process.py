@@ -215,7 +215,7 @@ class ManagedProcess:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - any probe failure means "not yet"
+            except Exception:  # noqa: BLE001, S110 - any probe failure means "not yet"
                 pass
             time.sleep(0.1)
         raise self.fail(f"not {what} after {timeout:.0f}s")

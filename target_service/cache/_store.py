@@ -20,7 +20,7 @@ from cachetools import Cache, LRUCache
 class Entry:
     """One cached value with its size, deadlines and tags (slotted: there are many)."""
 
-    __slots__ = ("value", "size", "soft_deadline", "hard_deadline", "refresh_after", "tags")
+    __slots__ = ("hard_deadline", "refresh_after", "size", "soft_deadline", "tags", "value")
 
     def __init__(
         self,

@@ -94,7 +94,7 @@ class InvalidationLog:
                 break
             try:
                 matches = predicate(key)
-            except Exception:  # a predicate written for other key shapes: refuse, safely
+            except Exception:  # noqa: BLE001 - a predicate written for other key shapes: refuse, safely
                 matches = True
             if matches:
                 return False

@@ -95,7 +95,7 @@ Loader = Callable[[], Awaitable[V]]
 class _Flight:
     """One in-flight load of one key, shared by every caller that missed it."""
 
-    __slots__ = ("key", "tags", "generation", "ttl", "soft_ttl", "size", "refresh", "task")
+    __slots__ = ("generation", "key", "refresh", "size", "soft_ttl", "tags", "task", "ttl")
 
     def __init__(self, key, tags, generation, ttl, soft_ttl, size, refresh) -> None:
         self.key = key

@@ -219,8 +219,7 @@ class Generator:
                             self.lead_calls[lead_id] = [1, ts]
                         else:
                             seen[0] += 1
-                            if ts > seen[1]:
-                                seen[1] = ts
+                            seen[1] = max(seen[1], ts)
                 direction = "outbound" if rng.random() < 0.7 else "inbound"
                 yield (call_id, u.id, agent_id, lead_id, status, direction, duration, cost, ts)
 

@@ -50,6 +50,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Self
 from urllib.parse import quote
 
 import httpx
@@ -139,7 +140,7 @@ class ElevenLabsClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def __aenter__(self) -> ElevenLabsClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -69,7 +70,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    if seconds != seconds or seconds == float("inf"):  # NaN / inf
+    if math.isnan(seconds) or seconds == math.inf:
         return None
     return max(0.0, seconds)
 

@@ -233,7 +233,7 @@ def test_benchmarks_deselected_with_k_are_not_checks():
                bench("t_skipped", quantiles(50, 1e-3)))
     cur = run(bench("t_a", quantiles(50, 1e-3)))
     selected = {f"{FILE}::t_a", f"{FILE}::t_skipped"}  # t_skipped selected but did not run
-    g, by = gate(base, cur, selected=selected)
+    _g, by = gate(base, cur, selected=selected)
     assert list(by) == ["t_a", "t_skipped"] and by["t_skipped"].verdict == "inconclusive"
     assert gb.deselected(base, cur, selected) == [f"{FILE}::t_b"]
     assert gb.deselected(base, cur, None) == []
@@ -253,7 +253,7 @@ def test_two_benchmarks_of_one_name_are_told_apart_by_node_id_and_zero_times_are
     a = bench("t", quantiles(50, 1e-3), "scenarios/benchmarks/test_a.py")
     b = bench("t", quantiles(50, 1e-3), "scenarios/benchmarks/test_b.py")
     zero = bench("t_zero", [0.0, *quantiles(49, 1e-8)])
-    g, by = gate(run(a, b, zero), run(a, b, zero))
+    _g, by = gate(run(a, b, zero), run(a, b, zero))
     assert set(by) == {"scenarios/benchmarks/test_a.py::t", "scenarios/benchmarks/test_b.py::t",
                        "t_zero"}
     assert "timer's resolution" in by["t_zero"].reason
@@ -361,12 +361,12 @@ def test_five_sessions_a_side_cannot_decide_a_suite_of_twelve_and_says_how_many_
     assert gb.sessions_needed(12, 0.01) == 7 == gb.DEFAULT_SESSIONS
     assert [gb.sessions_needed(c, 0.01) for c in (1, 2, 3, 34, 35)] == [5, 5, 6, 7, 8]
     rng = np.random.default_rng(13)
-    kw = dict(between=0.02, rounds=50, extra=SUITE12)
+    kw = {"between": 0.02, "rounds": 50, "extra": SUITE12}
     slower = tuple((nm, med * 10) for nm, med in SUITE12)
     for n, expect in ((5, "inconclusive"), (7, "regressed")):
         base = sessions(rng, n, 1e-3, **kw)
         cur = sessions(rng, n, 1e-2, between=0.02, rounds=50, extra=slower)
-        g, by = gate(base, cur)
+        _g, by = gate(base, cur)
         assert len(by) == 12 and {c.verdict for c in by.values()} == {expect}
     same = gate(sessions(rng, 5, 1e-3, **kw), sessions(rng, 5, 1e-3, **kw))[1]
     for check in same.values():
@@ -380,7 +380,7 @@ def test_the_advised_sessions_decide_when_the_shift_is_what_it_seems():
     sessions a side; 10 gates of 7 + x sessions a side of the same truth decide (pass) in
     at least 8."""
     rng = np.random.default_rng(19)
-    kw = dict(between=0.1, rounds=20)
+    kw = {"between": 0.1, "rounds": 20}
     check = gate(sessions(rng, 7, 2.5e-6, **kw), sessions(rng, 7, 2.5e-6, **kw))[1]["t_micro"]
     assert check.verdict == "inconclusive"
     more = int(check.advice.split()[1])

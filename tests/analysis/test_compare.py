@@ -23,8 +23,8 @@ def settings(**overrides) -> GateSettings:
                                              text="-5pt"),
                 "upstream_retry_amplification": Tolerance(limit=0.2, text="+20%"),
                 }.get(name, Tolerance(limit=2, relative=False, text="+2pt"))
-    values = dict(tolerance=tolerance, advisory=lambda name, subject: name == "p99",
-                  resamples=500)
+    values = {"tolerance": tolerance, "advisory": lambda name, subject: name == "p99",
+              "resamples": 500}
     return GateSettings(**(values | overrides))
 
 

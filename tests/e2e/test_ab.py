@@ -36,7 +36,7 @@ def harness_ab(state_dir: Path, out: Path, *args: str) -> subprocess.CompletedPr
 
 
 def job_dir(out: Path) -> Path:
-    return sorted((out / "ab").iterdir())[-1]
+    return max((out / "ab").iterdir())
 
 
 def harness(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -45,7 +45,7 @@ def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def newest(out: Path) -> Path:
-    return sorted((out / "runs").iterdir())[-1]
+    return max((out / "runs").iterdir())
 
 
 def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: Path,
@@ -69,7 +69,7 @@ def test_the_gate_fails_the_naive_profile_and_passes_the_same_build(state_dir: P
     policy.write_text(SHARED_MACHINE_POLICY)
     naive = harness_run(state_dir, out, *LOAD, "--profile", "naive", "--baseline", "main",
                         "--store", str(store), "--policy", str(policy))
-    stdout, stderr = naive.communicate(timeout=300)
+    _stdout, stderr = naive.communicate(timeout=300)
     assert naive.returncode == 1, stderr
     assert "Traceback" not in stderr and "gate:" in stderr
     gate = json.loads((newest(out) / "gate.json").read_text())

@@ -41,7 +41,7 @@ def test_a_second_signal_during_teardown_still_stops_everything(state_dir: Path,
     assert proc.returncode == 3, stderr
     assert "Traceback" not in stderr
     no_process_left(children)
-    run_dir, result = only_result(out)
+    _run_dir, result = only_result(out)
     assert result["run"]["status"] == "interrupted"
     assert any("during teardown" in note for note in result["run"]["notes"]), \
         result["run"]["notes"]

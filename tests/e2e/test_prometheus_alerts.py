@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 import psutil
@@ -106,7 +107,7 @@ class Load:
                     self.errors.append(repr(exc))
                     self.stop.wait(0.5)
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -54,7 +54,7 @@ def stop_and_check(proc: subprocess.Popen, sig: int) -> None:
     assert children, "the stack runs its components as child processes"
     proc.send_signal(sig)
     assert proc.wait(60) == 0
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
 
 

@@ -310,10 +310,10 @@ def _handler(api: FakeApi):
                 return self._send(201, {"user_id": uid, "call_id": 1})
             return self._send(404, {"error": {"code": "not_found"}})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._handle("POST")
 
     return Handler

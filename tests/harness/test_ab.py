@@ -57,7 +57,7 @@ def test_toggles_reach_the_target_as_settings_over_the_profile(tmp_path: Path):
     assert commit is None and config.profile == "optimized"
     assert config.stack.target_env["TARGET_TOGGLES__RESPONSE_CACHE"] == "false"
     from target_service.settings import Settings
-    settings = Settings(**{"profile": "optimized", "toggles": {"response_cache": False}})
+    settings = Settings(profile="optimized", toggles={"response_cache": False})
     assert not settings.flags.response_cache and settings.flags.kpi_view
     naive, _ = ab.configure(ab.parse_spec("profile:naive"), RunConfig(), tmp_path)
     assert naive.profile == "naive" and naive.stack.target_source is None

@@ -27,8 +27,8 @@ def test_an_unexpected_exception_is_one_line_and_exit_3(monkeypatch, capsys, tmp
         cli.main()
     assert info.value.code == 3
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert lines == ["internal error: RuntimeError: list_runs exploded (a bug in the harness; "
-                     "HARNESS_DEBUG=1 shows the traceback)"]
+    assert lines == [("internal error: RuntimeError: list_runs exploded (a bug in the harness; "
+                      "HARNESS_DEBUG=1 shows the traceback)")]
 
 
 def test_harness_debug_lets_the_traceback_through(monkeypatch, tmp_path):

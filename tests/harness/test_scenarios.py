@@ -104,8 +104,8 @@ print(json.dumps(out))
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(("args", "env", "message"), [
-    (["--harness-shape", "square"], {}, "unknown shape 'square'; choose from steady, ramp, "
-                                        "spike, soak"),
+    (["--harness-shape", "square"], {}, ("unknown shape 'square'; choose from steady, ramp, "
+                                         "spike, soak")),
     ([], {"HARNESS_SHAPE": "zigzag"}, "unknown shape 'zigzag'"),
     (["--harness-shape", "spike"], {"HARNESS_USERS": "many"}, "HARNESS_USERS='many' is not"),
 ])

@@ -93,9 +93,8 @@ def test_up_with_a_busy_port_fails_before_anything_starts(busy_port, monkeypatch
     monkeypatch.setattr(stack_module.database, "EmbeddedPostgres", no_database)
     stack = Stack(StackConfig(port=busy_port, state_dir=tmp_path / "state",
                               run_dir=tmp_path / "run"))
-    with pytest.raises(UsageError) as caught:
-        with stack:
-            pass
+    with pytest.raises(UsageError) as caught, stack:
+        pass
     assert str(caught.value) == f"port {busy_port} on 127.0.0.1 is already in use"
     assert not (tmp_path / "run").exists()  # nothing written either
 
@@ -156,9 +155,8 @@ def test_down_after_a_failed_up_stops_what_started(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Stack, "_start_database", database_then_failure)
     stack = Stack(StackConfig(state_dir=tmp_path / "state", run_dir=tmp_path / "run"))
-    with pytest.raises(stack_module.DatabaseError, match="seeding failed"):
-        with stack:
-            pass
+    with pytest.raises(stack_module.DatabaseError, match="seeding failed"), stack:
+        pass
     assert started.calls == 1 and stack._embedded is None
     stack.down()
     assert started.calls == 1

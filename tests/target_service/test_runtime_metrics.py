@@ -132,7 +132,7 @@ async def test_the_service_runs_the_monitor_for_its_lifespan(shared_dbs):
 async def test_the_service_freezes_its_startup_heap_and_thaws_it_on_shutdown(shared_dbs):
     """Generation-2 collections would otherwise rescan every import and route table."""
     assert gc.get_freeze_count() == 0
-    async with running_app(shared_dbs["optimized"], gc_freeze=True) as (app, client):
+    async with running_app(shared_dbs["optimized"], gc_freeze=True) as (_app, client):
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # imports, FastAPI's routes, pydantic's models at least
         text = (await client.get("/metrics")).text

@@ -8,6 +8,7 @@ ElevenLabs API key nor the database URL.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -155,9 +156,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_two_uvicorn_workers_show_one_series(fresh_db, tmp_path):
-    """Multiprocess mode: both workers publish, the scrape merges them into one series."""
-    dsn = await fresh_db("optimized")
+def scrape_two_workers(dsn: str, tmp_path: Path) -> str:
+    """`/metrics` of the service run with two uvicorn workers, once both have published."""
     port, metrics_dir = free_port(), tmp_path / "prom"
     metrics_dir.mkdir()
     env = {**os.environ, "TARGET_DATABASE_URL": dsn, "TARGET_PORT": str(port),
@@ -186,6 +186,13 @@ async def test_two_uvicorn_workers_show_one_series(fresh_db, tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+    return text
+
+
+async def test_two_uvicorn_workers_show_one_series(fresh_db, tmp_path):
+    """Multiprocess mode: both workers publish, the scrape merges them into one series."""
+    dsn = await fresh_db("optimized")
+    text = await asyncio.to_thread(scrape_two_workers, dsn, tmp_path)
     lines = [line for line in text.splitlines() if line.startswith(NAME)]
     assert len(lines) == 1 and lines[0].startswith(NAME + "{"), lines
     labels = settings_labels(text)

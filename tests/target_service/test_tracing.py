@@ -19,6 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import asyncpg
@@ -535,7 +536,7 @@ async def test_upstream_attempts_and_http_client_spans_nest_in_the_request(
                  key=lambda s: s.attributes["elevenlabs.attempt"])
     assert [s.attributes["elevenlabs.attempt"] for s in bad] == [1, 2, 3, 4]
     assert "elevenlabs.retry_reason" not in bad[0].attributes
-    for before, after in zip(bad, bad[1:], strict=False):
+    for before, after in pairwise(bad):
         assert after.attributes["elevenlabs.retry_reason"] == \
             before.attributes["elevenlabs.failure_reason"]
     assert all(s.attributes["elevenlabs.outcome"] == "failure" for s in bad)

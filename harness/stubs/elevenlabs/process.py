@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from pydantic import BaseModel
@@ -168,7 +168,7 @@ class StubProcess:
         self._reader.join(timeout=2)
         return self.process.returncode
 
-    def __enter__(self) -> StubProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
