@@ -84,6 +84,10 @@ class AgentCache:
     def evict_user(self, user_id: int) -> int:
         return self.cache.invalidate_tag(user_tag(user_id))
 
+    def evict_info(self, user_id: int) -> int:
+        """Drop one user's agent list (its stored snapshots changed); 1 if it was cached."""
+        return int(self.cache.invalidate(("agent_info", SCHEMA_VERSION, user_id)))
+
     def clear_user_data(self) -> int:
         """Drop every user's info and stats (configs are not derived from our data)."""
         return (self.cache.invalidate_prefix(("agent_info",))

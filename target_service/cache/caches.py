@@ -70,6 +70,11 @@ class Caches:
             n += self.agents.evict_user(user_id)
         return n
 
+    def evict_agent_list(self, user_id: int) -> int:
+        """Only the stored ElevenLabs snapshots of a user's agents changed: drop the one
+        entry that holds them (the agent list); overviews, analytics and stats stay."""
+        return 0 if self.agents is None else self.agents.evict_info(user_id)
+
     def evict_api_keys(self, user_id: int | None) -> int:
         """A user's API key or name changed, or the user is gone: forget the key lookups
         that resolve to them (`None`: every user's). Their data entries stay: a key is

@@ -5,7 +5,9 @@ pool resets connections on release, which would drop the LISTEN) and
 listens on two channels:
 
 * `user_data_changed` (`<table>:<user_id>`, migration 0104): evict everything
-  derived from that user's rows, in every cache;
+  derived from that user's rows, in every cache; `agents.snapshot:<user_id>`
+  (migration 0106: only stored ElevenLabs snapshots changed) evicts only that
+  user's agent list, the one entry that holds them;
 * `kpi_refreshed` (`<id>,<id>,...` or `*`, from the KPI refresher): the view
   now includes those users' changes, so evict their overviews once more (a
   request between the write and the refresh may have cached old KPIs) and
@@ -45,6 +47,10 @@ REWARM_AFTER_ALL = 50
 """After `kpi_refreshed *` evicts every overview, this many of them are loaded again."""
 RECONNECT_MAX_S = 2.0
 """The backoff's cap: with the database back, the feed is back within about this long."""
+
+
+SNAPSHOT_ONLY = "agents.snapshot"
+"""The `user_data_changed` table part of an update that changed only agents' snapshots."""
 
 
 def parse_user_change(payload: str) -> int | None:
@@ -94,7 +100,10 @@ class InvalidationListener(ConnectionTask):
         if user_id is None:
             log.warning("ignoring malformed change notification %r", payload)
             return
-        evicted = self.caches.evict_user(user_id)
+        if payload.partition(":")[0] == SNAPSHOT_ONLY:
+            evicted = self.caches.evict_agent_list(user_id)
+        else:
+            evicted = self.caches.evict_user(user_id)
         self.metrics.cache_invalidations.labels("user_data_changed").inc()
         if evicted:
             log.debug("evicted %d entries of user %d (%s)", evicted, user_id, payload)

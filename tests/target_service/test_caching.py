@@ -119,3 +119,56 @@ async def test_warming_fills_the_cache_for_the_top_users(shared_dbs):
         assert all(res.caches.dashboard.has_overview(u) for u in top)
         others = await res.warmer.top_users(12)
         assert not any(res.caches.dashboard.has_overview(u) for u in others[3:])
+
+
+async def notifications(app) -> float:
+    return app.state.metrics.registry.get_sample_value(
+        "cache_invalidation_notifications_total", {"channel": "user_data_changed"}) or 0
+
+
+async def handled(app, target: float) -> None:
+    """Until the service's listener has handled `target` notifications (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while await notifications(app) < target:
+        assert time.monotonic() < deadline, "the change was never notified"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_snapshot_write_drops_the_agent_list_only(fresh_db, datasets):
+    """Migration 0106: storing ElevenLabs snapshots (done by the service after a live
+    fetch, hundreds of times an hour) evicts only the entry holding them; a real change
+    of an agent still evicts everything of its user, and of the user it left."""
+    a, b = two_users(datasets.manifest)
+    h = auth(a["api_key"])
+    dsn = await fresh_db("optimized")
+    async with running_app(dsn, toggles={"warm_cache": False}) as (app, c):
+        caches = app.state.resources.caches
+        agent_info = ("agent_info", 1, a["user_id"])
+        for _ in range(2):
+            assert (await c.get("/api/v1/agents", headers=h)).status_code == 200
+            assert (await c.get(OVERVIEW, headers=h)).status_code == 200
+        assert agent_info in caches.agents.cache
+        heard: list[str] = []
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.add_listener("user_data_changed", lambda *args: heard.append(args[3]))
+            seen = await notifications(app)
+            await admin.execute("UPDATE agents SET config_snapshot = '{\"v\": 2}'::jsonb, "
+                                "snapshot_updated_at = now() WHERE user_id = $1", a["user_id"])
+            await handled(app, seen + 1)
+            assert agent_info not in caches.agents.cache
+            assert (await c.get(OVERVIEW, headers=h)).headers["x-cache"] == "HIT"
+
+            seen = await notifications(app)
+            await admin.execute("UPDATE agents SET user_id = $2 WHERE id = $1",
+                                a["agent_ids"][0], b["user_id"])
+            await handled(app, seen + 2)  # the old owner and the new
+            assert (await c.get(OVERVIEW, headers=h)).headers["x-cache"] == "MISS"
+            for _ in range(100):  # the admin connection hears them on its own time
+                if len(heard) >= 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert sorted(heard) == sorted([f"agents.snapshot:{a['user_id']}",
+                                            f"agents:{a['user_id']}", f"agents:{b['user_id']}"])
+        finally:
+            await admin.close()
