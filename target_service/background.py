@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 
 import asyncpg
@@ -62,9 +63,15 @@ class ConnectionTask:
     """A background task that owns one dedicated database connection.
 
     The KPI refresher and the cache invalidation listener both LISTEN on a
-    connection of their own (a pooled one would lose the LISTEN when reset)
-    and must stop within bounds. Subclasses implement `_run()` (which sets
-    `self._conn`) and may override `_on_close()` to reset their own state.
+    connection of their own (a pooled one would lose the LISTEN when reset),
+    must come back by themselves when it is lost, and must stop within bounds.
+    Subclasses implement `_serve()`: connect (setting `self._conn` and counting
+    `self.connections`), then work until the connection fails, by raising. The
+    reconnect loop (`_run`) is here, once: a loss after a connection that had
+    worked counts a reconnect (`_count_reconnect`) and restarts the backoff,
+    which doubles from `backoff` up to `backoff_max` with 20% jitter.
+    `_on_loss()` runs before the dead connection is dropped, `_on_close()`
+    whenever one is.
 
     The task runs with OpenTelemetry's instrumentations suppressed: its
     keepalive and leader-lock queries would otherwise be a trace of their own
@@ -73,9 +80,13 @@ class ConnectionTask:
 
     task_name = "background"
 
-    def __init__(self) -> None:
+    def __init__(self, backoff: float, backoff_max: float) -> None:
         self._task: asyncio.Task | None = None
         self._conn: asyncpg.Connection | None = None
+        self.backoff = backoff
+        self.backoff_max = max(backoff_max, backoff)
+        self.connections = 0
+        """Connections made so far (tests and readiness watch it grow after a loss)."""
 
     @property
     def alive(self) -> bool:
@@ -97,7 +108,36 @@ class ConnectionTask:
         await self._close()
 
     async def _run(self) -> None:
+        delay = self.backoff
+        while True:
+            before = self.connections
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the task must outlive any failure
+                if cancel_requested():  # a cancel something below us lost
+                    raise asyncio.CancelledError from exc
+                log.warning("%s lost its connection (%s: %s); reconnecting",
+                            self.task_name, type(exc).__name__, exc)
+            if self.connections > before:  # it had worked: a loss, and the backoff restarts
+                self._count_reconnect()
+                delay = self.backoff
+            self._on_loss()
+            self._abort()  # nothing to say to a dead or hung server: no graceful close
+            await self._close()
+            await asyncio.sleep(delay * (1 + 0.2 * random.random()))
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _serve(self) -> None:
+        """Connect, then work until the connection is lost (raise) or the task is cancelled."""
         raise NotImplementedError
+
+    def _count_reconnect(self) -> None:
+        """A connection that had worked was lost (the subclass's metric)."""
+
+    def _on_loss(self) -> None:
+        """The connection was lost: whatever must happen before it is dropped."""
 
     def _on_close(self) -> None:
         """Reset whatever the subclass derives from being connected."""

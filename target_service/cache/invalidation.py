@@ -31,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 
 import asyncpg
 
-from target_service.background import ConnectionTask, cancel_requested
+from target_service.background import ConnectionTask
 from target_service.cache.caches import Caches
 from target_service.telemetry import ServiceMetrics
 
@@ -80,18 +79,16 @@ class InvalidationListener(ConnectionTask):
                  on_overview_evicted: Callable[[int], None] | None = None,
                  backoff: float = 0.5, keepalive: float = 1.0,
                  probe_timeout: float = 3.0) -> None:
-        super().__init__()
+        super().__init__(backoff, RECONNECT_MAX_S)
         self.dsn = dsn
         self.caches = caches
         self.metrics = metrics
         self.on_overview_evicted = on_overview_evicted
-        self.backoff = backoff
         self.keepalive = keepalive
         self.probe_timeout = probe_timeout
         self.connected = asyncio.Event()
         self.closed = asyncio.Event()
         """Set when the current connection closes under the task (its termination callback)."""
-        self.connections = 0
 
     # ---- notification handlers (run on the event loop, never block) -------------
 
@@ -139,27 +136,11 @@ class InvalidationListener(ConnectionTask):
         self.connected.clear()
         self.metrics.cache_listener_connected.set(0)
 
-    async def _run(self) -> None:
-        delay = self.backoff
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the task must outlive any failure
-                if cancel_requested():  # a cancel something below us lost
-                    raise asyncio.CancelledError from exc
-                log.warning("cache invalidation feed lost (%s: %s); reconnecting",
-                            type(exc).__name__, exc)
-            if self.connected.is_set():  # it had worked: a loss, and the backoff restarts
-                self.metrics.cache_listener_reconnects.inc()
-                delay = self.backoff
-            self._abort()  # a dead or hung server gets no graceful goodbye
-            await self._close()
-            await asyncio.sleep(delay * (1 + 0.2 * random.random()))
-            delay = min(delay * 2, max(RECONNECT_MAX_S, self.backoff))
+    def _count_reconnect(self) -> None:
+        self.metrics.cache_listener_reconnects.inc()
 
-    async def _listen(self) -> None:
+    async def _serve(self) -> None:
+        """Connect, LISTEN, clear what cannot be trusted, then keep the connection alive."""
         self._conn = conn = await asyncpg.connect(
             self.dsn, timeout=CONNECT_TIMEOUT_S,
             server_settings={"application_name": "target_service:cache_listener"})

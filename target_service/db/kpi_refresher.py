@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import weakref
 
@@ -51,7 +50,7 @@ import asyncpg
 from opentelemetry.trace import Span, Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from target_service.background import ConnectionTask, cancel_requested
+from target_service.background import ConnectionTask
 from target_service.db.pool import Database
 from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
@@ -120,7 +119,7 @@ class KpiRefresher(ConnectionTask):
     def __init__(self, dsn: str, db: Database, jobs: JobQueue, metrics: ServiceMetrics, *,
                  debounce: float = 0.2, max_delay: float = 1.0, leader_retry: float = 2.0,
                  rollover_check: float = 60.0, tracer: Tracer | None = None) -> None:
-        super().__init__()
+        super().__init__(RECONNECT_BASE_S, RECONNECT_MAX_S)
         self.tracer = tracer
         self.dsn = dsn
         self.db = db
@@ -133,8 +132,6 @@ class KpiRefresher(ConnectionTask):
         self.health = RefresherMetrics.of(metrics.registry)
         self.is_leader = False
         self.refresh_count = 0
-        self.connections = 0
-        """Connections established so far (1 after the start; more after reconnects)."""
         self._refresh_now = False
         self._first_dirty: float | None = None
         self._last_notify = 0.0
@@ -178,30 +175,14 @@ class KpiRefresher(ConnectionTask):
         self.health.connected.set(0)
         self.health.leader.set(0)
 
-    async def _run(self) -> None:
-        delay = RECONNECT_BASE_S
-        while True:
-            before = self.connections
-            try:
-                await self._lead_and_refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the task must outlive any failure
-                if cancel_requested():  # a cancel something below us lost
-                    raise asyncio.CancelledError from exc
-                log.warning("kpi refresher lost its connection (%s: %s); reconnecting",
-                            type(exc).__name__, exc)
-            if self.connections > before:  # it had worked: a loss, and the backoff restarts
-                self.health.reconnects.inc()
-                delay = RECONNECT_BASE_S
-            if self.is_leader:
-                self._all_users = True  # whatever changes now, nobody hears of them
-                self.mark_dirty()
-            self._abort()  # nothing to say to a dead or hung server: no graceful close
-            await self._close()
-            self._update_staleness()
-            await asyncio.sleep(delay * (1 + 0.2 * random.random()))
-            delay = min(delay * 2, RECONNECT_MAX_S)
+    def _count_reconnect(self) -> None:
+        self.health.reconnects.inc()
+
+    def _on_loss(self) -> None:
+        if self.is_leader:
+            self._all_users = True  # whatever changes now, nobody hears of them
+            self.mark_dirty()
+        self._update_staleness()
 
     async def _probe(self, sql: str, *args: object) -> object:
         """A query on the dedicated connection, bounded: a server that hangs is lost."""
@@ -213,7 +194,8 @@ class KpiRefresher(ConnectionTask):
         if self._conn is None or self._conn.is_closed():
             raise ConnectionLost("the refresher's connection was closed")
 
-    async def _lead_and_refresh(self) -> None:
+    async def _serve(self) -> None:
+        """Connect, wait to lead (one refresher per database), then refresh until lost."""
         self._conn = await asyncpg.connect(
             self.dsn, timeout=CONNECT_TIMEOUT_S, server_settings={
                 "application_name": "target_service:kpi_refresher", "timezone": "UTC"})
