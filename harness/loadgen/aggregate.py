@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from harness import hdr
 from harness.loadgen import samples as sm
 from harness.loadgen.health import ProcessHealth, generator_health
+from harness.loadgen.live import live_status
 from harness.loadgen.traces import TraceSelection
 from harness.model.client import (
     AcknowledgedWrites,
@@ -41,14 +42,12 @@ from harness.model.client import (
     DeltaWindow,
     Event,
     Freshness,
-    LiveEndpoint,
     LiveStatus,
     Pacing,
     Phase,
     WindowCell,
 )
 
-LIVE_SPAN_S = 5
 CLOSE_AFTER_S = 35
 """A window is handed over once every process has reported this long past it: longer
 than the scenarios' 30 s network timeout, so late pieces (still added exactly) are rare."""
@@ -337,26 +336,8 @@ class RunAggregate:
 
     def live(self, now: float, horizon: float, users: int) -> LiveStatus:
         """Progress over the last `LIVE_SPAN_S` complete seconds before `horizon`."""
-        end = int(horizon)
-        per: dict[str, dict] = {}
-        for t in range(end - LIVE_SPAN_S, end):
-            w = self.windows.get(t)
-            if w is None:
-                continue
-            for key, cell in w.endpoints.items():
-                acc = per.setdefault(key, {"count": 0, "failures": 0, "pieces": []})
-                acc["count"] += cell.count
-                acc["failures"] += sum(cell.failures.values())
-                acc["pieces"].extend(cell.raw)
-        endpoints = {key: _live_endpoint(acc) for key, acc in sorted(per.items())}
-        total = _live_endpoint({
-            "count": sum(a["count"] for a in per.values()),
-            "failures": sum(a["failures"] for a in per.values()),
-            "pieces": [p for a in per.values() for p in a["pieces"]]})
-        return LiveStatus(t=now, phase=self.phase(now), users=users, rps=total.rps,
-                          endpoints=endpoints, started_at=self.started_at,
-                          measure_from=self.measure_from, span_from=float(end - LIVE_SPAN_S),
-                          span_to=float(end), total=total)
+        return live_status(self.windows, now, horizon, users, phase=self.phase(now),
+                           started_at=self.started_at, measure_from=self.measure_from)
 
     def pacing(self) -> Pacing:
         """Intended vs achieved task starts over the closed measured seconds."""
@@ -415,19 +396,3 @@ def _samples(tot: _Totals) -> dict[str, dict[str, list[str]]]:
     """`ClientEndpoint.error_samples` of an endpoint (nothing until the model has it)."""
     held = {kind: fs.messages() for kind, fs in sorted(tot.samples.items())}
     return {"error_samples": held} if held else {}
-
-
-LIVE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 100.0)
-
-
-def _live_endpoint(acc: dict) -> LiveEndpoint:
-    """Counts and exact HDR percentiles (ms) of one endpoint's pieces over the live span."""
-    count, failures = acc["count"], acc["failures"]
-    rps = round(count / LIVE_SPAN_S, 3)
-    if not count:
-        return LiveEndpoint(rps=rps, p95_ms=None, error_rate=0.0, count=0, failures=failures)
-    p50, p90, p95, p99, top = (v / 1000.0 for v in hdr.values_at_percentiles(
-        hdr.merge(acc["pieces"]), LIVE_PERCENTILES))
-    return LiveEndpoint(rps=rps, p95_ms=p95, error_rate=round(failures / count, 6),
-                        count=count, failures=failures, p50_ms=p50, p90_ms=p90, p99_ms=p99,
-                        max_ms=top)

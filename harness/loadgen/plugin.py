@@ -6,6 +6,7 @@ the interpreter with gevent. Everything it observes comes from Locust's event
 hooks; Locust's CSV and rounded percentiles are never read. The pure parts
 are `harness/loadgen/recorder.py` (recording, the wire format),
 `harness/loadgen/aggregate.py` (merging, closing windows, `client.json`),
+`harness/loadgen/live.py` (the live status of the last seconds),
 `harness/loadgen/traces.py` (the client's `traceparent`, the kept trace samples),
 `harness/loadgen/samples.py` (what a failure said, scrubbed of the manifest's keys
 and anything key-like) and `harness/loadgen/output.py` (the files); the documents
