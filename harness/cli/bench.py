@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from harness import bench as suites
+from harness import bench_store
 from harness.analysis import bench as gate_bench
 from harness.cli import DbUrlOpt, app, err, stdout
 from harness.cli.gate import GateFailed, PolicyOpt, StoreOpt, load_policy
@@ -80,7 +81,7 @@ def bench_cmd(
     baseline: BenchSet | None = None
     rules = None
     if compare is not None:
-        baseline = suites.load(suites.resolve(compare, store))
+        baseline = bench_store.load(bench_store.resolve(compare, store))
         rules = load_policy(policy, store)
         mode = gate_bench.plan(baseline, sessions, baseline_label=f"baseline {compare}")
         if mode == "rounds":
@@ -90,7 +91,7 @@ def bench_cmd(
                 f"samples, which ignores session-to-session variation (overconfident)",
                 highlight=False)
     if save is not None:
-        suites.check_save(store, save, force)
+        bench_store.check_save(store, save, force)
 
     run_dir = suites.new_run_dir(out)
     stdout.print(f"benchmarks: {suites.SUITES}{f' -k {k!r}' if k else ''}, {sessions} "
@@ -101,9 +102,9 @@ def bench_cmd(
         say=lambda text: stdout.print(f"[bold]{text}[/bold]", highlight=False))
     measured = BenchSet.of([s.result for s in done], keep_rounds=True, created_at=started, k=k)
     stored = BenchSet.of([s.result for s in done],
-                         keep_rounds=suites.keep_rounds(sessions, keep_data),
+                         keep_rounds=bench_store.keep_rounds(sessions, keep_data),
                          created_at=started, k=k)
-    sessions_json = suites.write_set(run_dir / suites.SESSIONS_JSON, stored)
+    sessions_json = bench_store.write_set(run_dir / suites.SESSIONS_JSON, stored)
     stdout.print(f"{sessions} session(s) of {len(measured.fullnames())} benchmark(s) in "
                  f"{sum(s.seconds for s in done):.1f} s: {sessions_json}", highlight=False)
 
@@ -125,7 +126,7 @@ def bench_cmd(
         stdout.print(f"gate: {result.verdict} (exit {result.exit_code}); "
                      f"{run_dir / gate_files.GATE_FILE}", highlight=False)
     if save is not None:
-        path = suites.save(store, save, stored, force=force)
+        path = bench_store.save(store, save, stored, force=force)
         kept = "with" if stored.raw_rounds else "without"
         stdout.print(f"saved benchmark result {save} ({sessions} session(s), {kept} raw "
                      f"rounds, {path.stat().st_size / 1024:.0f} KB): {path}", highlight=False)

@@ -21,6 +21,7 @@ import pytest
 from junitparser import JUnitXml
 
 from harness import bench as suites
+from harness import bench_store
 from harness.errors import ConfigError, Interrupted, RunFailed
 from harness.model.bench import BenchSet, parse, parse_set
 from harness.model.gate import json_schema
@@ -98,7 +99,7 @@ def test_a_stored_set_round_trips_keeps_rounds_only_when_asked_and_is_small():
 def test_an_old_single_session_file_loads_as_a_set_of_one(tmp_path: Path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps(doc()))  # what harness bench --save stored before sets
-    loaded = suites.load(old)
+    loaded = bench_store.load(old)
     assert len(loaded.sessions) == 1 and loaded.raw_rounds and loaded.created_at == "2026-01-01"
     assert loaded.sessions[0].benchmarks[0].stats.data == doc()["benchmarks"][0]["stats"]["data"]
     assert loaded.git_commit == "abc-dirty"
@@ -130,26 +131,26 @@ def test_a_malformed_stored_set_is_one_config_error_line(document: str, message:
 def test_the_store_saves_atomically_refuses_to_overwrite_and_resolves_names(tmp_path: Path):
     store = tmp_path / "baselines"
     first = sessions_of(20, 20)
-    path = suites.save(store, "main", first)
+    path = bench_store.save(store, "main", first)
     assert path == store / "bench" / "main.json" and path.read_text() == first.dump()
     assert [p.name for p in path.parent.iterdir()] == ["main.json"]  # no temporary left
     with pytest.raises(ConfigError, match="exists .*--force replaces it"):
-        suites.save(store, "main", first)
-    suites.save(store, "main", sessions_of(30, 30, 30, keep=False), force=True)
-    again = suites.load(path)
+        bench_store.save(store, "main", first)
+    bench_store.save(store, "main", sessions_of(30, 30, 30, keep=False), force=True)
+    again = bench_store.load(path)
     assert [s.benchmarks[0].stats.rounds for s in again.sessions] == [30, 30, 30]
     assert not again.raw_rounds
     src = tmp_path / "b.json"
     src.write_text(json.dumps(doc()))
-    assert suites.resolve("main", store) == path and suites.resolve(str(src), store) == src
+    assert bench_store.resolve("main", store) == path and bench_store.resolve(str(src), store) == src
     with pytest.raises(ConfigError, match=r"no stored benchmark result 'nope' .*have: main"):
-        suites.resolve("nope", store)
+        bench_store.resolve("nope", store)
     for name in ("../x", ".hidden", "a/b", "x.json", ""):
         with pytest.raises(ConfigError, match="invalid benchmark result name"):
-            suites.check_save(store, name, False)
-    assert suites.list_stored(store) == ["main"]
-    assert suites.keep_rounds(4, False) and not suites.keep_rounds(5, False)
-    assert suites.keep_rounds(7, True)
+            bench_store.check_save(store, name, False)
+    assert bench_store.list_stored(store) == ["main"]
+    assert bench_store.keep_rounds(4, False) and not bench_store.keep_rounds(5, False)
+    assert bench_store.keep_rounds(7, True)
 
 
 def test_junit_keys_are_pytests():
@@ -298,7 +299,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.e2e
 def test_two_sessions_are_stored_each_its_own_pytest_session(saved: Path):
-    stored = suites.load(saved / "store" / "bench" / "base.json")
+    stored = bench_store.load(saved / "store" / "bench" / "base.json")
     assert len(stored.sessions) == 2 and stored.raw_rounds and stored.k == FAST
     assert [[b.fullname for b in s.benchmarks] for s in stored.sessions] == [[FAST_ID]] * 2
     first, second = (s.benchmarks[0].stats.data for s in stored.sessions)
@@ -395,7 +396,7 @@ def test_every_bad_input_is_exit_2_with_one_line_and_nothing_overwritten(saved: 
     assert "not valid JSON" in bad_input(saved, "--compare", str(saved / "truncated.json"))
     (saved / "v2.json").write_text(json.dumps({**json.loads(text), "schema_version": 2}))
     assert "schema version 2" in bad_input(saved, "--compare", str(saved / "v2.json"))
-    slim = BenchSet.of(suites.load(stored).sessions * 3, keep_rounds=False)  # 6, no rounds
+    slim = BenchSet.of(bench_store.load(stored).sessions * 3, keep_rounds=False)  # 6, no rounds
     (saved / "slim.json").write_text(slim.dump())
     err = bad_input(saved, "--sessions", "2", "--compare", str(saved / "slim.json"))
     assert "holds 6 session(s) without raw rounds" in err and "--sessions 5 or more" in err

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import bench as suites
+from harness import bench_store
 from harness.analysis import bench as gate_bench
 from harness.cli import bench as bench_cli
 from harness.model import policy as pol
@@ -31,9 +32,9 @@ def bench_dir(tmp_path: Path) -> tuple[Path, Path]:
     """A compared bench run directory as `harness bench` leaves it, and its store."""
     store = tmp_path / "store"
     base, cur = bench_set(1, 5, keep=False), bench_set(2, 5, scale=1.5)
-    suites.save(store, "main", base)
+    bench_store.save(store, "main", base)
     run_dir = tmp_path / "reports" / "bench" / "20261201T100000Z"
-    suites.write_set(run_dir / suites.SESSIONS_JSON, cur)
+    bench_store.write_set(run_dir / suites.SESSIONS_JSON, cur)
     gate = gate_bench.compare_benchmarks(base, cur, gate_bench.settings_from(pol.Policy()),
                                          labels=("baseline main", "current"),
                                          run_ids=("main", run_dir.name))
