@@ -27,7 +27,8 @@ from harness.model.result import RunResult, iso_time
 from harness.run import record
 from harness.run.config import RunConfig
 from harness.run.progress import Progress
-from harness.run.runner import Run, git_state
+from harness.run.run_info import git_state
+from harness.run.runner import Run
 
 
 def capacity_dir(out: Path, capacity_id: str) -> Path:

@@ -5,16 +5,14 @@ remote machines can join with `harness worker`), never inside this process:
 Locust monkey-patches the interpreter with gevent on import. The harness
 plugin inside Locust records exact histograms into the run directory; this
 process scrapes the service's `/metrics` every two seconds, samples every
-process's footprint, shows live progress, and writes `run.json` (what ran,
-where). Turning the directory into `result.json` and the other outputs is a
-separate step (`harness.run.record`), so a run directory can be collected
-again later and a failure while writing outputs never leaves processes behind.
+process's footprint, shows live progress, and writes `run.json`
+(`harness.run.run_info`). Turning the directory into `result.json` and the other
+outputs is a separate step (`harness.run.record`), so a run directory can be
+collected again later and a failure while writing outputs leaves no process behind.
 
-A traced run (`RunConfig.trace_sampling`) starts the target with the span spool
-exporter writing into the run directory and tells the plugin to send a client-made
-`traceparent` with every request; the target is stopped with SIGTERM like every
-run, so its exporter flushes, and the teardown turns the spool into `spans.jsonl`
-(`harness.run.spans`) before `record` reads it.
+A traced run (`RunConfig.trace_sampling`): the target spools its spans into the run
+directory, the plugin sends a client-made `traceparent` with every request, and the
+teardown (after SIGTERM flushed the exporter) turns the spool into `spans.jsonl`.
 
 `--abort-on` thresholds (`RunConfig.abort_on`) are judged by
 `harness.analysis.abort.AbortEvaluator` on every `live.json` the watch loop reads;
@@ -44,19 +42,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import platform
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -64,11 +58,11 @@ from harness.analysis.abort import AbortEvaluator, Firing
 from harness.errors import ConfigError, HarnessError, Interrupted, RunFailed
 from harness.model.client import LiveStatus, load_client
 from harness.model.files import save_json
-from harness.model.result import DatasetInfo, RunInfo, iso_time
-from harness.run import layout, machine, spans
+from harness.run import layout, spans
 from harness.run.config import RunConfig
 from harness.run.monitor import ProcessSampler, Scraper
 from harness.run.progress import Progress
+from harness.run.run_info import run_info
 from harness.stack.address import local_host
 from harness.stack.chaos import Chaos, ChaosTarget, save_log
 from harness.stack.database import redact_text
@@ -81,29 +75,6 @@ log = logging.getLogger(__name__)
 REMOTE_JOIN_TIMEOUT_S = 900.0
 """How long a run waits for workers expected from other machines (started there by hand)
 before its load starts."""
-
-
-def git_state(source: Path | None = None) -> tuple[str | None, bool | None]:
-    """The commit the target service runs from (the harness's own tree, or the checkout
-    of another revision), and whether tracked files differ from it; asked of the source
-    tree, not the working directory."""
-    source = source.resolve() if source else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=True, cwd=source).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    check=False, capture_output=True, text=True, timeout=5,
-                                    cwd=source).stdout.strip())
-        return commit, dirty
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-
-
-def harness_version() -> str:
-    try:
-        return metadata.version("dashboard-perf-harness")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 @dataclass
@@ -408,30 +379,10 @@ class Run:
 
     def _write_info(self, info: StackInfo | None) -> None:
         """`run.json`: what ran and where, for `harness.run.record` to read."""
-        cfg = self.config
-        manifest = _read_manifest(layout.dataset_json(self.run_dir))
-        commit, dirty = git_state(cfg.stack.target_source)
-        run = RunInfo(
-            run_id=self.run_id, status=self.status, scenario=cfg.scenario,
-            shape=cfg.shape or "steady", profile=cfg.profile, users=cfg.users,
-            spawn_rate=cfg.spawn_rate, duration_s=cfg.duration_s, warmup_s=cfg.warmup_s,
-            workers=cfg.workers + cfg.remote_workers, target_workers=cfg.stack.target_workers,
-            faults=cfg.stack.faults, trace_sampling=cfg.trace_sampling,
-            trace_interleave_s=cfg.trace_interleave_s,
-            trace_guard_s=cfg.trace_guard_s if cfg.trace_interleave_s is not None else None,
-            dataset=DatasetInfo(preset=manifest.get("preset", cfg.stack.dataset),
-                                seed=manifest.get("seed", cfg.stack.seed),
-                                generator_version=manifest.get("generator_version", 0),
-                                anchor_date=manifest.get("anchor_date", "")),
-            database="external" if cfg.stack.database_url else "embedded",
-            git_commit=commit, git_dirty=dirty, harness_version=harness_version(),
-            python=platform.python_version(), platform=platform.platform(),
-            cpu_count=os.cpu_count() or 1, started_at=iso_time(self.started_at),
-            measure_from=None, ended_at=iso_time(time.time()), notes=self.notes,
-            aborted=self.aborted.info() if self.aborted else None,
-            machine=machine.describe(
-                pinning={"target": cfg.stack.target_cpus, "locust": cfg.locust_cpus},
-                postgres_version=info.postgres_version if info else None))
+        run = run_info(self.config, self.run_dir, run_id=self.run_id, status=self.status,
+                       started_at=self.started_at, notes=self.notes,
+                       aborted=self.aborted.info() if self.aborted else None,
+                       postgres_version=info.postgres_version if info else None)
         layout.save_run_info(run, self.run_dir)
 
 
@@ -450,10 +401,3 @@ def _read_live(path: Path) -> LiveStatus | None:
         return LiveStatus.model_validate_json(path.read_bytes())
     except (OSError, ValueError):
         return None
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
