@@ -88,7 +88,7 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 def _difference(d: float, unit: str) -> str:
     if unit == "ms":
-        return _signed(d, ms_decimals(d) if math.isfinite(d) else 0) + " ms"
+        return _signed(d, ms_decimals(d)) + " ms"
     if unit in _PERCENT_UNITS:
         return _points(d)
     if unit in _FRACTION_UNITS:

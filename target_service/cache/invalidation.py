@@ -52,10 +52,10 @@ SNAPSHOT_ONLY = "agents.snapshot"
 """The `user_data_changed` table part of an update that changed only agents' snapshots."""
 
 
-def parse_user_change(payload: str) -> int | None:
-    """`calls:17` -> 17; None for anything malformed (logged, never fatal)."""
-    _, _, user = payload.rpartition(":")
-    return int(user) if user.isdigit() else None
+def parse_user_change(payload: str) -> tuple[str, int] | None:
+    """`calls:17` -> ("calls", 17); None for anything malformed (logged, never fatal)."""
+    table, _, user = payload.rpartition(":")
+    return (table, int(user)) if user.isdigit() else None
 
 
 def parse_key_owner(payload: str) -> int | None:
@@ -93,11 +93,12 @@ class InvalidationListener(ConnectionTask):
     # ---- notification handlers (run on the event loop, never block) -------------
 
     def on_user_changed(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        user_id = parse_user_change(payload)
-        if user_id is None:
+        change = parse_user_change(payload)
+        if change is None:
             log.warning("ignoring malformed change notification %r", payload)
             return
-        if payload.partition(":")[0] == SNAPSHOT_ONLY:
+        table, user_id = change
+        if table == SNAPSHOT_ONLY:
             evicted = self.caches.evict_agent_list(user_id)
         else:
             evicted = self.caches.evict_user(user_id)
