@@ -19,7 +19,13 @@ import psutil
 import pytest
 
 from harness.run import record
-from tests.e2e.test_run import harness_run, no_process_left, only_result, wait_for_load
+from tests.e2e.test_run import (
+    harness_run,
+    no_process_left,
+    only_result,
+    wait_for_load,
+    wait_for_measured,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +35,7 @@ def test_a_second_signal_during_teardown_still_stops_everything(state_dir: Path,
     out = tmp_path / "reports"
     proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
                        "--duration", "60s", "--warmup", "1s")
-    wait_for_load(proc, out)
-    time.sleep(2)
+    wait_for_measured(proc, out)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)  # the harness is now stopping Locust (it takes a few seconds)

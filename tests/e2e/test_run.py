@@ -48,6 +48,27 @@ def wait_for_load(proc: subprocess.Popen, out: Path, timeout: float = 120) -> No
         time.sleep(0.2)
 
 
+def wait_for_measured(proc: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+    """Until live.json shows requests and two complete seconds of the measured phase:
+    on a busy machine spawning and warm-up can take longer than any fixed sleep, and a
+    run interrupted before its measured phase rightly records no requests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no measured load after the timeout"
+        for path in out.glob("runs/*/live.json"):
+            try:
+                live = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # being replaced
+            start, span_to = live.get("measure_from"), live.get("span_to")
+            total = live.get("total") or {}
+            if start is not None and span_to is not None and span_to >= start + 2 \
+                    and total.get("count", 0) > 0:
+                return
+        time.sleep(0.2)
+
+
 def assert_windows_add_up(run_dir: Path, result: dict) -> None:
     """The time series re-aggregates exactly: per endpoint, the measured windows' counts
     are the endpoint's count and their interval-log histograms merge into its histogram."""
@@ -151,8 +172,7 @@ def test_interrupting_a_run_keeps_results_and_leaves_no_process(state_dir: Path,
     out = tmp_path / "reports"
     proc = harness_run(state_dir, out, "--users", "5", "--spawn-rate", "5",
                        "--duration", "60s", "--warmup", "1s")
-    wait_for_load(proc, out)
-    time.sleep(3)
+    wait_for_measured(proc, out)
     children = psutil.Process(proc.pid).children(recursive=True)
     assert any("locust" in " ".join(c.cmdline()) for c in children)
     proc.send_signal(sig)
