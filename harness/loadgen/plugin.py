@@ -14,32 +14,17 @@ are the models of `harness/model/client.py`.
 
 Its command-line options are in `harness/loadgen/options.py`.
 
-The end of a distributed test
------------------------------
-Locust's master, when the run time is up, calls ``runner.quit()``: it fires
-``test_stop`` *without* waiting for the workers, then sends them ``quit``,
-sleeps 0.5 s "for the final stats report", and stops receiving. A worker only
-stops its users (up to ``--stop-timeout``) and sends its final report after it
-got that ``quit``, so anything a worker recorded in its last seconds can miss
-the 0.5 s window. The plugin therefore runs its own end-of-test handshake: on
-``test_stopping`` the master sends ``harness_stop`` to every worker; each worker
-stops its users (gracefully, honouring ``--stop-timeout``) and sends its final
-delta as a ``harness_final`` message; the master's ``test_stop`` listener waits
-(yielding to gevent, so messages keep arriving) until every worker's final
-delta is merged, or ``stop_timeout + 10 s``, and only then writes the results.
-Workers that never answered are listed in ``client.json`` as
-``incomplete_workers``.
+How the master waits for the workers' last data at the end of a test:
+`harness/loadgen/handshake.py`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import socket
 import time
-import urllib.request
 from pathlib import Path
 
 import gevent
@@ -57,17 +42,17 @@ from locust.runners import (
 from pydantic import ValidationError
 
 from harness.loadgen.aggregate import CLOSE_AFTER_S, RunAggregate
+from harness.loadgen.handshake import FINAL_GRACE_S, FinalReports
 from harness.loadgen.options import option
 from harness.loadgen.output import RunFiles
-from harness.loadgen.recorder import Recorder, UnexpectedStatus, classify_failure
-from harness.loadgen.samples import describe, manifest_keys
+from harness.loadgen.recorder import Recorder
+from harness.loadgen.samples import manifest_keys
+from harness.loadgen.sources import ManifestSource, metrics_url, scrape_metrics
 from harness.loadgen.traces import TraceparentSource, parse_interleave, parse_sampling
 from harness.model.client import Delta
-from harness.model.endpoint import endpoint_key
 
 log = logging.getLogger("harness.plugin")
 _ATTR = "_harness_plugin"
-FINAL_GRACE_S = 10.0
 
 
 def plugin_of(environment) -> Plugin | None:
@@ -94,10 +79,9 @@ class Plugin:
         self.files: RunFiles | None = None
         self.active = False
         self.written = False
-        self.expected_finals: set[str] = set()
+        self.finals = FinalReports()
         self.worker_sources: set[str] = set()
-        self.received_manifest: dict | None = None
-        self._manifest_cache: tuple[str, dict] | None = None
+        self.manifests = ManifestSource()
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
         self._warning_flag = False
@@ -121,19 +105,9 @@ class Plugin:
         except (TypeError, ValueError):
             return 0.0
 
-    # -- manifest -----------------------------------------------------------------------
-
     def manifest(self) -> dict | None:
         """The dataset manifest: the local file when readable, else the master's copy."""
-        path = option(self.env, "harness_manifest") or os.environ.get("HARNESS_MANIFEST")
-        if path and os.path.isfile(path):
-            if self._manifest_cache and self._manifest_cache[0] == path:
-                return self._manifest_cache[1]
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-            self._manifest_cache = (path, data)
-            return data
-        return self.received_manifest
+        return self.manifests.get(option(self.env, "harness_manifest"))
 
     # -- test lifecycle -----------------------------------------------------------------
 
@@ -146,7 +120,7 @@ class Plugin:
         self.written = False
         self._finishing = False
         self._done.clear()
-        self.expected_finals = set()
+        self.finals.expect(())
         self.worker_sources = set()
         self._server_window = {}
         self._start_scraped = False
@@ -175,8 +149,8 @@ class Plugin:
             return
         self.aggregate.stopping(time.time())
         if self.role == "master" and self.out_dir is not None:
-            self.expected_finals = {c.id for c in self.runner.clients.all
-                                    if c.state != STATE_MISSING}
+            self.finals.expect(c.id for c in self.runner.clients.all
+                               if c.state != STATE_MISSING)
             self.runner.send_message("harness_stop", None)
         self._write_live()
 
@@ -229,40 +203,22 @@ class Plugin:
             self._done.wait(timeout)
 
     def _wait_for_finals(self) -> None:
-        timeout = float(getattr(self.env, "stop_timeout", 0) or 0) + FINAL_GRACE_S
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._missing_finals() == set():
-                return
-            gevent.sleep(0.05)
-        log.warning("harness: no final report from worker(s) %s after %.0fs; their last "
-                    "seconds are missing", sorted(self._missing_finals()), timeout)
+        stop_timeout = float(getattr(self.env, "stop_timeout", 0) or 0)
+        self.finals.wait(self._finished_workers, stop_timeout)
 
-    def _missing_finals(self) -> set[str]:
+    def _finished_workers(self) -> set[str]:
+        """The processes whose final delta is merged."""
         if self.aggregate is None:
             return set()
-        done = {k for k, p in self.aggregate.processes.items() if p.final}
-        return {w for w in self.expected_finals if w not in done}
+        return {k for k, p in self.aggregate.processes.items() if p.final}
 
     # -- recording ----------------------------------------------------------------------
 
     def on_request(self, request_type, name, response_time, response_length, response=None,
                    context=None, exception=None, start_time=None, **_kw) -> None:
-        if not self.recorder.enabled:
-            return
-        status = getattr(response, "status_code", None)
-        kind = classify_failure(exception, status)
-        unexpected = None
-        if isinstance(exception, UnexpectedStatus):
-            unexpected = exception.status
-        elif kind and kind.startswith("http_") and status:
-            unexpected = status
-        rt = float(response_time or 0.0)
-        start = start_time if start_time else time.time() - rt / 1000.0
-        key = endpoint_key(request_type, name)
-        said = (lambda: describe(exception, response, key)) if kind else None
-        self.recorder.request(key, start, rt, int(response_length or 0), kind, context,
-                              unexpected, said)
+        if self.recorder.enabled:
+            self.recorder.request_event(request_type, name, response_time, response_length,
+                                        response, context, exception, start_time)
 
     def traceparent(self) -> tuple[str, str, bool] | None:
         """A new trace context for a request `(header, trace id, sampled)`; None when the
@@ -343,7 +299,7 @@ class Plugin:
         self.active = False
 
     def on_manifest_message(self, environment, msg, **_kw) -> None:
-        self.received_manifest = msg.data
+        self.manifests.received = msg.data
         self._learn_secrets()
 
     def _learn_secrets(self) -> None:
@@ -413,25 +369,17 @@ class Plugin:
     # -- the service's own view of the measured window ------------------------------------
 
     def _scrape_server(self, edge: str) -> None:
-        """Save `{host}/metrics` at an edge of the measured window (`start` or `end`).
+        """Save the service's metrics at an edge of the measured window (`start`, `end`).
 
         Done here rather than by the harness process because only the master knows
         the exact instant the window opens (the tick at `measure_from`) and the
         instant every worker's last request has completed (after the final
-        reports), so the service's counts cover the same requests as ours.
-        `HARNESS_METRICS_URL` (set by `harness run`) overrides the URL: the host the
-        workers are given is the advertised address, which need not route back to
-        this machine (a NAT address).
-        """
-        out, host = self.out_dir, getattr(self.env, "host", None)
-        url = os.environ.get("HARNESS_METRICS_URL") or (host and host.rstrip("/") + "/metrics")
-        if out is None or not url:
+        reports), so the service's counts cover the same requests as ours."""
+        url = metrics_url(getattr(self.env, "host", None))
+        if self.out_dir is None or not url:
             return
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode("utf-8", "replace")
-        except (OSError, ValueError) as exc:
-            log.warning("harness: could not scrape %s at the window %s: %s", url, edge, exc)
+        text = scrape_metrics(url, edge)
+        if text is None:
             return
         self._server_window[edge] = time.time()
         if self.files is not None:
@@ -452,7 +400,7 @@ class Plugin:
             host=getattr(self.env, "host", None), locustfiles=option(self.env, "locustfile"),
             shape=type(self.env.shape_class).__name__ if self.env.shape_class else None,
             server_window=dict(self._server_window),
-            incomplete_workers=sorted(self._missing_finals()) if self.role == "master" else [])
+            incomplete_workers=sorted(self.finals.missing(self._finished_workers())) if self.role == "master" else [])
         path = self.files.client(doc)
         log.info("harness: wrote %s (%d endpoints, %d requests measured, %d windows)", path,
                  len(doc.endpoints), sum(e.count for e in doc.endpoints.values()),

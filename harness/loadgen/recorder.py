@@ -36,6 +36,7 @@ from harness import hdr
 from harness.loadgen import samples as sm
 from harness.loadgen.traces import WindowTraces
 from harness.model.client import Delta, DeltaCell, DeltaWindow, TraceSample
+from harness.model.endpoint import endpoint_key
 from harness.model.result import ERROR_SAMPLES
 
 # ---- failures raised by the scenarios' response checks -------------------------------
@@ -235,6 +236,26 @@ class Recorder:
         if w is None:
             w = self._windows[key] = _Window()
         return w
+
+    def request_event(self, request_type: str, name: str, response_time: float | None,
+                      response_length: int | None, response=None, context: dict | None = None,
+                      exception: BaseException | None = None,
+                      start_time: float | None = None) -> None:
+        """One Locust `request` event, as its listener gets it: the failure kind and an
+        unexpected status read from the exception and the response, the start time
+        (Locust's, or the end minus the latency when it has none), the endpoint key."""
+        status = getattr(response, "status_code", None)
+        kind = classify_failure(exception, status)
+        unexpected = None
+        if isinstance(exception, UnexpectedStatus):
+            unexpected = exception.status
+        elif kind and kind.startswith("http_") and status:
+            unexpected = status
+        rt = float(response_time or 0.0)
+        start = start_time if start_time else time.time() - rt / 1000.0
+        key = endpoint_key(request_type, name)
+        said = (lambda: sm.describe(exception, response, key)) if kind else None
+        self.request(key, start, rt, int(response_length or 0), kind, context, unexpected, said)
 
     def request(self, key: str, start: float, response_time_ms: float, length: int,
                 failure: str | None, context: dict | None = None,
