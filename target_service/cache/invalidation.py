@@ -37,37 +37,24 @@ import asyncpg
 
 from target_service.background import ConnectionTask
 from target_service.cache.caches import Caches
+from target_service.db.notifications import (
+    API_KEY_CHANGED,
+    KPI_REFRESHED,
+    SNAPSHOT_ONLY,
+    USER_DATA_CHANGED,
+    parse_key_owner,
+    parse_refreshed,
+    parse_user_change,
+)
 from target_service.telemetry import ServiceMetrics
 
 log = logging.getLogger(__name__)
-CHANNELS = ("user_data_changed", "kpi_refreshed", "api_key_changed")
+CHANNELS = (USER_DATA_CHANGED, KPI_REFRESHED, API_KEY_CHANGED)
 CONNECT_TIMEOUT_S = 5.0
 REWARM_AFTER_ALL = 50
 """After `kpi_refreshed *` evicts every overview, this many of them are loaded again."""
 RECONNECT_MAX_S = 2.0
 """The backoff's cap: with the database back, the feed is back within about this long."""
-
-
-SNAPSHOT_ONLY = "agents.snapshot"
-"""The `user_data_changed` table part of an update that changed only agents' snapshots."""
-
-
-def parse_user_change(payload: str) -> tuple[str, int] | None:
-    """`calls:17` -> ("calls", 17); None for anything malformed (logged, never fatal)."""
-    table, _, user = payload.rpartition(":")
-    return (table, int(user)) if user.isdigit() else None
-
-
-def parse_key_owner(payload: str) -> int | None:
-    """`17` -> 17; `*` (every user, e.g. after TRUNCATE) or anything malformed -> None."""
-    return int(payload) if payload.isdigit() else None
-
-
-def parse_refreshed(payload: str) -> list[int] | None:
-    """`17,23` -> [17, 23]; `*` (or empty) -> None, meaning every user."""
-    if payload in ("", "*"):
-        return None
-    return [int(p) for p in payload.split(",") if p.isdigit()]
 
 
 class InvalidationListener(ConnectionTask):
@@ -102,12 +89,12 @@ class InvalidationListener(ConnectionTask):
             evicted = self.caches.evict_agent_list(user_id)
         else:
             evicted = self.caches.evict_user(user_id)
-        self.metrics.cache_invalidations.labels("user_data_changed").inc()
+        self.metrics.cache_invalidations.labels(USER_DATA_CHANGED).inc()
         if evicted:
             log.debug("evicted %d entries of user %d (%s)", evicted, user_id, payload)
 
     def on_kpi_refreshed(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.metrics.cache_invalidations.labels("kpi_refreshed").inc()
+        self.metrics.cache_invalidations.labels(KPI_REFRESHED).inc()
         dashboard = self.caches.dashboard
         if dashboard is None:
             return
@@ -124,7 +111,7 @@ class InvalidationListener(ConnectionTask):
                 self.on_overview_evicted(user_id)
 
     def on_key_changed(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.metrics.cache_invalidations.labels("api_key_changed").inc()
+        self.metrics.cache_invalidations.labels(API_KEY_CHANGED).inc()
         user_id = parse_key_owner(payload)
         if user_id is None and payload != "*":
             log.warning("malformed api_key_changed notification %r: forgetting every key",
@@ -147,9 +134,9 @@ class InvalidationListener(ConnectionTask):
             server_settings={"application_name": "target_service:cache_listener"})
         self.closed = closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
-        await conn.add_listener("user_data_changed", self.on_user_changed)
-        await conn.add_listener("kpi_refreshed", self.on_kpi_refreshed)
-        await conn.add_listener("api_key_changed", self.on_key_changed)
+        await conn.add_listener(USER_DATA_CHANGED, self.on_user_changed)
+        await conn.add_listener(KPI_REFRESHED, self.on_kpi_refreshed)
+        await conn.add_listener(API_KEY_CHANGED, self.on_key_changed)
         # listening from here on; whatever happened before cannot be trusted
         cleared = self.caches.clear_derived()
         self.connections += 1

@@ -51,6 +51,12 @@ from opentelemetry.trace import Span, Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from target_service.background import ConnectionTask
+from target_service.db.notifications import (
+    KPI_REFRESHED,
+    USER_DATA_CHANGED,
+    parse_user_change,
+    refreshed_payload,
+)
 from target_service.db.pool import Database
 from target_service.domain import kpi_window_start
 from target_service.errors import DatabaseUnavailable
@@ -62,7 +68,6 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = 0x6B70_6931  # "kpi1"
 REFRESH_SQL = "REFRESH MATERIALIZED VIEW CONCURRENTLY user_kpi_summary"
 KPI_TABLES = frozenset({"calls", "leads", "lead_analytics"})
-MAX_PAYLOAD = 7_000  # NOTIFY payloads must stay under 8000 bytes
 KEEPALIVE_S = 1.0
 """How often an idle connection is asked `SELECT 1` (a dead one is noticed sooner: its
 termination callback wakes the loop)."""
@@ -143,9 +148,9 @@ class KpiRefresher(ConnectionTask):
 
     def note_user(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         """Remember whose KPIs the next refresh makes visible (`user_data_changed`)."""
-        table, _, user = payload.rpartition(":")
-        if table in KPI_TABLES and user.isdigit():
-            self._users.add(int(user))
+        change = parse_user_change(payload)
+        if change is not None and change[0] in KPI_TABLES:
+            self._users.add(change[1])
 
     def mark_dirty(self, *_: object) -> None:
         """Record a change (listener callback); the loop refreshes after the debounce."""
@@ -206,7 +211,7 @@ class KpiRefresher(ConnectionTask):
             await asyncio.sleep(self.leader_retry)  # the lock query is our keepalive here
         self.is_leader = True
         self.health.leader.set(1)
-        await self._conn.add_listener("user_data_changed", self.note_user)
+        await self._conn.add_listener(USER_DATA_CHANGED, self.note_user)
         await self._conn.add_listener("kpi_dirty", self.mark_dirty)
         self._all_users = True  # anything that changed while nobody listened
         # after a reconnect the view may lack what was written meanwhile: no debounce
@@ -266,9 +271,7 @@ class KpiRefresher(ConnectionTask):
         self._submitted = self._refresh_now = False
         self._wake.set()  # let the loop see changes that arrive from now on
         start = time.monotonic()
-        payload = "*" if everyone else ",".join(map(str, sorted(users)))
-        if len(payload) > MAX_PAYLOAD:
-            payload = "*"
+        payload = refreshed_payload(users, everyone)
         if span is not None:
             span.set_attributes({"kpi.users": len(users), "kpi.all_users": everyone})
         try:
@@ -276,7 +279,7 @@ class KpiRefresher(ConnectionTask):
                 await conn.execute("SET LOCAL statement_timeout = 0")  # big views take time
                 await conn.execute(REFRESH_SQL)
                 # delivered at commit: only then are these users' changes visible
-                await conn.execute("SELECT pg_notify('kpi_refreshed', $1)", payload)
+                await conn.execute("SELECT pg_notify($1, $2)", KPI_REFRESHED, payload)
         except (asyncpg.PostgresError, DatabaseUnavailable):
             self.metrics.kpi_refreshes.labels("error").inc()
             if self._first_dirty is None:

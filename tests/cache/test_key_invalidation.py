@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from target_service.cache.caches import Caches
 from target_service.cache.dashboard import DashboardCache
-from target_service.cache.invalidation import InvalidationListener, parse_key_owner
+from target_service.cache.invalidation import InvalidationListener
 from target_service.cache.memory import MemoryCache, tags_from_key, user_tag
+from target_service.db.notifications import parse_key_owner
 from target_service.telemetry import ServiceMetrics
 
 
