@@ -9,7 +9,8 @@ are `harness/loadgen/recorder.py` (recording, the wire format),
 `harness/loadgen/live.py` (the live status of the last seconds),
 `harness/loadgen/traces.py` (the client's `traceparent`, the kept trace samples),
 `harness/loadgen/samples.py` (what a failure said, scrubbed of the manifest's keys
-and anything key-like) and `harness/loadgen/output.py` (the files); the documents
+and anything key-like), `harness/loadgen/sources.py` (the manifest, the service's
+metrics) and `harness/loadgen/output.py` (the files); the documents
 are the models of `harness/model/client.py`.
 
 Its command-line options are in `harness/loadgen/options.py`.
