@@ -204,6 +204,8 @@ class Plugin:
             self._done.wait(timeout)
 
     def _wait_for_finals(self) -> None:
+        if self.aggregate is None:
+            return
         stop_timeout = float(getattr(self.env, "stop_timeout", 0) or 0)
         self.finals.wait(self._finished_workers, stop_timeout)
 
@@ -401,7 +403,8 @@ class Plugin:
             host=getattr(self.env, "host", None), locustfiles=option(self.env, "locustfile"),
             shape=type(self.env.shape_class).__name__ if self.env.shape_class else None,
             server_window=dict(self._server_window),
-            incomplete_workers=sorted(self.finals.missing(self._finished_workers())) if self.role == "master" else [])
+            incomplete_workers=(sorted(self.finals.missing(self._finished_workers()))
+                                if self.role == "master" else []))
         path = self.files.client(doc)
         log.info("harness: wrote %s (%d endpoints, %d requests measured, %d windows)", path,
                  len(doc.endpoints), sum(e.count for e in doc.endpoints.values()),

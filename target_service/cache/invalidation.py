@@ -99,6 +99,9 @@ class InvalidationListener(ConnectionTask):
         if dashboard is None:
             return
         users = parse_refreshed(payload)
+        if users is None and payload not in ("", "*"):
+            log.warning("malformed kpi_refreshed notification %r: evicting every overview",
+                        payload)
         if users is None:  # everyone (after a reconnect, a new day): re-warm the hot ones
             hot = dashboard.overview_users()[:REWARM_AFTER_ALL]
             dashboard.evict_all_overviews()

@@ -52,6 +52,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from target_service.background import ConnectionTask
 from target_service.db.notifications import (
+    KPI_DIRTY,
     KPI_REFRESHED,
     USER_DATA_CHANGED,
     parse_user_change,
@@ -212,7 +213,7 @@ class KpiRefresher(ConnectionTask):
         self.is_leader = True
         self.health.leader.set(1)
         await self._conn.add_listener(USER_DATA_CHANGED, self.note_user)
-        await self._conn.add_listener("kpi_dirty", self.mark_dirty)
+        await self._conn.add_listener(KPI_DIRTY, self.mark_dirty)
         self._all_users = True  # anything that changed while nobody listened
         # after a reconnect the view may lack what was written meanwhile: no debounce
         self._refresh_now = self.connections > 1

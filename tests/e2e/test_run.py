@@ -49,9 +49,10 @@ def wait_for_load(proc: subprocess.Popen, out: Path, timeout: float = 120) -> No
 
 
 def wait_for_measured(proc: subprocess.Popen, out: Path, timeout: float = 120) -> None:
-    """Until live.json shows requests and two complete seconds of the measured phase:
-    on a busy machine spawning and warm-up can take longer than any fixed sleep, and a
-    run interrupted before its measured phase rightly records no requests."""
+    """Until live.json's whole span (its last complete seconds) lies in the measured
+    phase and holds requests: on a busy machine spawning and warm-up can take longer
+    than any fixed sleep, and a run interrupted before its measured phase rightly
+    records no requests."""
     deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None, proc.stderr.read()
@@ -61,9 +62,9 @@ def wait_for_measured(proc: subprocess.Popen, out: Path, timeout: float = 120) -
                 live = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue  # being replaced
-            start, span_to = live.get("measure_from"), live.get("span_to")
+            start, span_from = live.get("measure_from"), live.get("span_from")
             total = live.get("total") or {}
-            if start is not None and span_to is not None and span_to >= start + 2 \
+            if start is not None and span_from is not None and span_from >= start \
                     and total.get("count", 0) > 0:
                 return
         time.sleep(0.2)

@@ -16,7 +16,7 @@ from harness.loadgen.sources import ManifestSource, metrics_url, scrape_metrics
 from harness.stack.process import free_port
 
 
-def test_final_reports_name_the_workers_that_never_answered(monkeypatch):
+def test_final_reports_name_the_workers_that_never_answered(monkeypatch, caplog):
     monkeypatch.setattr(handshake, "FINAL_GRACE_S", 0.2)
     finals = FinalReports()
     finals.expect(["w1", "w2"])
@@ -24,6 +24,7 @@ def test_final_reports_name_the_workers_that_never_answered(monkeypatch):
     started = time.monotonic()
     assert finals.wait(lambda: {"w1"}, stop_timeout=0.0) == {"w2"}
     assert time.monotonic() - started >= 0.2  # it waited out the grace
+    assert "no final report from worker(s) ['w2']" in caplog.text
 
 
 def test_final_reports_stop_waiting_when_every_worker_answered(monkeypatch):
@@ -47,8 +48,13 @@ def test_the_manifest_file_wins_and_the_masters_copy_serves_a_worker_without_it(
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps({"from": "file"}))
     assert source.get(str(path)) == {"from": "file"}
-    monkeypatch.setenv("HARNESS_MANIFEST", str(path))
-    assert source.get(None) == {"from": "file"}
+    path.write_text(json.dumps({"from": "file, rewritten"}))
+    assert source.get(str(path)) == {"from": "file"}  # read once per path
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"from": "environment"}))
+    monkeypatch.setenv("HARNESS_MANIFEST", str(other))
+    assert source.get(None) == {"from": "environment"}
+    assert source.get(str(path)) == {"from": "file, rewritten"}  # the option wins
 
 
 def test_the_metrics_url_and_a_scrape_that_fails(monkeypatch):
@@ -70,20 +76,26 @@ def _cell(recorder: Recorder, key: str):
 @pytest.mark.parametrize("exception, status, kind, unexpected", [
     (None, 200, None, {}),
     (UnexpectedStatus(302, (200,)), 302, "unexpected_status", {"302": 1}),
-    (RuntimeError("HTTP 503"), 503, None, None),
+    (RuntimeError("HTTP 503"), 503, "http_503", {"503": 1}),
 ])
 def test_a_request_event_is_recorded_under_its_endpoint_with_its_failure(exception, status,
                                                                          kind, unexpected):
     recorder = Recorder()
-    recorder.enabled = True
     response = SimpleNamespace(status_code=status, text="", headers={})
     recorder.request_event("GET", "/api/v1/x", 12.5, 100, response, None, exception)
     cell = _cell(recorder, "GET /api/v1/x")
     assert cell.count == 1 and cell.bytes == 100
-    if kind is not None:
-        assert cell.failures == {kind: 1}
-    if unexpected is not None:
-        assert cell.unexpected == unexpected
-    if exception is not None:
-        assert sum(cell.failures.values()) == 1
-        assert cell.error_samples
+    assert cell.failures == ({kind: 1} if kind else {})
+    assert cell.unexpected == unexpected
+    assert bool(cell.error_samples) == (exception is not None)
+
+
+def test_a_request_event_goes_into_the_window_of_its_start():
+    """Locust's `start_time` when given; else the end (now) minus the latency."""
+    recorder = Recorder()
+    recorder.request_event("GET", "/a", 10.0, 0, start_time=1_700_000_000.2)
+    started = time.time()
+    recorder.request_event("GET", "/b", 3_000.0, 0)  # 3 s ago
+    windows = {key: w.t for w in recorder.take_delta().windows for key in w.endpoints}
+    assert windows["GET /a"] == 1_700_000_000
+    assert started - 4 <= windows["GET /b"] <= started - 2

@@ -18,7 +18,7 @@ from target_service.db.notifications import (
 @pytest.mark.parametrize("payload, expected", [
     ("calls:17", ("calls", 17)),
     (f"{SNAPSHOT_ONLY}:3", (SNAPSHOT_ONLY, 3)),
-    ("calls:", None), ("calls:x", None), ("calls:-1", None), ("", None),
+    ("calls:", None), ("calls:x", None), ("calls:-1", None), ("", None), ("calls:²", None),
 ])
 def test_a_user_change(payload, expected):
     assert parse_user_change(payload) == expected
@@ -27,6 +27,12 @@ def test_a_user_change(payload, expected):
 def test_a_key_owner():
     assert parse_key_owner("17") == 17
     assert parse_key_owner("*") is None and parse_key_owner("x") is None
+    assert parse_key_owner("²") is None
+
+
+@pytest.mark.parametrize("payload", ["x", "17,x", "17,,23", "17, 23", "²"])
+def test_a_malformed_refresh_means_every_user(payload):
+    assert parse_refreshed(payload) is None
 
 
 def test_the_refreshed_users_read_back_and_everyone_is_a_star():
@@ -37,3 +43,12 @@ def test_the_refreshed_users_read_back_and_everyone_is_a_star():
     assert refreshed_payload(many) == "*" and parse_refreshed("*") is None
     fits = refreshed_payload(set(range(100)))
     assert len(fits) <= MAX_PAYLOAD and parse_refreshed(fits) == list(range(100))
+
+
+def test_a_refresh_payload_at_the_limit_is_kept_and_one_past_it_is_everyone():
+    ids = [10 ** 8 + i for i in range(699)] + [10 ** 9]  # 699 x 9 digits, 10, 699 commas
+    at_limit = ",".join(map(str, ids))
+    assert len(at_limit) == MAX_PAYLOAD
+    assert refreshed_payload(ids) == at_limit
+    assert refreshed_payload([*ids, 10 ** 9 + 1]) == "*"
+    assert refreshed_payload([*ids[:-1], 10 ** 10]) == "*"  # one character past it
