@@ -1,4 +1,5 @@
-"""What each `user_data_changed` payload evicts (the listener's handler, no database).
+"""What each `user_data_changed` and `kpi_refreshed` payload evicts (the listener's
+handlers, no database).
 
 `<table>:<user>` drops everything derived from that user's rows; `agents.snapshot:<user>`
 (migration 0106: only stored ElevenLabs snapshots changed) drops that user's agent
@@ -60,3 +61,22 @@ def test_without_an_agent_cache_a_snapshot_change_is_nothing():
     caches.agents = None
     listener.on_user_changed(None, 1, "user_data_changed", "agents.snapshot:7")
     assert caches.dashboard.has_overview(7)
+
+
+def test_a_refresh_of_some_users_drops_their_overviews_again():
+    caches, listener = make()
+    rewarmed: list[int] = []
+    listener.on_overview_evicted = rewarmed.append
+    listener.on_kpi_refreshed(None, 1, "kpi_refreshed", "7")
+    assert present(caches, 7) == [False, True, True]
+    assert present(caches, 8) == [True, True, True]
+    assert rewarmed == [7]
+
+
+def test_a_malformed_refresh_drops_every_overview_and_says_so(caplog):
+    """Whose KPIs changed is unknown, so everyone's may have: the safe side."""
+    caches, listener = make()
+    listener.on_kpi_refreshed(None, 1, "kpi_refreshed", "7,x")
+    assert not caches.dashboard.has_overview(7) and not caches.dashboard.has_overview(8)
+    assert present(caches, 8)[1:] == [True, True]  # only overviews
+    assert "malformed kpi_refreshed notification '7,x'" in caplog.text
