@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.model.client import LiveStatus
 from harness.model.files import load_json, save_json
 from harness.model.gate import GateResult
 from harness.model.result import RunInfo, RunResult, load
@@ -65,6 +66,14 @@ def spans_spool(run: Path) -> Path:
 
 def live_json(run: Path) -> Path:
     return run / "live.json"
+
+
+def read_live(run: Path) -> LiveStatus | None:
+    """The run's live status, or None while there is none (or it is being replaced)."""
+    try:
+        return LiveStatus.model_validate_json(live_json(run).read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def dataset_json(run: Path) -> Path:

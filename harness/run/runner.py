@@ -306,13 +306,12 @@ class Run:
         master = self.locust[0]
         run_s = cfg.warmup_s + cfg.duration_s + 120
         deadline = time.monotonic() + (REMOTE_JOIN_TIMEOUT_S if cfg.remote_workers else run_s)
-        live_path = layout.live_json(self.run_dir)
         started = time.time()
         thresholds = AbortEvaluator(cfg.abort_on) if cfg.abort_on else None
         running = False
         try:
             while master.alive:
-                live = _read_live(live_path)
+                live = layout.read_live(self.run_dir)
                 if live is not None and not running:  # the load started: the run's own time
                     running, deadline = True, time.monotonic() + run_s
                 self.progress.live(live, time.time() - started, cfg.warmup_s + cfg.duration_s)
@@ -395,9 +394,3 @@ def _as_harness_error(failure: BaseException | None) -> HarnessError | None:
     error.__cause__ = failure
     return error
 
-
-def _read_live(path: Path) -> LiveStatus | None:
-    try:
-        return LiveStatus.model_validate_json(path.read_bytes())
-    except (OSError, ValueError):
-        return None

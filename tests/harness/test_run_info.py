@@ -37,3 +37,15 @@ def test_without_a_manifest_the_configured_dataset_is_recorded(tmp_path):
     info = run_info(cfg, tmp_path, run_id="r-2", status="failed", started_at=1.7e9, notes=[])
     assert (info.dataset.preset, info.dataset.seed) == (cfg.stack.dataset, cfg.stack.seed)
     assert info.trace_guard_s is None  # not an interleaved run
+
+
+def test_the_live_status_is_read_when_whole_and_none_otherwise(tmp_path):
+    """The watch loop reads live.json every quarter second while the plugin replaces it:
+    absent or unreadable is "nothing yet", never an error."""
+    assert layout.read_live(tmp_path) is None
+    layout.live_json(tmp_path).write_text('{"t": 1.0, "phase": "measured", "users": 3, ')
+    assert layout.read_live(tmp_path) is None
+    layout.live_json(tmp_path).write_text(json.dumps(
+        {"t": 1.0, "phase": "measured", "users": 3, "rps": 2.5}))
+    live = layout.read_live(tmp_path)
+    assert live is not None and live.users == 3 and live.phase == "measured"
