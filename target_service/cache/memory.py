@@ -67,8 +67,9 @@ from target_service.tracing import (
     recording_span,
 )
 
-from .bounded import BoundedCache, CacheStatus, pickled_size, tags_from_key, user_tag
+from .bounded import BoundedCache
 from .generations import Generation
+from .keys import CacheStatus, pickled_size, tags_from_key, user_tag
 from .metrics import CacheMetricFamilies, CacheStats
 
 __all__ = [
