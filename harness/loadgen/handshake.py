@@ -22,8 +22,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import gevent
-
 log = logging.getLogger("harness.plugin")
 
 FINAL_GRACE_S = 10.0
@@ -44,15 +42,18 @@ class FinalReports:
         """The expected workers not among those whose final delta is merged."""
         return self.expected - set(finished)
 
-    def wait(self, finished: Callable[[], Iterable[str]], stop_timeout: float) -> set[str]:
+    def wait(self, finished: Callable[[], Iterable[str]], stop_timeout: float,
+             sleep: Callable[[float], object]) -> set[str]:
         """Until every expected worker is in `finished()`, or the grace is over; returns
-        the ones still missing (and logs them: their last seconds are lost)."""
+        the ones still missing (and logs them: their last seconds are lost). `sleep` is
+        gevent's in Locust, so messages keep arriving; passed in, so that this module
+        imports no gevent and the harness process can test it."""
         timeout = stop_timeout + FINAL_GRACE_S
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.missing(finished()):
                 return set()
-            gevent.sleep(0.05)
+            sleep(0.05)
         left = self.missing(finished())
         if left:
             log.warning("harness: no final report from worker(s) %s after %.0fs; their "

@@ -207,7 +207,7 @@ class Plugin:
         if self.aggregate is None:
             return
         stop_timeout = float(getattr(self.env, "stop_timeout", 0) or 0)
-        self.finals.wait(self._finished_workers, stop_timeout)
+        self.finals.wait(self._finished_workers, stop_timeout, gevent.sleep)
 
     def _finished_workers(self) -> set[str]:
         """The processes whose final delta is merged."""

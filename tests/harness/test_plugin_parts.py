@@ -1,5 +1,6 @@
-"""The plugin's parts that need no Locust: the final-report handshake's bookkeeping, the
-manifest and metrics sources, and how a `request` event is recorded."""
+"""The plugin's parts that need no Locust nor gevent (which this process must never
+import): the final-report handshake's bookkeeping, the manifest and metrics sources,
+and how a `request` event is recorded."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_final_reports_name_the_workers_that_never_answered(monkeypatch, caplog)
     finals.expect(["w1", "w2"])
     assert finals.missing({"w1"}) == {"w2"}
     started = time.monotonic()
-    assert finals.wait(lambda: {"w1"}, stop_timeout=0.0) == {"w2"}
+    assert finals.wait(lambda: {"w1"}, stop_timeout=0.0, sleep=time.sleep) == {"w2"}
     assert time.monotonic() - started >= 0.2  # it waited out the grace
     assert "no final report from worker(s) ['w2']" in caplog.text
 
@@ -33,7 +34,7 @@ def test_final_reports_stop_waiting_when_every_worker_answered(monkeypatch):
     finals.expect(["w1", "w2"])
     calls = iter([set(), {"w1"}, {"w1", "w2", "local"}])
     started = time.monotonic()
-    assert finals.wait(lambda: next(calls), stop_timeout=0.0) == set()
+    assert finals.wait(lambda: next(calls), stop_timeout=0.0, sleep=time.sleep) == set()
     assert time.monotonic() - started < 20  # the third look found both, not the grace
     assert FinalReports().missing(()) == set()  # nothing expected, nothing missing
 
